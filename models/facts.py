@@ -1,0 +1,162 @@
+"""The clinical facts recorded on a case (SPEC.md section 4)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime, timestamp_field
+
+
+def _case_fk() -> Any:
+    return Field(foreign_key="cases.id", index=True)
+
+
+class History(SQLModel, table=True):
+    """The clinical history taken at evaluation: one per case, replaced by PUT."""
+
+    __tablename__ = "histories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", unique=True)
+    insomnia_nights_per_week: int
+    insomnia_duration_months: int
+    diagnoses: list[str] = Field(default_factory=list, sa_type=JSON)
+    failed_antidepressant_trials: int
+    cbti_completed: bool
+    seeking_sleep_med_replacement: bool
+    substance_use_disorder_history: bool
+    uncontrolled_hypertension: bool
+    active_psychosis: bool
+    severe_psychiatric_instability: bool
+    significant_breathing_problems: bool
+    sleep_apnea: bool
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class Assessment(SQLModel, table=True):
+    """A PHQ-9, GAD-7 or ISI score."""
+
+    __tablename__ = "assessments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    instrument: str = Field(max_length=10)
+    score: int
+    item9: int | None = None
+    taken_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = timestamp_field()
+
+
+class Medication(SQLModel, table=True):
+    """A medication on the patient's list, classified from the drug table."""
+
+    __tablename__ = "medications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    name: str = Field(max_length=200)
+    dose: str | None = Field(default=None, max_length=100)
+    frequency: str | None = Field(default=None, max_length=100)
+    drug_class: str = Field(max_length=40)
+    status: str = Field(default="active", max_length=10)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class InteractionScreening(SQLModel, table=True):
+    """A clinician's screening of the active medication list against the interaction table."""
+
+    __tablename__ = "interaction_screenings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    clinician_id: int | None = None
+    medication_list_version: int
+    result: str = Field(max_length=10)
+    findings: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    notes: str | None = Field(default=None, max_length=4000)
+    created_at: datetime = timestamp_field()
+
+
+class Taper(SQLModel, table=True):
+    """A taper plan for a benzodiazepine or Z-drug, and its confirmation."""
+
+    __tablename__ = "tapers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    medication_id: int = Field(foreign_key="medications.id")
+    plan: str = Field(max_length=4000)
+    planned_by: int | None = None
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    confirmed_by: int | None = None
+    last_dose_on: date | None = None
+    created_at: datetime = timestamp_field()
+
+
+class Vital(SQLModel, table=True):
+    """A blood-pressure reading."""
+
+    __tablename__ = "vitals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    systolic: int
+    diastolic: int
+    heart_rate: int | None = None
+    taken_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = timestamp_field()
+
+
+class DoseClearance(SQLModel, table=True):
+    """A pre-dose blood-pressure check; a granted one is valid for a short window."""
+
+    __tablename__ = "dose_clearances"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    systolic: int
+    diastolic: int
+    monitor_present: bool
+    granted: bool
+    unmet: list[dict[str, str]] = Field(default_factory=list, sa_type=JSON)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    recorded_by: int | None = None
+    created_at: datetime = timestamp_field()
+
+
+class CareSession(SQLModel, table=True):
+    """A preparation, dosing or integration session."""
+
+    __tablename__ = "care_sessions"
+    __table_args__ = (Index("uq_care_sessions_clearance", "clearance_id", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    kind: str = Field(max_length=20)
+    completed_at: datetime = Field(sa_type=UTCDateTime)
+    notes: str | None = Field(default=None, max_length=4000)
+    clearance_id: int | None = Field(default=None, foreign_key="dose_clearances.id")
+    created_at: datetime = timestamp_field()
+
+
+class AdverseEvent(SQLModel, table=True):
+    """An adverse event, recorded by staff or by the service itself."""
+
+    __tablename__ = "adverse_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    kind: str = Field(max_length=40)
+    severity: str = Field(max_length=10)
+    description: str = Field(max_length=4000)
+    recorded_by_system: bool = False
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: int | None = None
+    resolution_note: str | None = Field(default=None, max_length=4000)
+    created_at: datetime = timestamp_field()

@@ -1,0 +1,178 @@
+"""Request bodies: what a client may send, validated before anything is written.
+
+Bodies forbid unknown fields: a misspelt optional field (``item_9`` for
+``item9``) must be an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+US_STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "
+    "NH NJ NM NY NC ND OH OK OR PA PR RI SC SD TN TX UT VT VA WA WV WI WY".split()
+)
+USState = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["CA"])]
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+Role = Literal["admin", "coordinator", "clinician"]
+Diagnosis = Literal["depression", "anxiety", "ptsd", "other"]
+Instrument = Literal["phq9", "gad7", "isi"]
+SessionKind = Literal["preparation", "dosing", "integration"]
+Severity = Literal["mild", "moderate", "severe"]
+AdverseEventKind = Literal[
+    "new_onset_insomnia",
+    "worsened_insomnia",
+    "dissociation",
+    "blood_pressure_increase",
+    "nausea",
+    "dizziness",
+    "memory_problems",
+    "respiratory_depression",
+    "psychiatric_event",
+    "suicidal_ideation",
+    "substance_misuse",
+    "other",
+]
+INSTRUMENT_MAX = {"phq9": 27, "gad7": 21, "isi": 28}
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_state(code: str) -> str:
+    if code not in US_STATES:
+        raise ValueError(f"{code!r} is not a US state code")
+    return code
+
+
+class UserCreate(Body):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")
+    role: Role
+    license_states: list[USState] = Field(default_factory=list, max_length=60)
+
+    @model_validator(mode="after")
+    def _states(self) -> Self:
+        self.license_states = sorted({_check_state(s) for s in self.license_states})
+        return self
+
+
+class CaseCreate(Body):
+    patient_ref: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="An opaque reference to the patient: never a name.",
+    )
+    patient_state: USState
+
+    @model_validator(mode="after")
+    def _state(self) -> Self:
+        _check_state(self.patient_state)
+        return self
+
+
+class HistoryIn(Body):
+    insomnia_nights_per_week: int = Field(ge=0, le=7)
+    insomnia_duration_months: int = Field(ge=0, le=600)
+    diagnoses: list[Diagnosis] = Field(max_length=4)
+    failed_antidepressant_trials: int = Field(ge=0, le=50)
+    cbti_completed: bool
+    seeking_sleep_med_replacement: bool
+    substance_use_disorder_history: bool
+    uncontrolled_hypertension: bool
+    active_psychosis: bool
+    severe_psychiatric_instability: bool
+    significant_breathing_problems: bool
+    sleep_apnea: bool
+
+
+class AssessmentCreate(Body):
+    instrument: Instrument
+    score: int = Field(ge=0, le=28)
+    item9: int | None = Field(default=None, ge=0, le=3, description="PHQ-9 only.")
+    taken_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        top = INSTRUMENT_MAX[self.instrument]
+        if self.score > top:
+            raise ValueError(f"a {self.instrument} score is 0 to {top}")
+        if self.item9 is not None and self.instrument != "phq9":
+            raise ValueError("item9 belongs to a phq9 only")
+        return self
+
+
+class MedicationCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    dose: str | None = Field(default=None, max_length=100)
+    frequency: str | None = Field(default=None, max_length=100)
+
+
+class MedicationUpdate(Body):
+    status: Literal["active", "stopped"]
+
+
+class ScreeningCreate(Body):
+    notes: str | None = Field(default=None, max_length=4000)
+
+
+class TaperCreate(Body):
+    medication_id: int = Field(ge=1)
+    plan: Text
+
+
+class TaperConfirm(Body):
+    last_dose_on: date
+
+
+class VitalCreate(Body):
+    systolic: int = Field(ge=50, le=300)
+    diastolic: int = Field(ge=30, le=200)
+    heart_rate: int | None = Field(default=None, ge=20, le=250)
+    taken_at: AwareDatetime
+
+
+class ClearanceCreate(Body):
+    systolic: int = Field(ge=50, le=300)
+    diastolic: int = Field(ge=30, le=200)
+    monitor_present: bool
+
+
+class SessionCreate(Body):
+    kind: SessionKind
+    completed_at: AwareDatetime
+    notes: str | None = Field(default=None, max_length=4000)
+    clearance_id: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _clearance(self) -> Self:
+        if self.kind == "dosing" and self.clearance_id is None:
+            raise ValueError("a dosing session needs the clearance_id of a granted clearance")
+        return self
+
+
+class AdverseEventCreate(Body):
+    kind: AdverseEventKind
+    severity: Severity
+    description: Text
+
+
+class AdverseEventResolve(Body):
+    note: Text
+
+
+class TransitionBody(Body):
+    """The optional body of a transition; which fields a trigger needs is in the workflow."""
+
+    reason: str | None = Field(default=None, min_length=1, max_length=4000)
+    dose_mg: float | None = Field(default=None, gt=0, le=1000)
+    route: str | None = Field(default=None, min_length=1, max_length=40)
+    carrier: str | None = Field(default=None, min_length=1, max_length=100)
+    tracking_number: str | None = Field(default=None, min_length=1, max_length=100)
+    rationale: str | None = Field(default=None, min_length=1, max_length=4000)

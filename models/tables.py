@@ -1,0 +1,82 @@
+"""The tables carepath keeps: users, cases, and the audit trail.
+
+Facts recorded on a case live in ``models.facts`` and reminders in
+``models.reminders``. A case's ``state`` is written only by the workflow
+service, through the shared state machine.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, text
+from sqlmodel import Field, SQLModel
+
+from models.types import timestamp_field
+
+
+class User(SQLModel, table=True):
+    """A member of staff who signs in with a bearer token."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(100), unique=True, nullable=False))
+    role: str = Field(max_length=20)
+    license_states: list[str] = Field(default_factory=list, sa_type=JSON)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    created_at: datetime = timestamp_field()
+
+
+CLOSED_PHASE = "closed"
+
+
+class Case(SQLModel, table=True):
+    """One patient's course of care, moving through the workflow's states."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        # One open case per patient, enforced by the database itself.
+        Index(
+            "uq_cases_open_patient_ref",
+            "patient_ref",
+            unique=True,
+            sqlite_where=text("phase != 'closed'"),
+            postgresql_where=text("phase != 'closed'"),
+        ),
+        Index("ix_cases_phase_id", "phase", "id"),
+        Index("ix_cases_state_id", "state", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_ref: str = Field(max_length=64)
+    patient_state: str = Field(max_length=2)
+    state: str = Field(max_length=40)
+    phase: str = Field(max_length=20)
+    held_from: str | None = Field(default=None, max_length=40)
+    version: int = Field(default=1)
+    medication_list_version: int = Field(default=0)
+    """Bumped by every change to the medication list; screenings record the one they saw."""
+    assigned_clinician_id: int | None = Field(default=None, foreign_key="users.id")
+    referrals: list[str] = Field(default_factory=list, sa_type=JSON)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class AuditEvent(SQLModel, table=True):
+    """One accepted write to a case. Never updated, never deleted."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_case_id_id", "case_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id")
+    at: datetime = timestamp_field()
+    actor_id: int | None = Field(default=None)
+    actor_role: str = Field(max_length=20)
+    kind: str = Field(max_length=20)
+    trigger: str | None = Field(default=None, max_length=40)
+    from_state: str | None = Field(default=None, max_length=40)
+    to_state: str | None = Field(default=None, max_length=40)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

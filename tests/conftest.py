@@ -1,0 +1,113 @@
+"""Fixtures shared by every test package: a fresh database per test, a fixed clock, staff.
+
+Tests run on SQLite by default. With ``CAREPATH_TEST_DATABASE_URL`` set to a
+PostgreSQL server, the same tests run there: one throwaway database per test
+run, emptied before each test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import SQLModel
+
+from models.db import create_schema, make_engine, session_scope
+from models.tables import User
+from workflow.definition import Actor
+
+TEST_DATABASE_URL = os.environ.get("CAREPATH_TEST_DATABASE_URL", "")
+ON_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
+
+
+def _admin_url(url: str) -> str:
+    return (
+        make_url(url)
+        .set(drivername="postgresql+psycopg", database="postgres")
+        .render_as_string(hide_password=False)
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test run, dropped at the end."""
+    if not ON_POSTGRES:
+        pytest.skip("needs CAREPATH_TEST_DATABASE_URL set to a PostgreSQL server")
+    name = f"carepath_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_admin_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_engine(request) -> Iterator[Engine | None]:
+    if not ON_POSTGRES:
+        yield None
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path, _postgres_engine) -> str:
+    """The URL of this test's empty database."""
+    if _postgres_engine is None:
+        return f"sqlite:///{tmp_path / 'carepath.db'}"
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with _postgres_engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return _postgres_engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def engine(database_url) -> Iterator[Engine]:
+    """An engine on this test's empty database, with the schema in place."""
+    engine = make_engine(database_url)
+    if not ON_POSTGRES:
+        create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The test clock: a fixed, time-zone-aware instant. Tests move it by hand."""
+    return datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+
+
+def add_user(engine: Engine, name: str, role: str, states: tuple[str, ...] = ()) -> Actor:
+    """Store a user (no usable token) and return it as an actor."""
+    with session_scope(engine) as session:
+        user = User(name=name, role=role, license_states=list(states), token_hash=uuid.uuid4().hex)
+        session.add(user)
+        session.flush()
+        return Actor(id=user.id, role=role, license_states=states)
+
+
+@pytest.fixture
+def clinician(engine) -> Actor:
+    """A clinician licensed in CA and NY."""
+    return add_user(engine, "clinician", "clinician", ("CA", "NY"))
+
+
+@pytest.fixture
+def coordinator(engine) -> Actor:
+    return add_user(engine, "coordinator", "coordinator")
+
+
+@pytest.fixture
+def admin(engine) -> Actor:
+    return add_user(engine, "admin", "admin")

@@ -1,0 +1,77 @@
+"""Writing to a case: the compare-and-set on its version, and its audit event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, select
+
+from models.tables import AuditEvent, Case
+from workflow.definition import Actor
+from workflow.errors import NotFound, VersionConflict
+
+
+def lock_case(session: Session, case_id: int, expected_version: int | None = None) -> Case:
+    """The case, locked for this transaction's write; checks ``If-Match`` against it.
+
+    PostgreSQL locks the row (``FOR UPDATE``); SQLite's ``BEGIN IMMEDIATE``
+    already holds the write lock.
+    """
+    case = session.exec(select(Case).where(Case.id == case_id).with_for_update()).first()
+    if case is None:
+        raise NotFound(f"Case {case_id} does not exist.")
+    if expected_version is not None and case.version != expected_version:
+        raise VersionConflict(
+            f"Case {case_id} is at version {case.version}, not {expected_version}: "
+            "read it again before writing."
+        )
+    return case
+
+
+def save_case(session: Session, case: Case, now: datetime, **values: Any) -> None:
+    """Write ``values`` to the case and bump its version, only if nobody else did meanwhile."""
+    values = {"version": case.version + 1, "updated_at": now, **values}
+    stmt = update(Case).where(Case.id == case.id, Case.version == case.version).values(**values)
+    if session.execute(stmt).rowcount != 1:
+        raise VersionConflict(f"Case {case.id} changed while this write was made: try again.")
+    for name, value in values.items():
+        set_committed_value(case, name, value)
+
+
+def append_event(
+    session: Session,
+    case: Case,
+    actor: Actor,
+    now: datetime,
+    *,
+    kind: str,
+    data: dict[str, Any],
+    trigger: str | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+) -> AuditEvent:
+    """Append one audit event for a write to ``case``."""
+    event = AuditEvent(
+        case_id=case.id,
+        at=now,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        kind=kind,
+        trigger=trigger,
+        from_state=from_state,
+        to_state=to_state,
+        data=data,
+    )
+    session.add(event)
+    return event
+
+
+def list_events(session: Session, case_id: int) -> list[AuditEvent]:
+    """The case's audit trail, oldest first."""
+    if session.get(Case, case_id) is None:
+        raise NotFound(f"Case {case_id} does not exist.")
+    query = select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id)
+    return list(session.exec(query).all())

@@ -1,0 +1,194 @@
+"""The care pathway, declared once: states, phases and triggers as tables.
+
+Everything else is generated from these two tables: the shared state machine,
+the role checks, the API's ``/workflow`` listing and its Mermaid diagram.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+COORDINATOR = "coordinator"
+CLINICIAN = "clinician"
+ADMIN = "admin"
+SYSTEM = "system"
+STAFF = (COORDINATOR, CLINICIAN)
+ROLES = (ADMIN, COORDINATOR, CLINICIAN)
+
+HELD_FROM = "<held_from>"
+"""A destination that is the state the case was held from (``resume``)."""
+
+
+@dataclass(frozen=True)
+class StateDef:
+    """A state of the machine and the phase coordinators see it as."""
+
+    name: str
+    phase: str
+    terminal: bool = False
+
+
+STATES: tuple[StateDef, ...] = (
+    StateDef("evaluation", "evaluation"),
+    StateDef("delivery.awaiting_prescription", "delivery"),
+    StateDef("delivery.prescribed", "delivery"),
+    StateDef("delivery.shipped", "delivery"),
+    StateDef("integration", "integration"),
+    StateDef("monitoring", "monitoring"),
+    StateDef("on_hold", "on_hold"),
+    StateDef("ineligible", "closed", terminal=True),
+    StateDef("discharged", "closed", terminal=True),
+    StateDef("withdrawn", "closed", terminal=True),
+)
+INITIAL = "evaluation"
+STATE_BY_NAME = {s.name: s for s in STATES}
+PHASES = tuple(dict.fromkeys(s.phase for s in STATES))
+OPEN_STATES = tuple(s.name for s in STATES if not s.terminal)
+ACTIVE_STATES = tuple(s for s in OPEN_STATES if s != "on_hold")
+"""The states a case can be put on hold from."""
+
+
+@dataclass(frozen=True)
+class TriggerDef:
+    """One trigger: where it may fire from, where it leads, who may fire it, what it needs.
+
+    ``dest`` is ``None`` for an internal transition (the state does not change)
+    and ``HELD_FROM`` for ``resume``. ``requires`` are requirement codes
+    (``workflow.guards``); ``body`` names the fields the request must carry.
+    """
+
+    name: str
+    sources: tuple[str, ...]
+    dest: str | None
+    roles: tuple[str, ...]
+    requires: tuple[str, ...] = ()
+    body: tuple[str, ...] = ()
+
+
+APPROVAL_REQUIREMENTS = (
+    "history.recorded",
+    "assessments.baseline",
+    "vitals.baseline",
+    "criteria.chronic_insomnia",
+    "criteria.mood_disorder",
+    "criteria.treatment_resistant",
+    "criteria.cbti_trial",
+    "criteria.not_sleep_med_replacement",
+    "contraindication.substance_use",
+    "contraindication.hypertension",
+    "contraindication.psychosis",
+    "contraindication.respiratory",
+    "screening.interactions",
+    "taper.planned",
+)
+
+TRIGGERS: tuple[TriggerDef, ...] = (
+    TriggerDef(
+        "approve",
+        ("evaluation",),
+        "delivery.awaiting_prescription",
+        (CLINICIAN,),
+        APPROVAL_REQUIREMENTS,
+    ),
+    TriggerDef("decline", ("evaluation",), "ineligible", (CLINICIAN,), body=("reason",)),
+    TriggerDef(
+        "prescribe",
+        ("delivery.awaiting_prescription",),
+        "delivery.prescribed",
+        (CLINICIAN,),
+        (
+            "clinician.licensed",
+            "screening.interactions",
+            "taper.confirmed",
+            "contraindication.hypertension",
+        ),
+        body=("dose_mg", "route"),
+    ),
+    TriggerDef("ship", ("delivery.prescribed",), "delivery.shipped", STAFF),
+    TriggerDef("confirm_delivery", ("delivery.shipped",), "integration", STAFF),
+    TriggerDef(
+        "start_monitoring",
+        ("integration",),
+        "monitoring",
+        STAFF,
+        ("session.preparation", "session.dosing", "session.integration"),
+    ),
+    TriggerDef(
+        "adjust_dose",
+        ("monitoring",),
+        None,
+        (CLINICIAN,),
+        ("clinician.licensed", "assessments.recent"),
+        body=("dose_mg", "rationale"),
+    ),
+    TriggerDef(
+        "discharge",
+        ("monitoring",),
+        "discharged",
+        (CLINICIAN,),
+        ("assessments.recent", "adverse_events.resolved"),
+    ),
+    TriggerDef("hold", ACTIVE_STATES, "on_hold", STAFF, body=("reason",)),
+    TriggerDef("resume", ("on_hold",), HELD_FROM, (CLINICIAN,), ("adverse_events.resolved",)),
+    TriggerDef("withdraw", OPEN_STATES, "withdrawn", STAFF, body=("reason",)),
+)
+TRIGGER_BY_NAME = {t.name: t for t in TRIGGERS}
+
+
+def phase_of(state: str) -> str:
+    """The phase a coordinator sees for ``state``."""
+    return STATE_BY_NAME[state].phase
+
+
+def triggers_from(state: str) -> list[TriggerDef]:
+    """The triggers that may fire from ``state``, in table order."""
+    return [t for t in TRIGGERS if state in t.sources]
+
+
+def may_fire(role: str, trigger: TriggerDef) -> bool:
+    """Whether a user of ``role`` may fire ``trigger``: admins may fire every one."""
+    return role == ADMIN or role in trigger.roles
+
+
+def destination(trigger: TriggerDef, state: str, held_from: str | None) -> str:
+    """Where ``trigger`` leads from ``state``."""
+    if trigger.dest is None:
+        return state
+    if trigger.dest == HELD_FROM:
+        return held_from or state
+    return trigger.dest
+
+
+FACT_ROLES: dict[str, tuple[str, ...]] = {
+    "case": STAFF,
+    "history": STAFF,
+    "assessment": STAFF,
+    "medication": STAFF,
+    "medication_update": STAFF,
+    "interaction_screening": (CLINICIAN,),
+    "taper": (CLINICIAN,),
+    "taper_confirm": (CLINICIAN,),
+    "vital": STAFF,
+    "dose_clearance": STAFF,
+    "session": STAFF,
+    "adverse_event": STAFF,
+    "adverse_event_resolve": (CLINICIAN,),
+}
+"""Which roles may record each kind of fact (SPEC.md section 1); admins may record all."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a user's id, role and license states, or the system itself."""
+
+    id: int | None
+    role: str
+    license_states: tuple[str, ...] = ()
+
+
+SYSTEM_ACTOR = Actor(id=None, role=SYSTEM)
+
+
+def may_record(role: str, fact: str) -> bool:
+    """Whether a user of ``role`` may record ``fact``."""
+    return role == ADMIN or role in FACT_ROLES[fact]

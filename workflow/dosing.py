@@ -1,0 +1,115 @@
+"""Pre-dose clearances and treatment sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from models.facts import CareSession, DoseClearance
+from models.schemas import ClearanceCreate, SessionCreate
+from models.settings import Settings, settings
+from models.tables import Case
+from workflow.casefacts import CaseFacts
+from workflow.definition import Actor
+from workflow.errors import Conflict, NotFound, ValidationFailed
+from workflow.guards import Unmet, evaluate
+from workflow.records import finish_write, get_record, not_future, open_write
+
+DOSING_STATES = ("integration", "monitoring")
+
+
+def clearance_unmet(
+    case: Case, data: ClearanceCreate, facts: CaseFacts, rules: Settings
+) -> list[Unmet]:
+    """Every reason a dose may not be cleared now."""
+    unmet = []
+    if case.state not in DOSING_STATES:
+        unmet.append(
+            Unmet(
+                "clearance.state",
+                f"Doses are cleared only in integration or monitoring, not {case.state}.",
+            )
+        )
+    if data.systolic >= rules.predose_systolic or data.diastolic >= rules.predose_diastolic:
+        unmet.append(
+            Unmet(
+                "clearance.blood_pressure",
+                f"Blood pressure {data.systolic}/{data.diastolic} must be below "
+                f"{rules.predose_systolic}/{rules.predose_diastolic} to dose.",
+            )
+        )
+    if not data.monitor_present:
+        unmet.append(Unmet("clearance.monitor", "A treatment monitor must be with the patient."))
+    return unmet + evaluate(("adverse_events.resolved", "screening.interactions"), facts)
+
+
+def request_clearance(
+    session: Session,
+    *,
+    case_id: int,
+    data: ClearanceCreate,
+    actor: Actor,
+    now: datetime,
+    expected_version: int | None = None,
+    rules: Settings = settings,
+) -> DoseClearance:
+    """Check a pre-dose reading; a granted clearance is valid for a short window."""
+    case = open_write(session, case_id, "dose_clearance", actor, expected_version)
+    facts = CaseFacts(case=case, now=now, actor=actor, rules=rules, session=session)
+    unmet = clearance_unmet(case, data, facts, rules)
+    clearance = DoseClearance(
+        case_id=case_id,
+        granted=not unmet,
+        unmet=[u.as_dict() for u in unmet],
+        expires_at=None if unmet else now + timedelta(minutes=rules.clearance_valid_minutes),
+        recorded_by=actor.id,
+        created_at=now,
+        **data.model_dump(),
+    )
+    finish_write(session, case, actor, now, "dose_clearance", clearance)
+    return clearance
+
+
+def record_session(
+    session: Session,
+    *,
+    case_id: int,
+    data: SessionCreate,
+    actor: Actor,
+    now: datetime,
+    expected_version: int | None = None,
+) -> CareSession:
+    """Record a completed session; a dosing one must use a granted, unexpired, unused clearance."""
+    case = open_write(session, case_id, "session", actor, expected_version)
+    if case.state not in DOSING_STATES:
+        raise Conflict(
+            f"Sessions are recorded only in integration or monitoring, not {case.state}."
+        )
+    not_future(data.completed_at, now, "completed_at")
+    if data.kind == "dosing":
+        _check_clearance(session, case_id, data)
+    care_session = CareSession(case_id=case_id, created_at=now, **data.model_dump())
+    if data.kind != "dosing":
+        care_session.clearance_id = None
+    finish_write(session, case, actor, now, "session", care_session)
+    return care_session
+
+
+def _check_clearance(session: Session, case_id: int, data: SessionCreate) -> None:
+    def refuse(msg: str) -> ValidationFailed:
+        return ValidationFailed.field(("clearance_id",), msg)
+
+    try:
+        clearance = get_record(session, case_id, DoseClearance, data.clearance_id)
+    except NotFound as exc:
+        raise refuse("No such dose clearance on this case.") from exc
+    if not clearance.granted:
+        raise refuse(f"Dose clearance {clearance.id} was not granted.")
+    if not clearance.created_at <= data.completed_at <= clearance.expires_at:
+        raise refuse(f"Dose clearance {clearance.id} was not valid at completed_at.")
+    used = session.exec(
+        select(CareSession.id).where(CareSession.clearance_id == clearance.id)
+    ).first()
+    if used is not None:
+        raise refuse(f"Dose clearance {clearance.id} was already used by another dosing session.")

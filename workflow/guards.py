@@ -1,0 +1,325 @@
+"""One guard per requirement code (SPEC.md section 3).
+
+A guard is a small pure function of a case's facts and the clock: it returns
+a message a coordinator can act on when its requirement is unmet, else
+``None``. Guards never write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from workflow.casefacts import CaseFacts
+from workflow.drugs import TAPER_CLASSES
+
+Guard = Callable[[CaseFacts], str | None]
+GUARDS: dict[str, Guard] = {}
+
+
+@dataclass(frozen=True)
+class Unmet:
+    """A requirement that is not met, in a code a client can act on and words a person can."""
+
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+def requirement(code: str) -> Callable[[Guard], Guard]:
+    """Register ``func`` as the guard for requirement ``code``."""
+
+    def register(func: Guard) -> Guard:
+        GUARDS[code] = func
+        return func
+
+    return register
+
+
+def evaluate(codes: Iterable[str], facts: CaseFacts) -> list[Unmet]:
+    """Every unmet requirement among ``codes``, in the order given."""
+    unmet = []
+    for code in codes:
+        message = GUARDS[code](facts)
+        if message is not None:
+            unmet.append(Unmet(code, message))
+    return unmet
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _latest(records: Iterable[Any], when: str) -> Any | None:
+    return max(records, key=lambda r: (getattr(r, when), r.id), default=None)
+
+
+def _latest_score(facts: CaseFacts, instrument: str) -> Any | None:
+    return _latest((a for a in facts.assessments if a.instrument == instrument), "taken_at")
+
+
+def _missing_within(facts: CaseFacts, instruments: tuple[str, ...], days: int) -> list[str]:
+    since = facts.now - timedelta(days=days)
+    taken = {a.instrument for a in facts.assessments if since <= a.taken_at <= facts.now}
+    return [NAMES[i] for i in instruments if i not in taken]
+
+
+NAMES = {"phq9": "PHQ-9", "gad7": "GAD-7", "isi": "ISI"}
+NO_HISTORY = "Record the clinical history first."
+
+
+def latest_reading(facts: CaseFacts) -> tuple[int, int, datetime] | None:
+    """The newest blood-pressure reading: from vitals or a pre-dose clearance."""
+    readings = [(v.taken_at, v.id, v.systolic, v.diastolic) for v in facts.vitals]
+    readings += [(c.created_at, c.id, c.systolic, c.diastolic) for c in facts.clearances]
+    if not readings:
+        return None
+    at, _, systolic, diastolic = max(readings)
+    return systolic, diastolic, at
+
+
+def current_screening(facts: CaseFacts) -> Any | None:
+    """The newest interaction screening, if nothing on the medication list changed since."""
+    latest = _latest(facts.screenings, "created_at")
+    if latest is None or latest.medication_list_version != facts.case.medication_list_version:
+        return None
+    return latest
+
+
+def first_dosing_at(facts: CaseFacts) -> datetime | None:
+    """When the first dosing session was completed, if there was one."""
+    return min((s.completed_at for s in facts.sessions if s.kind == "dosing"), default=None)
+
+
+def _taper_meds(facts: CaseFacts) -> list[Any]:
+    return [m for m in facts.medications if m.drug_class in TAPER_CLASSES]
+
+
+# -- evaluation --------------------------------------------------------------
+
+
+@requirement("history.recorded")
+def history_recorded(facts: CaseFacts) -> str | None:
+    return None if facts.history is not None else "Record the clinical history (PUT history)."
+
+
+@requirement("assessments.baseline")
+def assessments_baseline(facts: CaseFacts) -> str | None:
+    days = facts.rules.baseline_window_days
+    missing = _missing_within(facts, ("phq9", "gad7", "isi"), days)
+    if not missing:
+        return None
+    return f"Record a baseline {', '.join(missing)} (none within the last {days} days)."
+
+
+@requirement("assessments.recent")
+def assessments_recent(facts: CaseFacts) -> str | None:
+    days = facts.rules.recent_window_days
+    missing = _missing_within(facts, ("phq9", "isi"), days)
+    if not missing:
+        return None
+    return f"Record a current {', '.join(missing)} (none within the last {days} days)."
+
+
+@requirement("vitals.baseline")
+def vitals_baseline(facts: CaseFacts) -> str | None:
+    days = facts.rules.baseline_window_days
+    since = facts.now - timedelta(days=days)
+    if any(since <= v.taken_at <= facts.now for v in facts.vitals):
+        return None
+    return f"Record a blood-pressure reading (none within the last {days} days)."
+
+
+@requirement("criteria.chronic_insomnia")
+def chronic_insomnia(facts: CaseFacts) -> str | None:
+    h, rules = facts.history, facts.rules
+    if h is None:
+        return NO_HISTORY
+    nights, months = rules.insomnia_nights_min, rules.insomnia_months_min
+    if h.insomnia_nights_per_week >= nights and h.insomnia_duration_months >= months:
+        return None
+    return (
+        f"Chronic insomnia means at least {nights} nights a week for at least {months} months; "
+        f"the history records {h.insomnia_nights_per_week} nights for "
+        f"{h.insomnia_duration_months} months."
+    )
+
+
+@requirement("criteria.mood_disorder")
+def mood_disorder(facts: CaseFacts) -> str | None:
+    h = facts.history
+    if h is None:
+        return NO_HISTORY
+    if not {"depression", "anxiety"} & set(h.diagnoses):
+        return "The diagnoses must include depression or anxiety."
+    threshold = facts.rules.mood_score_min
+    scores = [_latest_score(facts, i) for i in ("phq9", "gad7")]
+    if any(s is not None and s.score >= threshold for s in scores):
+        return None
+    return f"The latest PHQ-9 or GAD-7 must be at least {threshold}."
+
+
+@requirement("criteria.treatment_resistant")
+def treatment_resistant(facts: CaseFacts) -> str | None:
+    h, least = facts.history, facts.rules.failed_trials_min
+    if h is None:
+        return NO_HISTORY
+    if h.failed_antidepressant_trials >= least:
+        return None
+    return (
+        f"Treatment resistance means at least {least} failed antidepressant treatments; "
+        f"the history records {h.failed_antidepressant_trials}."
+    )
+
+
+@requirement("criteria.cbti_trial")
+def cbti_trial(facts: CaseFacts) -> str | None:
+    h = facts.history
+    if h is None:
+        return NO_HISTORY
+    return None if h.cbti_completed else "An adequate CBT-I trial must be completed first."
+
+
+@requirement("criteria.not_sleep_med_replacement")
+def not_sleep_med_replacement(facts: CaseFacts) -> str | None:
+    h = facts.history
+    if h is None:
+        return NO_HISTORY
+    if not h.seeking_sleep_med_replacement:
+        return None
+    return "The patient is seeking a sleep-medication replacement: ketamine is not one."
+
+
+# -- contraindications -------------------------------------------------------
+
+
+@requirement("contraindication.substance_use")
+def substance_use(facts: CaseFacts) -> str | None:
+    h = facts.history
+    if h is None:
+        return NO_HISTORY
+    if not h.substance_use_disorder_history:
+        return None
+    return "A history of substance use disorder contraindicates ketamine."
+
+
+@requirement("contraindication.hypertension")
+def hypertension(facts: CaseFacts) -> str | None:
+    h, rules = facts.history, facts.rules
+    if h is None:
+        return NO_HISTORY
+    if h.uncontrolled_hypertension:
+        return "Uncontrolled hypertension in the history contraindicates ketamine."
+    reading = latest_reading(facts)
+    if reading is None:
+        return "Record a blood-pressure reading."
+    systolic, diastolic, _ = reading
+    if systolic < rules.hypertension_systolic and diastolic < rules.hypertension_diastolic:
+        return None
+    return (
+        f"The latest blood pressure, {systolic}/{diastolic}, must be below "
+        f"{rules.hypertension_systolic}/{rules.hypertension_diastolic}."
+    )
+
+
+@requirement("contraindication.psychosis")
+def psychosis(facts: CaseFacts) -> str | None:
+    h = facts.history
+    if h is None:
+        return NO_HISTORY
+    if h.active_psychosis or h.severe_psychiatric_instability:
+        return "Active psychosis or severe psychiatric instability contraindicates ketamine."
+    return None
+
+
+@requirement("contraindication.respiratory")
+def respiratory(facts: CaseFacts) -> str | None:
+    h = facts.history
+    if h is None:
+        return NO_HISTORY
+    if h.significant_breathing_problems or h.sleep_apnea:
+        return "Significant breathing problems or sleep apnea contraindicate ketamine."
+    return None
+
+
+# -- medications -------------------------------------------------------------
+
+
+@requirement("screening.interactions")
+def interactions_screened(facts: CaseFacts) -> str | None:
+    screening = current_screening(facts)
+    if screening is None:
+        if facts.screenings:
+            return "The medication list changed since the last screening: screen it again."
+        return "A clinician must screen the medication list for interactions."
+    if screening.result == "blocked":
+        blocking = [f["medication"] for f in screening.findings if f["severity"] == "blocking"]
+        return f"The interaction screening is blocked by: {', '.join(blocking)}."
+    return None
+
+
+@requirement("taper.planned")
+def taper_planned(facts: CaseFacts) -> str | None:
+    planned = {t.medication_id for t in facts.tapers}
+    missing = [m.name for m in _taper_meds(facts) if m.status == "active" and m.id not in planned]
+    if not missing:
+        return None
+    return f"A clinician must plan a taper for: {', '.join(missing)}."
+
+
+@requirement("taper.confirmed")
+def taper_confirmed(facts: CaseFacts) -> str | None:
+    confirmed = {t.medication_id for t in facts.tapers if t.confirmed_at is not None}
+    missing = [m.name for m in _taper_meds(facts) if m.id not in confirmed or m.status == "active"]
+    if not missing:
+        return None
+    return f"A clinician must confirm the taper is complete for: {', '.join(missing)}."
+
+
+@requirement("clinician.licensed")
+def clinician_licensed(facts: CaseFacts) -> str | None:
+    state = facts.case.patient_state
+    if facts.actor is not None and state in (facts.actor.license_states or []):
+        return None
+    return f"The acting clinician must be licensed in {state}, the patient's state."
+
+
+# -- sessions and safety -----------------------------------------------------
+
+
+def _has_session(facts: CaseFacts, kind: str) -> bool:
+    return any(s.kind == kind for s in facts.sessions)
+
+
+@requirement("session.preparation")
+def session_preparation(facts: CaseFacts) -> str | None:
+    return None if _has_session(facts, "preparation") else "Record a completed preparation session."
+
+
+@requirement("session.dosing")
+def session_dosing(facts: CaseFacts) -> str | None:
+    if any(s.kind == "dosing" and s.clearance_id is not None for s in facts.sessions):
+        return None
+    return "Record a completed dosing session that used a granted dose clearance."
+
+
+@requirement("session.integration")
+def session_integration(facts: CaseFacts) -> str | None:
+    first = first_dosing_at(facts)
+    if first is not None and any(
+        s.kind == "integration" and s.completed_at > first for s in facts.sessions
+    ):
+        return None
+    return "Record a completed integration session after the first dosing session."
+
+
+@requirement("adverse_events.resolved")
+def adverse_events_resolved(facts: CaseFacts) -> str | None:
+    open_events = [e for e in facts.adverse_events if e.resolved_at is None]
+    if not open_events:
+        return None
+    kinds = ", ".join(f"{e.kind} (#{e.id})" for e in open_events)
+    return f"A clinician must resolve the open adverse events: {kinds}."

@@ -1,0 +1,104 @@
+"""The one shared state machine, built from ``workflow.definition`` at import.
+
+The machine holds no models (``model=None``): each request wraps its case in a
+small ``CaseModel`` and fires one trigger on it through
+``MACHINE.events[name].trigger``. The machine is flat and unqueued, so firing
+keeps no state on the machine itself and is safe from many threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from transitions import EventData, Machine, MachineError
+
+from workflow.casefacts import CaseFacts
+from workflow.definition import ACTIVE_STATES, HELD_FROM, STATES, TRIGGERS, TriggerDef
+from workflow.guards import Unmet, evaluate
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+
+@dataclass
+class CaseModel:
+    """What the machine moves: a case's state, with its facts for the guards."""
+
+    state: str
+    held_from: str | None
+    facts: CaseFacts
+    unmet: list[Unmet] = field(default_factory=list)
+
+
+def _requirements_met(event: EventData) -> bool:
+    """The machine's only guard: every requirement of the trigger, all reported at once."""
+    model: CaseModel = event.model
+    trigger: TriggerDef = event.kwargs["definition"]
+    model.unmet = evaluate(trigger.requires, model.facts)
+    return not model.unmet
+
+
+def _resumes_to(state: str):
+    def held_from_is(event: EventData) -> bool:
+        return event.model.held_from == state
+
+    held_from_is.__name__ = f"held_from_is_{state}"
+    return held_from_is
+
+
+def _transitions() -> list[dict]:
+    """The machine's transitions, one per (trigger, source) and per resume target."""
+    declared = []
+    for trigger in TRIGGERS:
+        for source in trigger.sources:
+            if trigger.dest == HELD_FROM:
+                # A flat machine has no dynamic destination: one guarded
+                # transition per state a case can have been held from.
+                for target in ACTIVE_STATES:
+                    if target != source:
+                        declared.append(
+                            {
+                                "trigger": trigger.name,
+                                "source": source,
+                                "dest": target,
+                                "conditions": [_resumes_to(target), _requirements_met],
+                            }
+                        )
+                continue
+            declared.append(
+                {
+                    "trigger": trigger.name,
+                    "source": source,
+                    "dest": trigger.dest,
+                    "conditions": [_requirements_met],
+                }
+            )
+    return declared
+
+
+MACHINE = Machine(
+    model=None,
+    states=[s.name for s in STATES],
+    transitions=_transitions(),
+    initial=None,
+    auto_transitions=False,
+    send_event=True,
+)
+
+
+def fire(model: CaseModel, trigger: TriggerDef, **kwargs) -> bool:
+    """Fire ``trigger`` on ``model``; True when it moved, False when a guard refused.
+
+    Raises:
+        MachineError: the trigger does not leave the model's current state.
+    """
+    return MACHINE.events[trigger.name].trigger(model, definition=trigger, **kwargs)
+
+
+def is_invalid(model_state: str, trigger: TriggerDef) -> bool:
+    """Whether the machine has no transition for ``trigger`` from ``model_state``."""
+    return model_state not in MACHINE.events[trigger.name].transitions
+
+
+__all__ = ["MACHINE", "CaseModel", "MachineError", "fire", "is_invalid"]
