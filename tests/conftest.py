@@ -25,7 +25,8 @@ TEST_DATABASE_URL = os.environ.get("CAREPATH_TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
 
 
-def _admin_url(url: str) -> str:
+def admin_url(url: str) -> str:
+    """The URL of the server's maintenance database, for creating and dropping others."""
     return (
         make_url(url)
         .set(drivername="postgresql+psycopg", database="postgres")
@@ -39,7 +40,7 @@ def postgres_url() -> Iterator[str]:
     if not ON_POSTGRES:
         pytest.skip("needs CAREPATH_TEST_DATABASE_URL set to a PostgreSQL server")
     name = f"carepath_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_admin_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
