@@ -1,0 +1,91 @@
+"""The FastAPI application: ``create_app`` for tests and the CLI, ``app`` for uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from api import auth
+from api.problems import install_handlers, problem_media_type
+from api.routers import ROUTERS
+from models.db import get_engine
+from models.settings import settings
+from schedules import policies
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Care workflow for an at-home ketamine program for treatment-resistant depression or
+anxiety with chronic insomnia. Every endpoint but `/health` needs
+`Authorization: Bearer <token>`. Errors are `application/problem+json` with a `code`.
+Case responses carry `ETag: "<version>"`; send it back as `If-Match` to refuse stale writes.
+"""
+
+
+def real_clock() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(UTC)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Bootstrap the admin token, and run the reminder scheduler if this app owns it."""
+    if settings.admin_token:
+        auth.bootstrap_admin(app.state.engine, settings.admin_token)
+    scheduler = None
+    if app.state.run_scheduler:
+        from schedules.runner import start_scheduler
+
+        scheduler = start_scheduler(app.state.engine)
+        logger.info("reminder scheduler started")
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown()
+            logger.info("reminder scheduler stopped")
+
+
+def create_app(
+    engine: Engine | None = None,
+    *,
+    clock: Callable[[], datetime] = real_clock,
+    run_scheduler: bool = False,
+) -> FastAPI:
+    """A carepath API on ``engine`` (default: the settings' database)."""
+    policies.install()
+    app = FastAPI(
+        title="carepath",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.engine = engine if engine is not None else get_engine()
+    app.state.clock = clock
+    app.state.run_scheduler = run_scheduler
+    install_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    _problem_openapi(app)
+    return app
+
+
+def _problem_openapi(app: FastAPI) -> None:
+    """Describe error bodies as ``application/problem+json``, as they are sent."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_media_type(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+app = create_app()

@@ -1,0 +1,64 @@
+"""Query parameters of the list endpoints: filters, page size and opaque cursors.
+
+A cursor is the last id seen, named for its list and base64url-encoded: clients
+pass it back unread, and a cursor of another list, or garbage, is a 422.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import AfterValidator
+
+from api.deps import MAX_ID
+from workflow.errors import ValidationFailed
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=200, description="The `next_cursor` of the previous page."),
+]
+
+
+def choice(values: tuple[str, ...], description: str) -> Any:
+    """A query parameter documented as one of ``values``."""
+    return Query(description=description, json_schema_extra={"enum": list(values)})
+
+
+def one_of(values: tuple[str, ...]) -> AfterValidator:
+    """A validator: the value, if it is None or one of ``values``; else a 422."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in values:
+            raise ValueError(f"must be one of {', '.join(values)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def encode_cursor(kind: str, last_id: int | None) -> str | None:
+    """The cursor that continues list ``kind`` after ``last_id`` (None: no more pages)."""
+    if last_id is None:
+        return None
+    return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    """The id a cursor of list ``kind`` continues after; a 422 for anything else."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        name, _, number = raw.decode("ascii").partition(":")
+        last_id = int(number) if number.isdigit() else 0
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        name, last_id = "", 0
+    if name != kind or not 1 <= last_id <= MAX_ID:
+        raise ValidationFailed(
+            "The cursor is not one this list gave.",
+            [{"loc": ["query", "cursor"], "msg": "Invalid cursor", "type": "value_error"}],
+        )
+    return last_id

@@ -1,0 +1,31 @@
+"""One router per resource; ``ROUTERS`` is every one, in the order the docs show them."""
+
+from __future__ import annotations
+
+from api.routers import (
+    adverse_events,
+    cases,
+    dosing,
+    evaluation,
+    events,
+    health,
+    medications,
+    reminders,
+    transitions,
+    users,
+    workflow,
+)
+
+ROUTERS = (
+    health.router,
+    users.router,
+    cases.router,
+    transitions.router,
+    evaluation.router,
+    medications.router,
+    dosing.router,
+    adverse_events.router,
+    events.router,
+    reminders.router,
+    workflow.router,
+)

@@ -1,0 +1,54 @@
+"""Adverse events: recorded by staff or by the service, resolved by clinicians."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+
+from api.deps import (
+    CaseId,
+    CaseWrite,
+    CurrentActor,
+    RecordId,
+    SessionDep,
+    fact_writer,
+    write_responses,
+)
+from api.problems import problem_responses
+from models.facts import AdverseEvent
+from models.schemas import AdverseEventCreate, AdverseEventResolve
+from workflow import records
+
+router = APIRouter(
+    prefix="/api/v1/cases/{case_id}/adverse-events",
+    tags=["adverse events"],
+    responses=problem_responses(401, 404, 422, 503),
+)
+
+
+@router.post("", status_code=201, responses=write_responses(201))
+def record_adverse_event(
+    data: AdverseEventCreate, write: Annotated[CaseWrite, fact_writer("adverse_event")]
+) -> AdverseEvent:
+    """Record an adverse event; a severe one, or any respiratory depression or suicidal
+    ideation, puts an active case on hold at once."""
+    return write(records.record_adverse_event, data=data)
+
+
+@router.get("")
+def list_adverse_events(
+    actor: CurrentActor, case_id: CaseId, session: SessionDep
+) -> list[AdverseEvent]:
+    """Every adverse event, newest last."""
+    return records.list_records(session, case_id=case_id, collection="adverse-events")
+
+
+@router.post("/{event_id}/resolve", responses=write_responses(200))
+def resolve_adverse_event(
+    event_id: RecordId,
+    data: AdverseEventResolve,
+    write: Annotated[CaseWrite, fact_writer("adverse_event_resolve")],
+) -> AdverseEvent:
+    """A clinician resolves an adverse event (200)."""
+    return write(records.resolve_adverse_event, event_id=event_id, data=data)

@@ -1,0 +1,57 @@
+"""The evaluation's facts: clinical history, assessments (PHQ-9, GAD-7, ISI) and vitals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+
+from api.deps import CaseId, CaseWrite, CurrentActor, SessionDep, fact_writer, write_responses
+from api.problems import problem_responses
+from models.facts import Assessment, History, Vital
+from models.schemas import AssessmentCreate, HistoryIn, VitalCreate
+from workflow import records
+
+router = APIRouter(
+    prefix="/api/v1/cases/{case_id}",
+    tags=["evaluation facts"],
+    responses=problem_responses(401, 404, 422, 503),
+)
+
+
+@router.put("/history", responses=write_responses(200))
+def put_history(data: HistoryIn, write: Annotated[CaseWrite, fact_writer("history")]) -> History:
+    """Record or replace the clinical history (200)."""
+    return write(records.put_history, data=data)
+
+
+@router.get("/history")
+def get_history(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> History:
+    """The clinical history; 404 until it is recorded."""
+    return records.get_history(session, case_id=case_id)
+
+
+@router.post("/assessments", status_code=201, responses=write_responses(201))
+def record_assessment(
+    data: AssessmentCreate, write: Annotated[CaseWrite, fact_writer("assessment")]
+) -> Assessment:
+    """Record a PHQ-9, GAD-7 or ISI; a PHQ-9 item 9 of 1+ records suicidal ideation."""
+    return write(records.record_assessment, data=data)
+
+
+@router.get("/assessments")
+def list_assessments(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> list[Assessment]:
+    """Every assessment, newest last."""
+    return records.list_records(session, case_id=case_id, collection="assessments")
+
+
+@router.post("/vitals", status_code=201, responses=write_responses(201))
+def record_vital(data: VitalCreate, write: Annotated[CaseWrite, fact_writer("vital")]) -> Vital:
+    """Record a blood-pressure reading."""
+    return write(records.record_vital, data=data)
+
+
+@router.get("/vitals")
+def list_vitals(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> list[Vital]:
+    """Every blood-pressure reading, newest last."""
+    return records.list_records(session, case_id=case_id, collection="vitals")

@@ -1,0 +1,19 @@
+"""``GET /health``: the one endpoint that needs no token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy import text
+
+from api.problems import problem_responses
+from api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", responses=problem_responses(503))
+def health(request: Request) -> Health:
+    """200 when the database answers, else 503."""
+    with request.app.state.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return Health(status="ok")

@@ -1,0 +1,114 @@
+"""What the API sends back, where the stored row is not already the right shape.
+
+Facts are returned as their ``models.facts`` rows. Cases, users, events and
+reminders have public models: a user's token hash, a case's internal counters
+and a reminder's delivery bookkeeping stay inside.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import MAX_ID
+from models.schemas import SessionCreate, TaperCreate
+
+
+class Public(BaseModel):
+    """A response model read from a row's attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CasePublic(Public):
+    id: int
+    patient_ref: str
+    patient_state: str
+    state: str
+    phase: str
+    version: int = Field(description='Also sent as the `ETag` header, e.g. "3".')
+    assigned_clinician_id: int | None
+    held_from: str | None = Field(description="On hold: the state `resume` returns to.")
+    referrals: list[str] = Field(description="Declined: what the guide recommends instead.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class CasePage(BaseModel):
+    items: list[CasePublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
+
+
+class UnmetPublic(Public):
+    code: str
+    message: str
+
+
+class TriggerOptionPublic(Public):
+    trigger: str
+    dest: str
+    allowed: bool = Field(description="Whether the caller could fire it now.")
+    unmet: list[UnmetPublic]
+    roles: list[str]
+
+
+class EventPublic(Public):
+    id: int
+    case_id: int
+    at: datetime
+    actor_id: int | None
+    actor_role: str = Field(description="The actor's role, or `system`.")
+    kind: str = Field(description="`transition` or `fact`.")
+    trigger: str | None
+    from_state: str | None
+    to_state: str | None
+    data: dict[str, Any]
+
+
+class UserPublic(Public):
+    id: int
+    name: str
+    role: str
+    license_states: list[str]
+    created_at: datetime
+
+
+class UserCreated(UserPublic):
+    token: str = Field(description="The user's bearer token. It is shown this once only.")
+
+
+class ReminderPublic(Public):
+    id: int
+    case_id: int
+    kind: str
+    due_at: datetime
+    recipient_role: str
+    status: str
+    attempts: int
+    sent_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReminderPage(BaseModel):
+    items: list[ReminderPublic]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+# -- request bodies with ids bounded to what the database holds --------------
+# models.schemas leaves these ids unbounded above; an id past 2**63 - 1 would
+# overflow the database driver (a 500) instead of being a 422.
+
+
+class TaperIn(TaperCreate):
+    medication_id: int = Field(ge=1, le=MAX_ID)
+
+
+class SessionIn(SessionCreate):
+    clearance_id: int | None = Field(default=None, ge=1, le=MAX_ID)

@@ -1,0 +1,170 @@
+"""A thin test client that speaks as one role at a time, and a course of care in steps."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import httpx
+from fastapi.testclient import TestClient
+
+ROLES = ("admin", "coordinator", "clinician")
+_refs = itertools.count(1)
+
+
+class ClockLike(Protocol):
+    now: datetime
+
+    def advance(self, **delta: float) -> datetime: ...
+
+
+PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
+
+
+def case_url(case_id: int, suffix: str = "") -> str:
+    return f"/api/v1/cases/{case_id}{suffix}"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The problem+json body of ``response``, checked for its status and code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body.keys() >= PROBLEM_KEYS
+    assert (body["status"], body["code"]) == (status, code)
+    assert body["type"].endswith(code)
+    return body
+
+
+class Api:
+    """Requests as a role (or with no token), asserting the status when told to."""
+
+    def __init__(self, client: TestClient, tokens: dict[str, str], clock: ClockLike) -> None:
+        self.client, self.tokens, self.clock = client, tokens, clock
+
+    def headers(self, role: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if role is not None:
+            headers["Authorization"] = f"Bearer {self.tokens.get(role, role)}"
+        return headers
+
+    def call(
+        self,
+        role: str | None,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        expect: int | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        response = self.client.request(
+            method, path, json=json, headers=self.headers(role, headers), **kwargs
+        )
+        if expect is not None:
+            assert response.status_code == expect, f"{method} {path}: {response.text}"
+        return response
+
+    def get(self, role: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
+        return self.call(role, "GET", path, expect=expect, **kwargs).json()
+
+    def post(self, role: str, path: str, json: Any = None, expect: int = 201, **kw: Any) -> Any:
+        return self.call(role, "POST", path, json=json, expect=expect, **kw).json()
+
+    def fire(self, role: str, case_id: int, trigger: str, expect: int = 200, **body: Any) -> Any:
+        path = case_url(case_id, f"/transitions/{trigger}")
+        return self.post(role, path, body or None, expect=expect)
+
+    def snapshot(self, case_id: int) -> tuple[int, int, str]:
+        """The case's version, event count and state: what a refused request must not change."""
+        case = self.get("admin", case_url(case_id))
+        return case["version"], len(self.get("admin", case_url(case_id, "/events"))), case["state"]
+
+    def ago(self, **delta: float) -> str:
+        """An ISO timestamp ``delta`` before the API's clock."""
+        return (self.clock.now - timedelta(**delta)).isoformat()
+
+
+# -- a course of care, step by step ------------------------------------------
+
+ELIGIBLE_HISTORY = {
+    "insomnia_nights_per_week": 5,
+    "insomnia_duration_months": 18,
+    "diagnoses": ["depression", "anxiety"],
+    "failed_antidepressant_trials": 3,
+    "cbti_completed": True,
+    "seeking_sleep_med_replacement": False,
+    "substance_use_disorder_history": False,
+    "uncontrolled_hypertension": False,
+    "active_psychosis": False,
+    "severe_psychiatric_instability": False,
+    "significant_breathing_problems": False,
+    "sleep_apnea": False,
+}
+
+
+def open_case(api: Api, role: str = "coordinator", state: str = "CA") -> int:
+    """A new case for a new patient; its id."""
+    body = {"patient_ref": f"P-{next(_refs):05d}", "patient_state": state}
+    return api.post(role, "/api/v1/cases", body)["id"]
+
+
+def record_evaluation(api: Api, case_id: int, role: str = "coordinator") -> None:
+    """An eligible history, baseline PHQ-9, GAD-7 and ISI, and a blood pressure."""
+    api.call(role, "PUT", case_url(case_id, "/history"), json=ELIGIBLE_HISTORY, expect=200)
+    for instrument, score in (("phq9", 16), ("gad7", 12), ("isi", 20)):
+        body = {"instrument": instrument, "score": score, "taken_at": api.ago(days=1)}
+        api.post(role, case_url(case_id, "/assessments"), body)
+    vital = {"systolic": 128, "diastolic": 82, "heart_rate": 70, "taken_at": api.ago(hours=2)}
+    api.post(role, case_url(case_id, "/vitals"), vital)
+
+
+def screen(api: Api, case_id: int) -> dict[str, Any]:
+    return api.post("clinician", case_url(case_id, "/interaction-screenings"), {})
+
+
+def approve(api: Api, case_id: int) -> None:
+    record_evaluation(api, case_id)
+    screen(api, case_id)
+    api.fire("clinician", case_id, "approve")
+
+
+def deliver(api: Api, case_id: int) -> None:
+    """From awaiting prescription to integration."""
+    api.fire("clinician", case_id, "prescribe", dose_mg=100, route="sublingual")
+    api.fire("coordinator", case_id, "ship", carrier="UPS", tracking_number="1Z999")
+    api.fire("coordinator", case_id, "confirm_delivery")
+
+
+def clearance(api: Api, case_id: int, role: str = "coordinator") -> dict[str, Any]:
+    body = {"systolic": 118, "diastolic": 76, "monitor_present": True}
+    return api.post(role, case_url(case_id, "/dose-clearances"), body)
+
+
+def complete_sessions(api: Api, case_id: int) -> None:
+    """Preparation, a cleared dosing session, then integration, a day apart."""
+    sessions = case_url(case_id, "/sessions")
+    api.clock.advance(days=1)
+    api.post("coordinator", sessions, {"kind": "preparation", "completed_at": api.ago(hours=1)})
+    api.clock.advance(days=1)
+    cleared = clearance(api, case_id)
+    assert cleared["granted"], cleared
+    dosing = {"kind": "dosing", "completed_at": api.ago(), "clearance_id": cleared["id"]}
+    api.post("coordinator", sessions, dosing)
+    api.clock.advance(days=1)
+    api.post("coordinator", sessions, {"kind": "integration", "completed_at": api.ago(hours=1)})
+
+
+def case_in(api: Api, state: str) -> int:
+    """A new case driven to ``state`` (evaluation, integration or monitoring)."""
+    case_id = open_case(api)
+    if state == "evaluation":
+        return case_id
+    approve(api, case_id)
+    deliver(api, case_id)
+    if state == "monitoring":
+        complete_sessions(api, case_id)
+        api.fire("coordinator", case_id, "start_monitoring")
+    return case_id

@@ -1,0 +1,225 @@
+"""The authorization matrix: every route, with no token, a wrong token and each role.
+
+Expected roles are written out from SPEC.md section 1, not read from the
+workflow's tables, so that a wrong table entry fails here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import routing
+
+from api.main import create_app
+from tests.api.helpers import (
+    ELIGIBLE_HISTORY,
+    Api,
+    case_in,
+    case_url,
+    open_case,
+)
+
+EVERYONE = ("admin", "coordinator", "clinician")
+CLINICAL = ("admin", "clinician")
+ADMINS = ("admin",)
+PUBLIC = {("GET", "/health")}
+_names = itertools.count(1)
+
+Request = tuple[str, Any]
+"""The concrete path to call, and its JSON body (or None)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    allowed: tuple[str, ...]
+    success: int
+    make: Callable[[Api], Request]
+
+
+def _case(api: Api, suffix: str = "", body: Any = None) -> Request:
+    return case_url(open_case(api, "admin"), suffix), body
+
+
+def _with(api: Api, suffix: str, body: Any) -> tuple[int, dict]:
+    """A new case with one record posted by an admin; the case id and the record."""
+    case_id = open_case(api, "admin")
+    return case_id, api.post("admin", case_url(case_id, suffix), body)
+
+
+def _history(api: Api) -> Request:
+    case_id = open_case(api, "admin")
+    api.call("admin", "PUT", case_url(case_id, "/history"), json=ELIGIBLE_HISTORY, expect=200)
+    return case_url(case_id, "/history"), None
+
+
+def _medication(api: Api, name: str = "sertraline") -> tuple[int, dict]:
+    return _with(api, "/medications", {"name": name})
+
+
+def _patch_medication(api: Api) -> Request:
+    case_id, med = _medication(api)
+    return case_url(case_id, f"/medications/{med['id']}"), {"status": "stopped"}
+
+
+def _plan_taper(api: Api) -> Request:
+    case_id, med = _medication(api, "lorazepam")
+    return case_url(case_id, "/tapers"), {"medication_id": med["id"], "plan": "Slowly."}
+
+
+def _confirm_taper(api: Api) -> Request:
+    path, body = _plan_taper(api)
+    taper = api.post("admin", path, body)
+    return f"{path}/{taper['id']}/confirm", {"last_dose_on": api.ago(days=1)[:10]}
+
+
+def _session(api: Api) -> Request:
+    body = {"kind": "preparation", "completed_at": api.ago(hours=1)}
+    return case_url(case_in(api, "integration"), "/sessions"), body
+
+
+def _resolve(api: Api) -> Request:
+    event = {"kind": "nausea", "severity": "mild", "description": "Mild."}
+    case_id, record = _with(api, "/adverse-events", event)
+    return case_url(case_id, f"/adverse-events/{record['id']}/resolve"), {"note": "Gone."}
+
+
+CASE = "/api/v1/cases/{case_id}"
+VITAL = {"systolic": 120, "diastolic": 80}
+MATRIX: dict[tuple[str, str], Cell] = {
+    ("POST", "/api/v1/users"): Cell(
+        ADMINS, 201, lambda api: ("/api/v1/users", {"name": f"u{next(_names)}", "role": "admin"})
+    ),
+    ("GET", "/api/v1/users"): Cell(ADMINS, 200, lambda api: ("/api/v1/users", None)),
+    ("POST", "/api/v1/cases"): Cell(
+        EVERYONE,
+        201,
+        lambda api: ("/api/v1/cases", {"patient_ref": f"M-{next(_names)}", "patient_state": "NY"}),
+    ),
+    ("GET", "/api/v1/cases"): Cell(EVERYONE, 200, lambda api: ("/api/v1/cases", None)),
+    ("GET", CASE): Cell(EVERYONE, 200, lambda api: _case(api)),
+    ("GET", CASE + "/transitions"): Cell(EVERYONE, 200, lambda api: _case(api, "/transitions")),
+    ("POST", CASE + "/transitions/{trigger}"): Cell(
+        EVERYONE, 200, lambda api: _case(api, "/transitions/hold", {"reason": "Away."})
+    ),
+    ("PUT", CASE + "/history"): Cell(
+        EVERYONE, 200, lambda api: _case(api, "/history", ELIGIBLE_HISTORY)
+    ),
+    ("GET", CASE + "/history"): Cell(EVERYONE, 200, _history),
+    ("POST", CASE + "/assessments"): Cell(
+        EVERYONE,
+        201,
+        lambda api: _case(
+            api, "/assessments", {"instrument": "isi", "score": 9, "taken_at": api.ago(hours=1)}
+        ),
+    ),
+    ("GET", CASE + "/assessments"): Cell(EVERYONE, 200, lambda api: _case(api, "/assessments")),
+    ("POST", CASE + "/vitals"): Cell(
+        EVERYONE, 201, lambda api: _case(api, "/vitals", {**VITAL, "taken_at": api.ago(hours=1)})
+    ),
+    ("GET", CASE + "/vitals"): Cell(EVERYONE, 200, lambda api: _case(api, "/vitals")),
+    ("POST", CASE + "/medications"): Cell(
+        EVERYONE, 201, lambda api: _case(api, "/medications", {"name": "sertraline"})
+    ),
+    ("GET", CASE + "/medications"): Cell(EVERYONE, 200, lambda api: _case(api, "/medications")),
+    ("PATCH", CASE + "/medications/{medication_id}"): Cell(EVERYONE, 200, _patch_medication),
+    ("POST", CASE + "/interaction-screenings"): Cell(
+        CLINICAL, 201, lambda api: _case(api, "/interaction-screenings", {"notes": "Checked."})
+    ),
+    ("GET", CASE + "/interaction-screenings"): Cell(
+        EVERYONE, 200, lambda api: _case(api, "/interaction-screenings")
+    ),
+    ("POST", CASE + "/tapers"): Cell(CLINICAL, 201, _plan_taper),
+    ("GET", CASE + "/tapers"): Cell(EVERYONE, 200, lambda api: _case(api, "/tapers")),
+    ("POST", CASE + "/tapers/{taper_id}/confirm"): Cell(CLINICAL, 200, _confirm_taper),
+    ("POST", CASE + "/dose-clearances"): Cell(
+        EVERYONE,
+        201,
+        lambda api: _case(api, "/dose-clearances", {**VITAL, "monitor_present": True}),
+    ),
+    ("GET", CASE + "/dose-clearances"): Cell(
+        EVERYONE, 200, lambda api: _case(api, "/dose-clearances")
+    ),
+    ("POST", CASE + "/sessions"): Cell(EVERYONE, 201, _session),
+    ("GET", CASE + "/sessions"): Cell(EVERYONE, 200, lambda api: _case(api, "/sessions")),
+    ("POST", CASE + "/adverse-events"): Cell(
+        EVERYONE,
+        201,
+        lambda api: _case(
+            api, "/adverse-events", {"kind": "nausea", "severity": "mild", "description": "Mild."}
+        ),
+    ),
+    ("GET", CASE + "/adverse-events"): Cell(
+        EVERYONE, 200, lambda api: _case(api, "/adverse-events")
+    ),
+    ("POST", CASE + "/adverse-events/{event_id}/resolve"): Cell(CLINICAL, 200, _resolve),
+    ("GET", CASE + "/events"): Cell(EVERYONE, 200, lambda api: _case(api, "/events")),
+    ("GET", CASE + "/reminders"): Cell(EVERYONE, 200, lambda api: _case(api, "/reminders")),
+    ("GET", "/api/v1/reminders"): Cell(EVERYONE, 200, lambda api: ("/api/v1/reminders", None)),
+    ("GET", "/api/v1/workflow"): Cell(EVERYONE, 200, lambda api: ("/api/v1/workflow", None)),
+    ("GET", "/api/v1/workflow/diagram"): Cell(
+        EVERYONE, 200, lambda api: ("/api/v1/workflow/diagram", None)
+    ),
+}
+
+# SPEC.md section 1 and 2: who may fire each trigger (admins may fire all).
+TRIGGER_ROLES = {
+    "approve": ("clinician",),
+    "decline": ("clinician",),
+    "prescribe": ("clinician",),
+    "ship": ("coordinator", "clinician"),
+    "confirm_delivery": ("coordinator", "clinician"),
+    "start_monitoring": ("coordinator", "clinician"),
+    "adjust_dose": ("clinician",),
+    "discharge": ("clinician",),
+    "hold": ("coordinator", "clinician"),
+    "resume": ("clinician",),
+    "withdraw": ("coordinator", "clinician"),
+}
+
+
+def app_routes() -> set[tuple[str, str]]:
+    """Every (method, path) the app serves through FastAPI's routing, /health included."""
+    routes = create_app().routes
+    found: set[tuple[str, str]] = set()
+    for route in routing.iter_route_contexts(routes):
+        if isinstance(route.original_route, routing.APIRoute):
+            found |= {(method, str(route.path)) for method in route.methods or ()}
+    return found
+
+
+def test_the_matrix_covers_every_route():
+    assert set(MATRIX) | PUBLIC == app_routes()
+
+
+def test_health_needs_no_token(api: Api):
+    assert api.call(None, "GET", "/health", expect=200).json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(("method", "template"), sorted(MATRIX))
+def test_route_answers_each_caller_as_the_spec_says(api: Api, method, template):
+    cell = MATRIX[(method, template)]
+    wrong = []
+    for caller in (None, "wrong-token", *EVERYONE):
+        path, body = cell.make(api)
+        if caller is None or caller == "wrong-token":
+            expected = 401
+        else:
+            expected = cell.success if caller in cell.allowed else 403
+        response = api.call(caller, method, path, json=body)
+        if response.status_code != expected:
+            wrong.append(f"{caller}: {response.status_code} (wanted {expected}) {response.text}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("trigger", sorted(TRIGGER_ROLES))
+def test_trigger_roles_are_the_spec_s(api: Api, trigger):
+    case_id = open_case(api, "admin")
+    for role in EVERYONE:
+        response = api.call(role, "POST", case_url(case_id, f"/transitions/{trigger}"))
+        may = role == "admin" or role in TRIGGER_ROLES[trigger]
+        assert (response.status_code != 403) == may, (role, response.text)
+    assert api.get("admin", case_url(case_id))["version"] == 1

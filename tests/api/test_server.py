@@ -1,0 +1,70 @@
+"""The real server, started the README's way, answering and stopping on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_health(base: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited early:\n{log.read_text()[-3000:]}"
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)  # polling for readiness, not waiting for time to pass
+    pytest.fail(f"no /health within {STARTUP_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.slow
+def test_carepath_serve_starts_answers_and_stops_on_sigterm(tmp_path):
+    uv = shutil.which("uv")
+    assert uv, "the README's way needs uv on PATH"
+    port, token = free_port(), "test-admin-token-0123456789"
+    env = {
+        **os.environ,
+        "CAREPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'carepath.db'}",
+        "CAREPATH_ADMIN_TOKEN": token,
+    }
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [uv, "run", "carepath", "serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_health(base, server, log)
+        users = httpx.get(f"{base}/api/v1/users", headers={"Authorization": f"Bearer {token}"})
+        assert users.status_code == 200 and users.json()[0]["name"] == "admin"
+        assert httpx.get(f"{base}/api/v1/users").status_code == 401
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0, log.read_text()[-3000:]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert "Application shutdown complete" in log.read_text()

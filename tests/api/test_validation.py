@@ -1,0 +1,140 @@
+"""422 validation_error: bodies, paths, queries and cursors; nothing a client sends is a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.helpers import Api, assert_problem, case_url, open_case, record_evaluation
+from tests.conftest import ON_POSTGRES
+
+# -- 422 ---------------------------------------------------------------------------
+
+
+def test_bad_body_lists_each_field(api: Api):
+    case_id = open_case(api)
+    body = {"instrument": "phq9", "score": -1, "taken_at": "yesterday", "item_9": 2}
+    response = api.call("coordinator", "POST", case_url(case_id, "/assessments"), json=body)
+    errors = assert_problem(response, 422, "validation_error")["errors"]
+    locs = {tuple(e["loc"]) for e in errors}
+    assert {("body", "score"), ("body", "taken_at"), ("body", "item_9")} <= locs
+    assert all(set(e) == {"loc", "msg", "type"} for e in errors)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"instrument": "phq9", "score": 28},  # a model validator: its ctx holds an exception
+        {"instrument": "gad7", "score": 5, "item9": 1},
+        {"instrument": "isi", "score": 5, "taken_at": "2026-11-01T10:00:00"},  # naive
+        {"instrument": "isi", "score": 5, "taken_at": "2026-12-25T10:00:00Z"},  # future
+        {"instrument": "isi", "score": 5, "taken_at": None},
+        {"instrument": "bdi", "score": 5},
+    ],
+)
+def test_invalid_assessments_are_422(api: Api, body):
+    case_id = open_case(api)
+    body = {"taken_at": api.ago(hours=1), **body}
+    before = api.snapshot(case_id)
+    response = api.call("coordinator", "POST", case_url(case_id, "/assessments"), json=body)
+    assert assert_problem(response, 422, "validation_error")["errors"]
+    assert api.snapshot(case_id) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"patient_ref": ', "application/json"),
+        (b"[]", "application/json"),
+        (b'"P-1"', "application/json"),
+        (b"3", "application/json"),
+        (b"null", "application/json"),
+        (b"", "application/json"),
+        (b'{"patient_ref": "P-1", "patient_state": "CA"}', "text/plain"),
+        (b"\xff\xfe", "application/json"),
+    ],
+)
+def test_unreadable_bodies_are_4xx(api: Api, content, content_type):
+    headers = api.headers("coordinator", {"Content-Type": content_type})
+    response = api.client.post("/api/v1/cases", content=content, headers=headers)
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_transition_body_must_be_an_object_with_known_fields(api: Api):
+    case_id = open_case(api)
+    hold = case_url(case_id, "/transitions/hold")
+    bodies: list[Any] = [[], "reason", {"reason": "x", "why": "y"}, {"reason": ""}]
+    for body in bodies:
+        response = api.call("coordinator", "POST", hold, json=body)
+        assert_problem(response, 422, "validation_error")
+    response = api.call("coordinator", "POST", hold)  # hold needs a reason
+    errors = assert_problem(response, 422, "validation_error")["errors"]
+    assert errors[0]["loc"] == ["body", "reason"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/cases/abc",
+        "/api/v1/cases/0",
+        "/api/v1/cases/-1",
+        f"/api/v1/cases/{2**63}",
+        f"/api/v1/cases/{10**40}/events",
+        "/api/v1/cases/1.5/transitions",
+        "/api/v1/cases?limit=0",
+        "/api/v1/cases?limit=201",
+        "/api/v1/cases?limit=ten",
+        "/api/v1/cases?phase=nowhere",
+        "/api/v1/cases?state=delivery",
+        "/api/v1/cases?cursor=%%%",
+        "/api/v1/cases?cursor=bm90LWEtY3Vyc29y",
+        "/api/v1/cases?cursor=cmVtaW5kZXJzOjE",  # a reminders cursor
+        "/api/v1/cases?cursor=Y2FzZXM6OTk5OTk5OTk5OTk5OTk5OTk5OTk5",  # cases:<too big>
+        "/api/v1/reminders?status=lost",
+        "/api/v1/reminders?due_before=2026-11-01T10:00:00",
+        "/api/v1/reminders?kind=DROP%20TABLE",
+    ],
+)
+def test_bad_path_and_query_params_are_422(api: Api, path):
+    assert_problem(api.call("admin", "GET", path), 422, "validation_error")
+
+
+def test_ids_too_big_for_the_database_are_422(api: Api):
+    case_id = open_case(api)
+    taper = {"medication_id": 2**63, "plan": "x"}
+    response = api.call("clinician", "POST", case_url(case_id, "/tapers"), json=taper)
+    assert_problem(response, 422, "validation_error")
+    session = {"kind": "dosing", "completed_at": api.ago(), "clearance_id": 2**64}
+    response = api.call("coordinator", "POST", case_url(case_id, "/sessions"), json=session)
+    assert_problem(response, 422, "validation_error")
+    response = api.call(
+        "clinician", "PATCH", case_url(case_id, f"/medications/{2**63}"), json={"status": "stopped"}
+    )
+    assert_problem(response, 422, "validation_error")
+
+
+def test_unknown_taper_medication_is_422_from_the_service(api: Api):
+    case_id = open_case(api)
+    record_evaluation(api, case_id)
+    response = api.call(
+        "clinician",
+        "POST",
+        case_url(case_id, "/tapers"),
+        json={"medication_id": 12345, "plan": "x"},
+    )
+    errors = assert_problem(response, 422, "validation_error")["errors"]
+    assert errors[0]["loc"] == ["body", "medication_id"]
+
+
+def test_a_value_the_database_refuses_is_never_a_500(api: Api):
+    case_id = open_case(api)
+    response = api.call(
+        "coordinator", "POST", case_url(case_id, "/medications"), json={"name": "a\u0000b"}
+    )
+    # SQLite stores a NUL; PostgreSQL refuses it, which is the client's input: a 422.
+    if ON_POSTGRES:
+        assert_problem(response, 422, "validation_error")
+    else:
+        assert response.status_code == 201
