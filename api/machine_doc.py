@@ -50,6 +50,7 @@ class TriggerDoc(BaseModel):
     roles: list[str] = Field(description="Who may fire it (admins may fire every trigger).")
     requires: list[str] = Field(description="Requirement codes its guards check.")
     body: list[str] = Field(description="Body fields the request must carry.")
+    optional: list[str] = Field(description="Body fields the request may carry, besides `reason`.")
 
 
 class WorkflowDoc(BaseModel):
@@ -82,6 +83,7 @@ def _trigger(name: str) -> TriggerDoc:
         roles=list(definition.roles),
         requires=list(definition.requires),
         body=list(definition.body),
+        optional=list(definition.optional),
     )
 
 

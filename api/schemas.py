@@ -12,9 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import MAX_ID
-from models.schemas import SessionCreate, TaperCreate
-
 
 class Public(BaseModel):
     """A response model read from a row's attributes."""
@@ -99,16 +96,3 @@ class ReminderPage(BaseModel):
 
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
-
-
-# -- request bodies with ids bounded to what the database holds --------------
-# models.schemas leaves these ids unbounded above; an id past 2**63 - 1 would
-# overflow the database driver (a 500) instead of being a 422.
-
-
-class TaperIn(TaperCreate):
-    medication_id: int = Field(ge=1, le=MAX_ID)
-
-
-class SessionIn(SessionCreate):
-    clearance_id: int | None = Field(default=None, ge=1, le=MAX_ID)

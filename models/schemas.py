@@ -16,7 +16,10 @@ US_STATES = frozenset(
     "NH NJ NM NY NC ND OH OK OR PA PR RI SC SD TN TX UT VT VA WA WV WI WY".split()
 )
 USState = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["CA"])]
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold a NUL character; refuse it at the door on every database."""
+Text = Annotated[str, Field(min_length=1, max_length=4000, pattern=NO_NUL)]
+RecordId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Role = Literal["admin", "coordinator", "clinician"]
 Diagnosis = Literal["depression", "anxiety", "ptsd", "other"]
 Instrument = Literal["phq9", "gad7", "isi"]
@@ -109,9 +112,9 @@ class AssessmentCreate(Body):
 
 
 class MedicationCreate(Body):
-    name: str = Field(min_length=1, max_length=200)
-    dose: str | None = Field(default=None, max_length=100)
-    frequency: str | None = Field(default=None, max_length=100)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    dose: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
+    frequency: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
 
 
 class MedicationUpdate(Body):
@@ -119,11 +122,11 @@ class MedicationUpdate(Body):
 
 
 class ScreeningCreate(Body):
-    notes: str | None = Field(default=None, max_length=4000)
+    notes: str | None = Field(default=None, max_length=4000, pattern=NO_NUL)
 
 
 class TaperCreate(Body):
-    medication_id: int = Field(ge=1)
+    medication_id: RecordId
     plan: Text
 
 
@@ -147,8 +150,8 @@ class ClearanceCreate(Body):
 class SessionCreate(Body):
     kind: SessionKind
     completed_at: AwareDatetime
-    notes: str | None = Field(default=None, max_length=4000)
-    clearance_id: int | None = Field(default=None, ge=1)
+    notes: str | None = Field(default=None, max_length=4000, pattern=NO_NUL)
+    clearance_id: RecordId | None = None
 
     @model_validator(mode="after")
     def _clearance(self) -> Self:
@@ -170,9 +173,9 @@ class AdverseEventResolve(Body):
 class TransitionBody(Body):
     """The optional body of a transition; which fields a trigger needs is in the workflow."""
 
-    reason: str | None = Field(default=None, min_length=1, max_length=4000)
+    reason: str | None = Field(default=None, min_length=1, max_length=4000, pattern=NO_NUL)
     dose_mg: float | None = Field(default=None, gt=0, le=1000)
-    route: str | None = Field(default=None, min_length=1, max_length=40)
-    carrier: str | None = Field(default=None, min_length=1, max_length=100)
-    tracking_number: str | None = Field(default=None, min_length=1, max_length=100)
-    rationale: str | None = Field(default=None, min_length=1, max_length=4000)
+    route: str | None = Field(default=None, min_length=1, max_length=40, pattern=NO_NUL)
+    carrier: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
+    tracking_number: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
+    rationale: str | None = Field(default=None, min_length=1, max_length=4000, pattern=NO_NUL)

@@ -172,12 +172,22 @@ def apply_trigger(
 
 
 def _check_body(definition: TriggerDef, body: TransitionBody) -> None:
-    missing = [name for name in definition.body if getattr(body, name) is None]
-    if missing:
-        raise ValidationFailed(
-            f"{definition.name} needs {', '.join(missing)}.",
-            [{"loc": ["body", m], "msg": "Field required", "type": "missing"} for m in missing],
-        )
+    """Refuse a body that lacks a field the trigger needs, or carries one it does not take."""
+    given = body.model_dump(exclude_none=True)
+    missing = [name for name in definition.body if name not in given]
+    takes = {"reason", *definition.body, *definition.optional}
+    extra = [name for name in given if name not in takes]
+    errors = [{"loc": ["body", m], "msg": "Field required", "type": "missing"} for m in missing]
+    errors += [
+        {
+            "loc": ["body", x],
+            "msg": f"{definition.name} does not take {x}",
+            "type": "extra_forbidden",
+        }
+        for x in extra
+    ]
+    if errors:
+        raise ValidationFailed(f"The body does not fit {definition.name}.", errors)
 
 
 def _changes(

@@ -54,7 +54,8 @@ class TriggerDef:
 
     ``dest`` is ``None`` for an internal transition (the state does not change)
     and ``HELD_FROM`` for ``resume``. ``requires`` are requirement codes
-    (``workflow.guards``); ``body`` names the fields the request must carry.
+    (``workflow.guards``); ``body`` names the fields the request must carry and
+    ``optional`` those it may; every trigger takes an optional ``reason``.
     """
 
     name: str
@@ -63,6 +64,7 @@ class TriggerDef:
     roles: tuple[str, ...]
     requires: tuple[str, ...] = ()
     body: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
 
 
 APPROVAL_REQUIREMENTS = (
@@ -104,7 +106,13 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         ),
         body=("dose_mg", "route"),
     ),
-    TriggerDef("ship", ("delivery.prescribed",), "delivery.shipped", STAFF),
+    TriggerDef(
+        "ship",
+        ("delivery.prescribed",),
+        "delivery.shipped",
+        STAFF,
+        optional=("carrier", "tracking_number"),
+    ),
     TriggerDef("confirm_delivery", ("delivery.shipped",), "integration", STAFF),
     TriggerDef(
         "start_monitoring",

@@ -8,9 +8,8 @@ from fastapi import APIRouter
 
 from api.deps import CaseId, CaseWrite, CurrentActor, SessionDep, fact_writer, write_responses
 from api.problems import problem_responses
-from api.schemas import SessionIn
 from models.facts import CareSession, DoseClearance
-from models.schemas import ClearanceCreate
+from models.schemas import ClearanceCreate, SessionCreate
 from workflow import dosing, records
 
 router = APIRouter(
@@ -38,7 +37,7 @@ def list_clearances(
 
 @router.post("/sessions", status_code=201, responses=write_responses(201))
 def record_session(
-    data: SessionIn, write: Annotated[CaseWrite, fact_writer("session")]
+    data: SessionCreate, write: Annotated[CaseWrite, fact_writer("session")]
 ) -> CareSession:
     """Record a completed session; a dosing one names the granted clearance it used."""
     return write(dosing.record_session, data=data)

@@ -16,9 +16,14 @@ from api.deps import (
     write_responses,
 )
 from api.problems import problem_responses
-from api.schemas import TaperIn
 from models.facts import InteractionScreening, Medication, Taper
-from models.schemas import MedicationCreate, MedicationUpdate, ScreeningCreate, TaperConfirm
+from models.schemas import (
+    MedicationCreate,
+    MedicationUpdate,
+    ScreeningCreate,
+    TaperConfirm,
+    TaperCreate,
+)
 from workflow import medications, records
 
 router = APIRouter(
@@ -70,7 +75,7 @@ def list_screenings(
 
 
 @router.post("/tapers", status_code=201, responses=write_responses(201))
-def plan_taper(data: TaperIn, write: Annotated[CaseWrite, fact_writer("taper")]) -> Taper:
+def plan_taper(data: TaperCreate, write: Annotated[CaseWrite, fact_writer("taper")]) -> Taper:
     """A clinician plans the taper of a benzodiazepine or Z-drug."""
     return write(medications.plan_taper, data=data)
 

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from tests.api.helpers import Api, assert_problem, case_url, open_case, record_evaluation
-from tests.conftest import ON_POSTGRES
 
 # -- 422 ---------------------------------------------------------------------------
 
@@ -74,6 +73,20 @@ def test_transition_body_must_be_an_object_with_known_fields(api: Api):
     assert errors[0]["loc"] == ["body", "reason"]
 
 
+def test_a_trigger_refuses_fields_it_does_not_take_and_changes_nothing(api: Api):
+    case_id = open_case(api)
+    before = api.call("coordinator", "GET", case_url(case_id)).json()
+    response = api.call(
+        "coordinator",
+        "POST",
+        case_url(case_id, "/transitions/hold"),
+        json={"reason": "x", "carrier": "UPS"},
+    )
+    errors = assert_problem(response, 422, "validation_error")["errors"]
+    assert [e["loc"] for e in errors] == [["body", "carrier"]]
+    assert api.call("coordinator", "GET", case_url(case_id)).json() == before
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -133,8 +146,5 @@ def test_a_value_the_database_refuses_is_never_a_500(api: Api):
     response = api.call(
         "coordinator", "POST", case_url(case_id, "/medications"), json={"name": "a\u0000b"}
     )
-    # SQLite stores a NUL; PostgreSQL refuses it, which is the client's input: a 422.
-    if ON_POSTGRES:
-        assert_problem(response, 422, "validation_error")
-    else:
-        assert response.status_code == 201
+    # PostgreSQL cannot store a NUL, so it is refused at the door on every database.
+    assert_problem(response, 422, "validation_error")
