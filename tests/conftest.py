@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 
 from models.db import create_schema, make_engine, session_scope
 from models.tables import User
+from workflow import hooks
 from workflow.definition import Actor
 
 TEST_DATABASE_URL = os.environ.get("CAREPATH_TEST_DATABASE_URL", "")
@@ -81,6 +82,17 @@ def engine(database_url) -> Iterator[Engine]:
         create_schema(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_hook_listeners_from_elsewhere(monkeypatch) -> None:
+    """Each test starts with no workflow listeners; a test that wants reminders installs them.
+
+    Importing ``api.main`` builds its module-level app, which installs the
+    reminder policies for the whole process: without this, a test's outcome
+    would depend on which tests ran before it.
+    """
+    monkeypatch.setattr(hooks, "LISTENERS", [])
 
 
 @pytest.fixture

@@ -1,0 +1,112 @@
+"""Where a due reminder goes: a structured log line always, and a signed webhook when configured.
+
+Nothing here carries patient data: a reminder names its case by id only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from models.settings import Settings
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+SIGNATURE_HEADER = "X-Carepath-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One attempt to deliver a reminder, as every notifier sees it."""
+
+    id: int
+    case_id: int
+    kind: str
+    due_at: datetime
+    recipient_role: str
+    attempt: int
+    state: str
+    phase: str
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body a webhook receives."""
+        return {
+            "id": self.id,
+            "case_id": self.case_id,
+            "kind": self.kind,
+            "due_at": self.due_at.isoformat(),
+            "recipient_role": self.recipient_role,
+            "attempts": self.attempt,
+            "state": self.state,
+            "phase": self.phase,
+        }
+
+
+class Notifier(Protocol):
+    """Delivers a reminder, or raises."""
+
+    def notify(self, delivery: Delivery) -> None: ...
+
+
+class LogNotifier:
+    """Logs each delivery attempt as one key=value line (and the fields as ``extra``)."""
+
+    def notify(self, delivery: Delivery) -> None:
+        logger.info(
+            "reminder due id=%s case_id=%s kind=%s recipient_role=%s due_at=%s attempt=%s",
+            delivery.id,
+            delivery.case_id,
+            delivery.kind,
+            delivery.recipient_role,
+            delivery.due_at.isoformat(),
+            delivery.attempt,
+            extra={"reminder": delivery.payload()},
+        )
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The signature header's value: an HMAC-SHA256 of the exact body bytes."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookNotifier:
+    """POSTs each reminder as JSON; receivers dedupe on ``Idempotency-Key`` (the reminder id)."""
+
+    def __init__(self, url: str, *, secret: str | None = None, timeout: float = 5.0) -> None:
+        self.url = url
+        self.secret = secret
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+
+    def notify(self, delivery: Delivery) -> None:
+        body = json.dumps(delivery.payload(), separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: str(delivery.id)}
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign(body, self.secret)
+        response = self.client.post(self.url, content=body, headers=headers)
+        response.raise_for_status()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def default_notifiers(rules: Settings) -> list[Notifier]:
+    """The log, and the webhook when ``CAREPATH_WEBHOOK_URL`` is set."""
+    notifiers: list[Notifier] = [LogNotifier()]
+    if rules.webhook_url:
+        notifiers.append(
+            WebhookNotifier(
+                rules.webhook_url,
+                secret=rules.webhook_secret,
+                timeout=rules.webhook_timeout_seconds,
+            )
+        )
+    return notifiers

@@ -1,0 +1,179 @@
+"""The words the reminder policies are written in: what creates a reminder, when it is due,
+and what ends it. ``schedules.policies`` uses them to declare SPEC.md section 7 as a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from models.facts import Assessment
+from models.tables import CLOSED_PHASE
+from workflow.casefacts import CaseFacts
+from workflow.guards import first_dosing_at
+
+Condition = Callable[[CaseFacts], bool]
+
+
+@dataclass(frozen=True)
+class Change:
+    """What just happened to a case, as the workflow hook reported it."""
+
+    facts: CaseFacts
+    now: datetime
+    entered: str | None = None
+    fact: str | None = None
+    record: Any = None
+
+
+class Event(Protocol):
+    """Something that creates a reminder; ``anchor`` is when its delay starts, or None."""
+
+    def anchor(self, change: Change) -> datetime | None: ...
+
+
+def occurred_at(record: Any) -> datetime:
+    """When a recorded fact happened: a session's completion, else when it was recorded."""
+    return getattr(record, "completed_at", None) or record.created_at
+
+
+@dataclass(frozen=True)
+class Entered:
+    """The case enters ``state`` from another state (resuming into it counts)."""
+
+    state: str
+
+    def anchor(self, change: Change) -> datetime | None:
+        return change.now if change.entered == self.state else None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A ``fact`` is recorded, and ``where`` holds for it."""
+
+    fact: str
+    where: Callable[[Any, CaseFacts], bool] | None = None
+
+    def anchor(self, change: Change) -> datetime | None:
+        if change.fact != self.fact:
+            return None
+        if self.where is not None and not self.where(change.record, change.facts):
+            return None
+        return occurred_at(change.record)
+
+
+CHECKIN_INSTRUMENTS = frozenset({"phq9", "isi"})
+
+
+def checkins(facts: CaseFacts) -> list[Assessment]:
+    """The assessment that completed each check-in: a PHQ-9 and an ISI after the first dose."""
+    first_dose = first_dosing_at(facts)
+    if first_dose is None:
+        return []
+    done: list[Assessment] = []
+    taken: set[str] = set()
+    for assessment in sorted(facts.assessments, key=lambda a: (a.taken_at, a.id)):
+        if assessment.taken_at <= first_dose or assessment.instrument not in CHECKIN_INSTRUMENTS:
+            continue
+        taken.add(assessment.instrument)
+        if taken == CHECKIN_INSTRUMENTS:
+            done.append(assessment)
+            taken = set()
+    return done
+
+
+@dataclass(frozen=True)
+class CheckedIn:
+    """An assessment completes a check-in; the delay runs from the latest check-in."""
+
+    def anchor(self, change: Change) -> datetime | None:
+        if change.fact != "assessment":
+            return None
+        done = checkins(change.facts)
+        if not any(a.id == change.record.id for a in done):
+            return None
+        return done[-1].taken_at
+
+
+class Delay(Protocol):
+    """When a reminder is due, given when its delay started."""
+
+    def due(self, anchor: datetime, facts: CaseFacts) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class After:
+    """A fixed delay."""
+
+    delay: timedelta
+
+    def due(self, anchor: datetime, facts: CaseFacts) -> datetime:
+        return anchor + self.delay
+
+
+@dataclass(frozen=True)
+class EarlyThenLater:
+    """``early`` after an anchor within ``window`` of the first dose, else ``later``."""
+
+    early: timedelta
+    window: timedelta
+    later: timedelta
+
+    def due(self, anchor: datetime, facts: CaseFacts) -> datetime:
+        first_dose = first_dosing_at(facts) or anchor
+        return anchor + (self.early if anchor < first_dose + self.window else self.later)
+
+
+def days(n: float) -> After:
+    return After(timedelta(days=n))
+
+
+def hours(n: float) -> After:
+    return After(timedelta(hours=n))
+
+
+AT_ONCE = After(timedelta(0))
+
+
+@dataclass(frozen=True)
+class Left:
+    """The case is no longer in ``state`` (held, moved on, or closed)."""
+
+    state: str
+
+    def __call__(self, facts: CaseFacts) -> bool:
+        return facts.case.state != self.state
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One kind of reminder: what creates it, when it is due, for whom, and what ends it.
+
+    ``until``: any of these holding cancels a pending reminder (and stops one
+    being created); a closed case ends every reminder. ``repeats``: once
+    delivered (or given up on), the next is due one delay after this one, until
+    ``until`` holds. ``restarts``: a new creating event replaces the pending
+    reminder instead of keeping the earlier one.
+    """
+
+    kind: str
+    to: str
+    created_by: tuple[Event, ...]
+    due: Delay
+    until: tuple[Condition, ...] = ()
+    repeats: bool = False
+    restarts: bool = False
+
+    def satisfied(self, facts: CaseFacts) -> bool:
+        """Whether the reminder is no longer wanted: done, out of its state, or the case closed."""
+        return facts.case.phase == CLOSED_PHASE or any(done(facts) for done in self.until)
+
+    def next_due(self, after: datetime, facts: CaseFacts, now: datetime) -> datetime:
+        """The next occurrence after one due at ``after``, skipping those already past ``now``."""
+        due = self.due.due(after, facts)
+        # After an outage, catch up with one reminder, not one per missed period.
+        while due <= now and due > after:
+            after, due = due, self.due.due(due, facts)
+        return due

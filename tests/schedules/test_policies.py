@@ -1,0 +1,354 @@
+"""Each reminder of SPEC.md section 7: created by the right event, due at the right time, for the
+right role, cancelled when done or when the case leaves the state, and never duplicated."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from models.db import session_scope
+from models.facts import AdverseEvent
+from models.reminders import CANCELLED, PENDING, SENT, Reminder
+from schedules import policies
+from schedules.policies import POLICIES, POLICY_BY_KIND
+from workflow import hooks
+
+DAY = timedelta(days=1)
+
+# SPEC.md section 7's table, copied by hand so a change to the policies fails here.
+SPEC_TABLE = {
+    "evaluation_overdue": "coordinator",
+    "taper_checkin": "clinician",
+    "prescription_pending": "clinician",
+    "shipment_pending": "coordinator",
+    "delivery_overdue": "coordinator",
+    "preparation_due": "coordinator",
+    "integration_followup": "coordinator",
+    "checkin_due": "coordinator",
+    "hold_review": "clinician",
+    "safety_review": "clinician",
+}
+
+
+def test_the_table_declares_every_kind_of_the_spec_once_for_its_role():
+    assert {p.kind: p.to for p in POLICIES} == SPEC_TABLE
+    assert len(POLICIES) == len(SPEC_TABLE)
+
+
+def test_install_registers_the_listener_once():
+    policies.install()
+    policies.install()
+    assert hooks.LISTENERS.count(policies.LISTENER) == 1
+
+
+def test_without_the_listener_the_workflow_writes_no_reminders(clinic, reminders):
+    policies.uninstall()
+    case_id = clinic.open_case()
+    assert reminders.rows(case_id) == []
+
+
+# -- evaluation_overdue -----------------------------------------------------------
+
+
+def test_a_new_case_is_due_for_evaluation_in_seven_days(clinic, reminders, now):
+    case_id = clinic.open_case()
+    (reminder,) = reminders.rows(case_id)
+    assert (reminder.kind, reminder.status) == ("evaluation_overdue", PENDING)
+    assert reminder.due_at == now + 7 * DAY
+    assert reminder.recipient_role == "coordinator"
+    assert reminder.attempts == 0 and reminder.sent_at is None
+
+
+def test_approval_cancels_evaluation_overdue_and_asks_the_clinician_to_prescribe(clinic, reminders):
+    case_id = clinic.case_in("evaluation")
+    approved_at = clinic.tick(days=2)
+    clinic.fire(case_id, "approve")
+    assert reminders.rows(case_id, kind="evaluation_overdue")[0].status == CANCELLED
+    pending = reminders.pending(case_id)
+    assert set(pending) == {"prescription_pending"}
+    assert pending["prescription_pending"].due_at == approved_at + 3 * DAY
+    assert pending["prescription_pending"].recipient_role == "clinician"
+
+
+@pytest.mark.parametrize("trigger", ["decline", "withdraw"])
+def test_closing_in_evaluation_cancels_every_reminder(clinic, reminders, trigger):
+    case_id = clinic.case_in("evaluation")
+    clinic.fire(case_id, trigger)
+    assert {r.status for r in reminders.rows(case_id)} == {CANCELLED}
+
+
+# -- the delivery states ------------------------------------------------------------
+
+
+def test_each_delivery_state_has_its_reminder_cancelled_on_leaving_it(clinic, reminders):
+    case_id = clinic.case_in("delivery.awaiting_prescription")
+    expected = [
+        ("prescribe", "shipment_pending", "coordinator", 2),
+        ("ship", "delivery_overdue", "coordinator", 5),
+        ("confirm_delivery", "preparation_due", "coordinator", 3),
+    ]
+    left_behind = "prescription_pending"
+    for trigger, kind, role, days in expected:
+        at = clinic.tick(hours=5)
+        clinic.fire(case_id, trigger)
+        assert reminders.rows(case_id, kind=left_behind)[-1].status == CANCELLED
+        pending = reminders.pending(case_id)
+        assert set(pending) == {kind}, trigger
+        assert (pending[kind].recipient_role, pending[kind].due_at) == (role, at + days * DAY)
+        left_behind = kind
+
+
+# -- taper_checkin -----------------------------------------------------------------
+
+
+def test_a_taper_plan_asks_the_clinician_weekly_once_for_all_tapers(clinic, reminders, now):
+    case_id = clinic.open_case()
+    xanax, ambien = clinic.add_med(case_id, "Xanax"), clinic.add_med(case_id, "Ambien")
+    first = clinic.plan_taper(case_id, xanax.id)
+    clinic.tick(days=1)
+    second = clinic.plan_taper(case_id, ambien.id)
+    checkins = reminders.rows(case_id, kind="taper_checkin")
+    assert len(checkins) == 1
+    assert (checkins[0].due_at, checkins[0].recipient_role) == (now + 7 * DAY, "clinician")
+
+    clinic.confirm_taper(case_id, first.id)
+    assert reminders.pending(case_id)["taper_checkin"].id == checkins[0].id
+    clinic.confirm_taper(case_id, second.id)
+    assert reminders.get(checkins[0].id).status == CANCELLED
+    assert "taper_checkin" not in reminders.pending(case_id)
+
+
+def test_a_sent_taper_checkin_is_followed_by_the_next_while_the_taper_is_open(
+    clinic, reminders, now
+):
+    case_id = clinic.open_case()
+    taper = clinic.plan_taper(case_id, clinic.add_med(case_id, "Xanax").id)
+    reminders.dispatch(now + 7 * DAY)
+    first, second = reminders.rows(case_id, kind="taper_checkin")
+    assert (first.status, second.status) == (SENT, PENDING)
+    assert second.due_at == now + 14 * DAY
+
+    # A scheduler that was down for three weeks sends one reminder, then resumes the cadence.
+    reminders.dispatch(now + 35 * DAY)
+    third = reminders.pending(case_id)["taper_checkin"]
+    assert third.due_at == now + 42 * DAY
+    assert reminders.recorder.kinds().count("taper_checkin") == 2
+
+    clinic.tick(days=36)
+    clinic.confirm_taper(case_id, taper.id)
+    assert reminders.get(third.id).status == CANCELLED
+
+
+# -- preparation_due ---------------------------------------------------------------
+
+
+def test_a_preparation_session_cancels_preparation_due(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    assert "preparation_due" in reminders.pending(case_id)
+    clinic.session(case_id, "preparation")
+    assert "preparation_due" not in reminders.pending(case_id)
+    assert reminders.rows(case_id, kind="preparation_due")[0].status == CANCELLED
+
+
+def test_resuming_into_integration_after_preparation_asks_for_nothing(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    clinic.fire(case_id, "hold")
+    assert "preparation_due" not in reminders.pending(case_id)
+    resumed_at = clinic.tick(days=1)
+    clinic.fire(case_id, "resume")
+    assert reminders.pending(case_id)["preparation_due"].due_at == resumed_at + 3 * DAY
+
+    clinic.session(case_id, "preparation")
+    clinic.fire(case_id, "hold")
+    clinic.fire(case_id, "resume")
+    assert "preparation_due" not in reminders.pending(case_id)
+
+
+# -- integration_followup ----------------------------------------------------------
+
+
+def test_a_dosing_session_asks_for_integration_within_72_hours(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    dose = clinic.dose(case_id)
+    followup = reminders.pending(case_id)["integration_followup"]
+    assert followup.due_at == dose.completed_at + timedelta(hours=72)
+    assert followup.recipient_role == "coordinator"
+
+    clinic.tick(hours=5)
+    clinic.dose(case_id)  # a second dose keeps the earlier, sooner reminder
+    assert reminders.pending(case_id)["integration_followup"].id == followup.id
+
+    clinic.tick(hours=20)
+    clinic.session(case_id, "integration")
+    assert reminders.get(followup.id).status == CANCELLED
+    assert "integration_followup" not in reminders.pending(case_id)
+
+
+def test_an_integration_session_before_the_latest_dose_does_not_cancel_its_followup(
+    clinic, reminders
+):
+    case_id = clinic.case_in("integration", prepared=False)
+    dose = clinic.dose(case_id)
+    clinic.tick(hours=1)
+    clinic.session(case_id, "integration", completed_at=dose.completed_at - timedelta(hours=1))
+    assert "integration_followup" in reminders.pending(case_id)
+
+
+# -- checkin_due -------------------------------------------------------------------
+
+
+def test_the_first_dose_schedules_a_checkin_a_week_later(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    first = clinic.dose(case_id)
+    checkin = reminders.pending(case_id)["checkin_due"]
+    assert (checkin.due_at, checkin.recipient_role) == (first.completed_at + 7 * DAY, "coordinator")
+    clinic.tick(days=1)
+    clinic.dose(case_id)
+    assert reminders.pending(case_id)["checkin_due"].id == checkin.id
+
+
+def test_a_checkin_needs_both_a_phq9_and_an_isi_after_the_first_dose(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    clinic.assess(case_id, "isi", 18)  # before the first dose: not a check-in
+    first = clinic.dose(case_id)
+    checkin = reminders.pending(case_id)["checkin_due"]
+
+    clinic.tick(days=3)
+    clinic.assess(case_id, "phq9", 12)
+    assert reminders.pending(case_id)["checkin_due"].id == checkin.id
+    isi_at = clinic.tick(hours=1)
+    clinic.assess(case_id, "isi", 15)
+    assert reminders.get(checkin.id).status == CANCELLED
+    assert reminders.pending(case_id)["checkin_due"].due_at == isi_at + 7 * DAY
+    clinic.tick(days=1)
+    clinic.assess(case_id, "isi", 13)  # half of the next check-in: nothing moves
+    assert reminders.pending(case_id)["checkin_due"].due_at == isi_at + 7 * DAY
+
+    # After the first four weeks, a check-in is due every 28 days.
+    late = first.completed_at + 30 * DAY
+    clinic.now = late
+    clinic.assess(case_id, "isi", 14)
+    clinic.assess(case_id, "phq9", 9)
+    assert reminders.pending(case_id)["checkin_due"].due_at == late + 28 * DAY
+
+
+def test_a_sent_checkin_is_followed_weekly_then_every_28_days(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    first = clinic.dose(case_id).completed_at
+    dues = []
+    for week in (7, 14, 21, 28, 56):
+        reminders.dispatch(first + week * DAY)
+        dues.append(reminders.pending(case_id)["checkin_due"].due_at - first)
+    assert dues == [14 * DAY, 21 * DAY, 28 * DAY, 56 * DAY, 84 * DAY]
+
+
+# -- hold_review -------------------------------------------------------------------
+
+
+def test_hold_swaps_the_state_reminder_for_a_hold_review_and_resume_swaps_back(clinic, reminders):
+    case_id = clinic.case_in("delivery.prescribed")
+    shipment = reminders.pending(case_id)["shipment_pending"]
+    held_at = clinic.tick(hours=3)
+    clinic.fire(case_id, "hold")
+    assert reminders.get(shipment.id).status == CANCELLED
+    pending = reminders.pending(case_id)
+    assert set(pending) == {"hold_review"}
+    assert (pending["hold_review"].due_at, pending["hold_review"].recipient_role) == (
+        held_at + timedelta(hours=24),
+        "clinician",
+    )
+
+    resumed_at = clinic.tick(days=2)
+    clinic.fire(case_id, "resume")
+    assert reminders.get(pending["hold_review"].id).status == CANCELLED
+    assert reminders.pending(case_id)["shipment_pending"].due_at == resumed_at + 2 * DAY
+
+
+def test_resuming_into_evaluation_restarts_its_seven_days(clinic, reminders):
+    case_id = clinic.open_case()
+    clinic.fire(case_id, "hold")
+    resumed_at = clinic.tick(days=4)
+    clinic.fire(case_id, "resume")
+    overdue = reminders.rows(case_id, kind="evaluation_overdue")
+    assert [r.status for r in overdue] == [CANCELLED, PENDING]
+    assert overdue[-1].due_at == resumed_at + 7 * DAY
+
+
+def test_withdrawing_a_held_case_cancels_its_hold_review(clinic, reminders):
+    case_id = clinic.case_in("on_hold", held_from="delivery.shipped")
+    clinic.fire(case_id, "withdraw")
+    assert reminders.pending(case_id) == {}
+    assert reminders.rows(case_id, kind="hold_review")[0].status == CANCELLED
+
+
+# -- safety_review -----------------------------------------------------------------
+
+
+def test_an_adverse_event_the_service_records_asks_a_clinician_at_once(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    at = clinic.tick(hours=1)
+    clinic.assess(case_id, "phq9", 14, item9=2)  # the service records suicidal ideation
+    pending = reminders.pending(case_id)
+    assert (pending["safety_review"].due_at, pending["safety_review"].recipient_role) == (
+        at,
+        "clinician",
+    )
+    assert "hold_review" in pending  # the same event put the case on hold
+
+    (event,) = [e for e in clinic.rows(AdverseEvent, case_id) if e.recorded_by_system]
+    clinic.resolve(case_id, event.id)
+    assert "safety_review" not in reminders.pending(case_id)
+
+
+def test_an_adverse_event_staff_record_asks_for_no_safety_review(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    clinic.assess(case_id, "phq9", 14, item9=1)
+    reminders.dispatch(clinic.now)  # the service's safety review went out; its event is open
+    assert "safety_review" not in reminders.pending(case_id)
+    clinic.adverse_event(case_id, "dizziness", "severe")
+    assert "safety_review" not in reminders.pending(case_id)
+
+
+# -- closing, and never duplicated ---------------------------------------------------
+
+
+@pytest.mark.parametrize("trigger", ["withdraw", "discharge"])
+def test_closing_a_case_cancels_all_its_pending_reminders(clinic, reminders, trigger):
+    case_id = clinic.case_in("monitoring", meds=("Xanax",))
+    clinic.tick(hours=1)
+    clinic.dose(case_id)
+    clinic.assess(case_id, "phq9", 8)
+    clinic.assess(case_id, "isi", 9)
+    assert {"integration_followup", "checkin_due"} <= set(reminders.pending(case_id))
+    clinic.fire(case_id, trigger)
+    assert reminders.pending(case_id) == {}
+    assert {r.status for r in reminders.rows(case_id)} <= {CANCELLED, SENT}
+
+
+def test_the_database_refuses_a_second_pending_reminder_of_a_kind(clinic, reminders, now):
+    case_id = clinic.open_case()
+    with pytest.raises(IntegrityError), session_scope(clinic.engine) as session:
+        session.add(
+            Reminder(
+                case_id=case_id,
+                kind="evaluation_overdue",
+                due_at=now,
+                recipient_role="coordinator",
+            )
+        )
+
+
+def test_a_whole_course_of_care_never_holds_two_pending_reminders_of_a_kind(clinic, reminders):
+    case_id = clinic.case_in("monitoring", meds=("Xanax", "Ambien"))
+    for _ in range(3):
+        clinic.fire(case_id, "hold")
+        clinic.fire(case_id, "resume")
+        clinic.tick(days=1)
+        clinic.dose(case_id)
+        clinic.assess(case_id, "phq9", 8)
+        clinic.assess(case_id, "isi", 9)
+        reminders.dispatch(clinic.now + 10 * DAY)
+        reminders.pending(case_id)  # asserts no kind is pending twice
+    assert set(POLICY_BY_KIND) >= {r.kind for r in reminders.rows(case_id)}
