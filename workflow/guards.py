@@ -301,7 +301,10 @@ def session_preparation(facts: CaseFacts) -> str | None:
 
 @requirement("session.dosing")
 def session_dosing(facts: CaseFacts) -> str | None:
-    if any(s.kind == "dosing" and s.clearance_id is not None for s in facts.sessions):
+    # Check the clearance itself, not just that an id is set: the requirement is a
+    # *granted* clearance, whatever wrote the session row.
+    granted = {c.id for c in facts.clearances if c.granted}
+    if any(s.kind == "dosing" and s.clearance_id in granted for s in facts.sessions):
         return None
     return "Record a completed dosing session that used a granted dose clearance."
 

@@ -1,0 +1,490 @@
+"""Helpers for the workflow tests: a `Clinic` that drives cases through the real services.
+
+Every helper opens its own transaction, exactly as one API request would, and
+passes the clinic's clock in: tests move time with ``clinic.tick(...)``, never
+by sleeping. ``case_in(state)`` brings a fresh case to any state through the
+real services, with the guards of every trigger leaving that state satisfied.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, func, select
+
+from models.db import session_scope
+from models.facts import (
+    AdverseEvent,
+    Assessment,
+    CareSession,
+    DoseClearance,
+    History,
+    InteractionScreening,
+    Medication,
+    Taper,
+    Vital,
+)
+from models.schemas import (
+    AdverseEventCreate,
+    AdverseEventKind,
+    AdverseEventResolve,
+    AssessmentCreate,
+    CaseCreate,
+    ClearanceCreate,
+    HistoryIn,
+    Instrument,
+    MedicationCreate,
+    MedicationUpdate,
+    ScreeningCreate,
+    SessionCreate,
+    SessionKind,
+    Severity,
+    TaperConfirm,
+    TaperCreate,
+    TransitionBody,
+    VitalCreate,
+)
+from models.tables import AuditEvent, Case
+from tests.conftest import add_user
+from workflow import cases, dosing, medications, records
+from workflow.casefacts import CaseFacts
+from workflow.definition import INITIAL, TRIGGER_BY_NAME, Actor
+
+FACT_TABLES = (
+    History,
+    Assessment,
+    Medication,
+    InteractionScreening,
+    Taper,
+    Vital,
+    DoseClearance,
+    CareSession,
+    AdverseEvent,
+)
+
+# The names under which ``CaseFacts`` exposes each kind of fact.
+FACT_VIEWS = (
+    "history",
+    "assessments",
+    "vitals",
+    "medications",
+    "screenings",
+    "tapers",
+    "sessions",
+    "clearances",
+    "adverse_events",
+)
+
+ELIGIBLE_HISTORY: dict[str, Any] = {
+    "insomnia_nights_per_week": 5,
+    "insomnia_duration_months": 12,
+    "diagnoses": ["depression"],
+    "failed_antidepressant_trials": 2,
+    "cbti_completed": True,
+    "seeking_sleep_med_replacement": False,
+    "substance_use_disorder_history": False,
+    "uncontrolled_hypertension": False,
+    "active_psychosis": False,
+    "severe_psychiatric_instability": False,
+    "significant_breathing_problems": False,
+    "sleep_apnea": False,
+}
+ELIGIBLE_SCORES: dict[Instrument, int] = {"phq9": 18, "gad7": 12, "isi": 20}
+MedicationStatus = Literal["active", "stopped"]
+
+# A sample value for every body field a trigger may require.
+BODY_SAMPLES: dict[str, Any] = {
+    "reason": "Recorded by the test.",
+    "dose_mg": 100.0,
+    "route": "sublingual",
+    "rationale": "Partial response at the current dose.",
+    "carrier": "UPS",
+    "tracking_number": "1Z999AA10123456784",
+}
+
+# How a test reaches each state: from which state, by which trigger.
+# ``on_hold`` is reached from the state it is held from (``case_in(held_from=...)``).
+ROUTE: dict[str, tuple[str, str]] = {
+    "delivery.awaiting_prescription": ("evaluation", "approve"),
+    "delivery.prescribed": ("delivery.awaiting_prescription", "prescribe"),
+    "delivery.shipped": ("delivery.prescribed", "ship"),
+    "integration": ("delivery.shipped", "confirm_delivery"),
+    "monitoring": ("integration", "start_monitoring"),
+    "ineligible": ("evaluation", "decline"),
+    "discharged": ("monitoring", "discharge"),
+    "withdrawn": ("evaluation", "withdraw"),
+}
+
+# What ``case_in`` records on arrival in a state so every trigger leaving it may fire.
+PREPARE: dict[str, str] = {
+    "evaluation": "make_eligible",
+    "delivery.awaiting_prescription": "ready_to_prescribe",
+    "integration": "complete_sessions",
+}
+
+
+def body_for(trigger: str, **overrides: Any) -> TransitionBody:
+    """A body carrying every field ``trigger`` requires."""
+    fields = {name: BODY_SAMPLES[name] for name in TRIGGER_BY_NAME[trigger].body}
+    return TransitionBody(**(fields | overrides))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a refused call must leave as it was."""
+
+    case: dict[str, Any]
+    events: tuple[tuple[Any, ...], ...]
+    facts: dict[str, int]
+
+
+@dataclass
+class Clinic:
+    """Staff and a clock, driving cases through the real workflow services."""
+
+    engine: Engine
+    clinician: Actor
+    coordinator: Actor
+    now: datetime
+    _patients: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    # -- plumbing ------------------------------------------------------------
+
+    def tick(self, **delta: float) -> datetime:
+        """Move the clock forward and return the new time."""
+        self.now += timedelta(**delta)
+        return self.now
+
+    def call(self, service: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Run one service call in its own transaction, at the clinic's time by default."""
+        kwargs.setdefault("now", self.now)
+        with session_scope(self.engine) as session:
+            return service(session, **kwargs)
+
+    def read(self, query: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Run a read (``query(session, **kwargs)``) with no clock, in its own transaction."""
+        with session_scope(self.engine) as session:
+            return query(session, **kwargs)
+
+    def case(self, case_id: int) -> Case:
+        return self.read(lambda s: cases.get_case(s, case_id))
+
+    def events(self, case_id: int) -> list[AuditEvent]:
+        query = select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(col(AuditEvent.id))
+        return self.read(lambda s: list(s.exec(query).all()))
+
+    def rows(self, model: Any, case_id: int) -> list[Any]:
+        query = select(model).where(model.case_id == case_id).order_by(model.id)
+        return self.read(lambda s: list(s.exec(query).all()))
+
+    def facts(self, case_id: int, actor: Actor | None = None) -> CaseFacts:
+        """Every fact of the case, loaded now, for evaluating guards directly."""
+        with session_scope(self.engine) as session:
+            case = cases.get_case(session, case_id)
+            facts = CaseFacts(
+                case=case, now=self.now, actor=actor or self.clinician, session=session
+            )
+            for name in FACT_VIEWS:
+                getattr(facts, name)
+        facts.session = None  # never reach back into a closed session
+        return facts
+
+    def snapshot(self, case_id: int) -> Snapshot:
+        """The case row, its audit trail and how many facts of each kind it has."""
+
+        def take(session: Session) -> Snapshot:
+            case = cases.get_case(session, case_id)
+            events = session.exec(
+                select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(col(AuditEvent.id))
+            ).all()
+            counts = {
+                model.__name__: session.exec(
+                    select(func.count()).select_from(model).where(model.case_id == case_id)
+                ).one()
+                for model in FACT_TABLES
+            }
+            return Snapshot(
+                case=case.model_dump(),
+                events=tuple(tuple(e.model_dump().values()) for e in events),
+                facts=counts,
+            )
+
+        return self.read(take)
+
+    def clinician_licensed_only_in(self, state: str) -> Actor:
+        """Another clinician, licensed in ``state`` alone."""
+        return add_user(self.engine, f"clinician-{state}", "clinician", (state,))
+
+    # -- cases and triggers --------------------------------------------------
+
+    def open_case(self, patient_state: str = "CA", patient_ref: str | None = None) -> int:
+        ref = patient_ref or f"patient-{next(self._patients)}"
+        data = CaseCreate(patient_ref=ref, patient_state=patient_state)
+        return self.call(cases.create_case, data=data, actor=self.coordinator).id
+
+    def fire(
+        self,
+        case_id: int,
+        trigger: str,
+        actor: Actor | None = None,
+        body: TransitionBody | None = None,
+        **kwargs: Any,
+    ) -> Case:
+        """Fire ``trigger`` as the clinician (who may fire every trigger) by default."""
+        return self.call(
+            cases.fire_trigger,
+            case_id=case_id,
+            trigger=trigger,
+            actor=actor or self.clinician,
+            body=body if body is not None else body_for(trigger),
+            **kwargs,
+        )
+
+    # -- facts ---------------------------------------------------------------
+
+    def history(self, case_id: int, actor: Actor | None = None, **overrides: Any) -> History:
+        data = HistoryIn(**(ELIGIBLE_HISTORY | overrides))
+        return self.call(
+            records.put_history, case_id=case_id, data=data, actor=actor or self.coordinator
+        )
+
+    def assess(
+        self,
+        case_id: int,
+        instrument: Instrument,
+        score: int,
+        *,
+        days_ago: float = 0,
+        item9: int | None = None,
+        taken_at: datetime | None = None,
+        actor: Actor | None = None,
+    ) -> Assessment:
+        data = AssessmentCreate(
+            instrument=instrument,
+            score=score,
+            item9=item9,
+            taken_at=taken_at or self.now - timedelta(days=days_ago),
+        )
+        return self.call(
+            records.record_assessment, case_id=case_id, data=data, actor=actor or self.coordinator
+        )
+
+    def vital(
+        self, case_id: int, systolic: int = 120, diastolic: int = 80, *, days_ago: float = 0
+    ) -> Vital:
+        data = VitalCreate(
+            systolic=systolic, diastolic=diastolic, taken_at=self.now - timedelta(days=days_ago)
+        )
+        return self.call(records.record_vital, case_id=case_id, data=data, actor=self.coordinator)
+
+    def add_med(self, case_id: int, name: str) -> Medication:
+        data = MedicationCreate(name=name, dose="1 tablet", frequency="daily")
+        return self.call(
+            medications.add_medication, case_id=case_id, data=data, actor=self.coordinator
+        )
+
+    def set_med_status(
+        self, case_id: int, medication_id: int | None, status: MedicationStatus
+    ) -> Medication:
+        return self.call(
+            medications.update_medication,
+            case_id=case_id,
+            medication_id=medication_id,
+            data=MedicationUpdate(status=status),
+            actor=self.coordinator,
+        )
+
+    def screen(self, case_id: int, actor: Actor | None = None) -> InteractionScreening:
+        return self.call(
+            medications.screen_interactions,
+            case_id=case_id,
+            data=ScreeningCreate(notes="Reviewed."),
+            actor=actor or self.clinician,
+        )
+
+    def plan_taper(
+        self, case_id: int, medication_id: int | None, actor: Actor | None = None
+    ) -> Taper:
+        assert medication_id is not None
+        data = TaperCreate(medication_id=medication_id, plan="Halve the dose weekly.")
+        return self.call(
+            medications.plan_taper, case_id=case_id, data=data, actor=actor or self.clinician
+        )
+
+    def confirm_taper(
+        self,
+        case_id: int,
+        taper_id: int,
+        last_dose_on: date | None = None,
+        actor: Actor | None = None,
+    ) -> Taper:
+        data = TaperConfirm(last_dose_on=last_dose_on or self.now.date() - timedelta(days=1))
+        return self.call(
+            medications.confirm_taper,
+            case_id=case_id,
+            taper_id=taper_id,
+            data=data,
+            actor=actor or self.clinician,
+        )
+
+    def clearance(
+        self,
+        case_id: int,
+        systolic: int = 120,
+        diastolic: int = 80,
+        monitor_present: bool = True,
+        **kwargs: Any,
+    ) -> DoseClearance:
+        data = ClearanceCreate(
+            systolic=systolic, diastolic=diastolic, monitor_present=monitor_present
+        )
+        return self.call(
+            dosing.request_clearance,
+            case_id=case_id,
+            data=data,
+            actor=kwargs.pop("actor", self.coordinator),
+            **kwargs,
+        )
+
+    def session(
+        self,
+        case_id: int,
+        kind: SessionKind,
+        *,
+        completed_at: datetime | None = None,
+        clearance_id: int | None = None,
+    ) -> CareSession:
+        data = SessionCreate(
+            kind=kind, completed_at=completed_at or self.now, clearance_id=clearance_id
+        )
+        return self.call(dosing.record_session, case_id=case_id, data=data, actor=self.coordinator)
+
+    def dose(self, case_id: int) -> CareSession:
+        """A granted clearance, and a dosing session half an hour later that uses it."""
+        clearance = self.clearance(case_id)
+        assert clearance.granted, clearance.unmet
+        self.tick(minutes=30)
+        return self.session(case_id, "dosing", clearance_id=clearance.id)
+
+    def adverse_event(
+        self, case_id: int, kind: AdverseEventKind = "nausea", severity: Severity = "mild"
+    ) -> AdverseEvent:
+        data = AdverseEventCreate(kind=kind, severity=severity, description="Reported by phone.")
+        return self.call(
+            records.record_adverse_event, case_id=case_id, data=data, actor=self.coordinator
+        )
+
+    def resolve(self, case_id: int, event_id: int, actor: Actor | None = None) -> AdverseEvent:
+        return self.call(
+            records.resolve_adverse_event,
+            case_id=case_id,
+            event_id=event_id,
+            data=AdverseEventResolve(note="Reviewed with the patient."),
+            actor=actor or self.clinician,
+        )
+
+    # -- bringing a case to a state -------------------------------------------
+
+    def make_eligible(
+        self,
+        case_id: int,
+        *,
+        history: dict[str, Any] | None = None,
+        scores: dict[Instrument, int] | None = None,
+        days_ago: dict[Instrument, float] | None = None,
+        vital: tuple[int, int] = (120, 80),
+        vital_days_ago: float = 1,
+        meds: tuple[str, ...] = (),
+    ) -> list[Medication]:
+        """Record everything ``approve`` needs; each argument changes one fact."""
+        self.history(case_id, **(history or {}))
+        ages: dict[Instrument, float] = {"phq9": 1, "gad7": 1, "isi": 1}
+        ages |= days_ago or {}
+        for instrument, score in (ELIGIBLE_SCORES | (scores or {})).items():
+            self.assess(case_id, instrument, score, days_ago=ages[instrument])
+        self.vital(case_id, *vital, days_ago=vital_days_ago)
+        added = [self.add_med(case_id, name) for name in meds]
+        for medication in added:
+            if medication.drug_class in ("benzodiazepine", "z_drug"):
+                self.plan_taper(case_id, medication.id)
+        self.screen(case_id)
+        return added
+
+    def ready_to_prescribe(self, case_id: int) -> None:
+        """Confirm every open taper, then screen the changed list again."""
+        open_tapers = [t for t in self.rows(Taper, case_id) if t.confirmed_at is None]
+        for taper in open_tapers:
+            self.confirm_taper(case_id, taper.id)
+        if open_tapers:
+            self.screen(case_id)
+
+    def complete_sessions(self, case_id: int) -> None:
+        """Preparation, a cleared dosing session, and integration after it."""
+        self.session(case_id, "preparation")
+        self.tick(minutes=10)
+        self.dose(case_id)
+        self.tick(hours=2)
+        self.session(case_id, "integration")
+
+    def case_in(
+        self, state: str, *, held_from: str = INITIAL, prepared: bool = True, **eligible: Any
+    ) -> int:
+        """A new case brought to ``state`` through the real services.
+
+        With ``prepared`` the guards of every trigger leaving ``state`` are met;
+        ``eligible`` is passed to ``make_eligible`` (say, ``meds=("Xanax",)``).
+        """
+        if state == INITIAL:
+            case_id = self.open_case()
+        elif state == "on_hold":
+            case_id = self.case_in(held_from, **eligible)
+            self.fire(case_id, "hold")
+        else:
+            previous, trigger = ROUTE[state]
+            case_id = self.case_in(previous, **eligible)
+            self.fire(case_id, trigger)
+        if prepared and state in PREPARE:
+            step = getattr(self, PREPARE[state])
+            if state == INITIAL:
+                step(case_id, **eligible)
+            else:
+                step(case_id)
+        return case_id
+
+
+@pytest.fixture
+def engine(engine: Engine) -> Engine:
+    """The shared ``engine``; on PostgreSQL, commits here do not wait for the disk.
+
+    Visibility and locking are unchanged (the concurrency tests still hold);
+    only durability across a server crash is given up, which a throwaway test
+    database does not need. It makes the PostgreSQL run about three times faster.
+    """
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _no_synchronous_commit)
+    return engine
+
+
+def _no_synchronous_commit(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = off")
+    dbapi_connection.commit()
+
+
+@pytest.fixture
+def clinic(engine, clinician, coordinator, now) -> Clinic:
+    """The clinic: a licensed clinician (CA, NY), a coordinator, and a clock at ``now``."""
+    return Clinic(engine=engine, clinician=clinician, coordinator=coordinator, now=now)
+
+
+@pytest.fixture
+def case_in(clinic) -> Callable[..., int]:
+    """``case_in(state, held_from=..., prepared=..., **eligible)``: see ``Clinic.case_in``."""
+    return clinic.case_in

@@ -1,0 +1,135 @@
+"""Every (state, trigger) pair through ``workflow.cases.fire_trigger`` on a real case.
+
+The pairs are generated from ``workflow.definition``, so a new state or
+trigger is covered without touching this file; ``case_in`` (conftest) must
+learn how to reach a new state, or these tests fail with a KeyError.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from models.schemas import TransitionBody
+from workflow.definition import ACTIVE_STATES, STATES, TRIGGER_BY_NAME, TRIGGERS
+from workflow.errors import InvalidTransition
+
+PAIRS = [(s.name, t.name) for s in STATES for t in TRIGGERS]
+ALLOWED = [(s, t) for s, t in PAIRS if s in TRIGGER_BY_NAME[t].sources]
+REFUSED = [(s, t) for s, t in PAIRS if s not in TRIGGER_BY_NAME[t].sources]
+TERMINAL = [s.name for s in STATES if s.terminal]
+
+
+def expected_destination(state: str, trigger: str, held_from: str | None) -> str | None:
+    dest = TRIGGER_BY_NAME[trigger].dest
+    if dest is None:  # an internal transition
+        return state
+    if trigger == "resume":
+        return held_from
+    return dest
+
+
+def test_the_matrix_covers_both_kinds_of_pair():
+    assert len(PAIRS) == len(ALLOWED) + len(REFUSED) == len(STATES) * len(TRIGGERS)
+    assert ("evaluation", "approve") in ALLOWED
+    assert ("on_hold", "hold") in REFUSED
+
+
+@pytest.mark.parametrize(("state", "trigger"), ALLOWED)
+def test_an_allowed_pair_moves_the_case_and_audits_it(clinic, case_in, state, trigger):
+    case_id = case_in(state)
+    before = clinic.case(case_id)
+    events_before = clinic.events(case_id)
+
+    case = clinic.fire(case_id, trigger)
+
+    expected = expected_destination(state, trigger, before.held_from)
+    assert case.state == expected
+    assert clinic.case(case_id).state == expected
+    assert case.version == before.version + 1
+    events = clinic.events(case_id)
+    assert events[: len(events_before)] == events_before
+    (event,) = events[len(events_before) :]
+    assert (event.kind, event.trigger, event.from_state, event.to_state) == (
+        "transition",
+        trigger,
+        state,
+        expected,
+    )
+    assert (event.actor_id, event.actor_role, event.at) == (
+        clinic.clinician.id,
+        "clinician",
+        clinic.now,
+    )
+
+
+@pytest.mark.parametrize(("state", "trigger"), REFUSED)
+def test_every_other_pair_is_refused_and_changes_nothing(clinic, case_in, state, trigger):
+    case_id = case_in(state)
+    before = clinic.snapshot(case_id)
+
+    with pytest.raises(InvalidTransition):
+        clinic.fire(case_id, trigger)
+
+    assert clinic.snapshot(case_id) == before
+
+
+@pytest.mark.parametrize("held_from", ACTIVE_STATES)
+def test_hold_then_resume_returns_to_the_state_it_was_held_from(clinic, case_in, held_from):
+    case_id = case_in(held_from)
+
+    held = clinic.fire(case_id, "hold")
+    assert (held.state, held.phase, held.held_from) == ("on_hold", "on_hold", held_from)
+
+    resumed = clinic.fire(case_id, "resume")
+    assert (resumed.state, resumed.held_from) == (held_from, None)
+    assert resumed.phase == clinic.case(case_id).phase != "on_hold"
+    last = clinic.events(case_id)[-1]
+    assert (last.trigger, last.from_state, last.to_state) == ("resume", "on_hold", held_from)
+
+
+@pytest.mark.parametrize("held_from", ACTIVE_STATES)
+def test_withdraw_from_hold_closes_the_case_and_forgets_where_it_was(clinic, case_in, held_from):
+    case_id = case_in("on_hold", held_from=held_from)
+
+    case = clinic.fire(case_id, "withdraw")
+
+    assert (case.state, case.phase, case.held_from) == ("withdrawn", "closed", None)
+
+
+def test_adjust_dose_is_internal_the_state_stays_and_the_version_and_trail_move(clinic, case_in):
+    case_id = case_in("monitoring")
+    before = clinic.case(case_id)
+    trail = clinic.events(case_id)
+
+    case = clinic.fire(case_id, "adjust_dose")
+
+    assert (case.state, case.phase, case.held_from) == ("monitoring", "monitoring", None)
+    assert case.version == before.version + 1
+    (event,) = clinic.events(case_id)[len(trail) :]
+    assert (event.trigger, event.from_state, event.to_state) == (
+        "adjust_dose",
+        "monitoring",
+        "monitoring",
+    )
+    assert event.data == {"dose_mg": 100.0, "rationale": "Partial response at the current dose."}
+
+
+@pytest.mark.parametrize("state", TERMINAL)
+def test_a_terminal_state_refuses_every_trigger(clinic, case_in, state):
+    case_id = case_in(state)
+    before = clinic.snapshot(case_id)
+
+    for trigger in TRIGGERS:
+        with pytest.raises(InvalidTransition):
+            clinic.fire(case_id, trigger.name)
+
+    assert clinic.snapshot(case_id) == before
+    assert before.case["phase"] == "closed"
+
+
+def test_a_refused_pair_is_refused_before_the_body_is_checked(clinic, case_in):
+    """An invalid transition is reported as such, even with a body it would also reject."""
+    case_id = case_in("monitoring")
+
+    with pytest.raises(InvalidTransition):
+        clinic.fire(case_id, "decline", body=TransitionBody())

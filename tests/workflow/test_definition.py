@@ -1,0 +1,292 @@
+"""The workflow read back from the shared machine agrees with the definition and with SPEC.md.
+
+``read_back`` builds what the API's ``/workflow`` listing and its Mermaid
+diagram need from ``MACHINE.states`` and ``MACHINE.events``, joined with the
+definition's roles, requirement codes and body fields by trigger name. The
+expected value is SPEC.md section 2, written out literally.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from workflow.definition import (
+    ACTIVE_STATES,
+    ADMIN,
+    CLINICIAN,
+    COORDINATOR,
+    FACT_ROLES,
+    HELD_FROM,
+    INITIAL,
+    OPEN_STATES,
+    PHASES,
+    STATE_BY_NAME,
+    STATES,
+    TRIGGER_BY_NAME,
+    TRIGGERS,
+    destination,
+    may_fire,
+    may_record,
+    phase_of,
+    triggers_from,
+)
+from workflow.machine import MACHINE
+
+DELIVERY = ("delivery.awaiting_prescription", "delivery.prescribed", "delivery.shipped")
+ACTIVE = ("evaluation", *DELIVERY, "integration", "monitoring")
+NON_TERMINAL = (*ACTIVE, "on_hold")
+STAFF = ["clinician", "coordinator"]
+
+# SPEC.md section 2: states and phases.
+SPEC_STATES = {
+    "evaluation": {"phase": "evaluation", "terminal": False},
+    "delivery.awaiting_prescription": {"phase": "delivery", "terminal": False},
+    "delivery.prescribed": {"phase": "delivery", "terminal": False},
+    "delivery.shipped": {"phase": "delivery", "terminal": False},
+    "integration": {"phase": "integration", "terminal": False},
+    "monitoring": {"phase": "monitoring", "terminal": False},
+    "on_hold": {"phase": "on_hold", "terminal": False},
+    "ineligible": {"phase": "closed", "terminal": True},
+    "discharged": {"phase": "closed", "terminal": True},
+    "withdrawn": {"phase": "closed", "terminal": True},
+}
+
+# SPEC.md section 2: triggers. ``dest`` "<held_from>" is resume's "the state it
+# was held from" and None is adjust_dose's internal transition. Body fields are
+# section 2's "body `reason` required" and section 5's trigger-specific fields.
+SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
+    "approve": {
+        "sources": ["evaluation"],
+        "dest": "delivery.awaiting_prescription",
+        "roles": ["clinician"],
+        "requires": [
+            "history.recorded",
+            "assessments.baseline",
+            "vitals.baseline",
+            "criteria.chronic_insomnia",
+            "criteria.mood_disorder",
+            "criteria.treatment_resistant",
+            "criteria.cbti_trial",
+            "criteria.not_sleep_med_replacement",
+            "contraindication.substance_use",
+            "contraindication.hypertension",
+            "contraindication.psychosis",
+            "contraindication.respiratory",
+            "screening.interactions",
+            "taper.planned",
+        ],
+        "body": [],
+    },
+    "decline": {
+        "sources": ["evaluation"],
+        "dest": "ineligible",
+        "roles": ["clinician"],
+        "requires": [],
+        "body": ["reason"],
+    },
+    "prescribe": {
+        "sources": ["delivery.awaiting_prescription"],
+        "dest": "delivery.prescribed",
+        "roles": ["clinician"],
+        "requires": [
+            "clinician.licensed",
+            "screening.interactions",
+            "taper.confirmed",
+            "contraindication.hypertension",
+        ],
+        "body": ["dose_mg", "route"],
+    },
+    "ship": {
+        "sources": ["delivery.prescribed"],
+        "dest": "delivery.shipped",
+        "roles": STAFF,
+        "requires": [],
+        "body": [],
+    },
+    "confirm_delivery": {
+        "sources": ["delivery.shipped"],
+        "dest": "integration",
+        "roles": STAFF,
+        "requires": [],
+        "body": [],
+    },
+    "start_monitoring": {
+        "sources": ["integration"],
+        "dest": "monitoring",
+        "roles": STAFF,
+        "requires": ["session.preparation", "session.dosing", "session.integration"],
+        "body": [],
+    },
+    "adjust_dose": {
+        "sources": ["monitoring"],
+        "dest": None,
+        "roles": ["clinician"],
+        "requires": ["clinician.licensed", "assessments.recent"],
+        "body": ["dose_mg", "rationale"],
+    },
+    "discharge": {
+        "sources": ["monitoring"],
+        "dest": "discharged",
+        "roles": ["clinician"],
+        "requires": ["assessments.recent", "adverse_events.resolved"],
+        "body": [],
+    },
+    "hold": {
+        "sources": list(ACTIVE),
+        "dest": "on_hold",
+        "roles": STAFF,
+        "requires": [],
+        "body": ["reason"],
+    },
+    "resume": {
+        "sources": ["on_hold"],
+        "dest": "<held_from>",
+        "roles": ["clinician"],
+        "requires": ["adverse_events.resolved"],
+        "body": [],
+    },
+    "withdraw": {
+        "sources": list(NON_TERMINAL),
+        "dest": "withdrawn",
+        "roles": STAFF,
+        "requires": [],
+        "body": ["reason"],
+    },
+}
+
+
+def _machine_dest(trigger: str) -> str | None:
+    """The one destination of ``trigger`` in the machine, HELD_FROM for resume's fan-out."""
+    dests = {t.dest for ts in MACHINE.events[trigger].transitions.values() for t in ts}
+    names = {
+        str(getattr(c.func, "__name__", c.func))
+        for ts in MACHINE.events[trigger].transitions.values()
+        for t in ts
+        for c in t.conditions
+    }
+    held_guards = {n for n in names if n.startswith("held_from_is_")}
+    if len(dests) > 1:
+        # One guarded transition per state the case may have been held from.
+        assert held_guards == {f"held_from_is_{d}" for d in dests}
+        return HELD_FROM
+    (dest,) = dests
+    return dest
+
+
+def read_back() -> dict[str, Any]:
+    """The workflow as the API would publish it, read from the shared machine."""
+    states = {
+        name: {"phase": phase_of(name), "terminal": STATE_BY_NAME[name].terminal}
+        for name in MACHINE.states
+    }
+    triggers = {}
+    for name, event in MACHINE.events.items():
+        definition = TRIGGER_BY_NAME[name]
+        triggers[name] = {
+            "sources": list(event.transitions),
+            "dest": _machine_dest(name),
+            "roles": sorted(definition.roles),
+            "requires": list(definition.requires),
+            "body": list(definition.body),
+        }
+    return {"states": states, "triggers": triggers}
+
+
+def test_the_machine_reads_back_as_the_spec_table():
+    assert read_back() == {"states": SPEC_STATES, "triggers": SPEC_TRIGGERS}
+
+
+def test_the_machine_has_exactly_the_declared_states_and_triggers_in_order():
+    assert list(MACHINE.states) == [s.name for s in STATES]
+    assert list(MACHINE.events) == [t.name for t in TRIGGERS]
+
+
+def test_the_definition_agrees_with_the_spec_table():
+    for trigger in TRIGGERS:
+        spec = SPEC_TRIGGERS[trigger.name]
+        assert list(trigger.sources) == spec["sources"], trigger.name
+        assert trigger.dest == spec["dest"], trigger.name
+        assert sorted(trigger.roles) == spec["roles"], trigger.name
+        assert list(trigger.requires) == spec["requires"], trigger.name
+        assert list(trigger.body) == spec["body"], trigger.name
+    assert set(TRIGGER_BY_NAME) == set(SPEC_TRIGGERS)
+
+
+def test_the_machine_holds_no_models_and_adds_no_auto_transitions():
+    assert MACHINE.models == []
+    assert not any(name.startswith("to_") for name in MACHINE.events)
+
+
+def test_mermaid_lines_can_be_generated_from_the_machine():
+    """Each (source, dest) edge of the machine, as the diagram draws it."""
+    edges = {
+        (source, t.dest or source, name)
+        for name, event in MACHINE.events.items()
+        for source, ts in event.transitions.items()
+        for t in ts
+    }
+    assert ("monitoring", "monitoring", "adjust_dose") in edges
+    assert {(src, dst) for src, dst, name in edges if name == "resume"} == {
+        ("on_hold", s) for s in ACTIVE
+    }
+    assert len(edges) == sum(
+        len(ACTIVE) if t.dest == HELD_FROM else len(t.sources) for t in TRIGGERS
+    )
+
+
+def test_initial_phases_and_state_groups():
+    assert INITIAL == "evaluation"
+    assert PHASES == ("evaluation", "delivery", "integration", "monitoring", "on_hold", "closed")
+    assert OPEN_STATES == NON_TERMINAL
+    assert ACTIVE_STATES == ACTIVE
+
+
+@pytest.mark.parametrize("state", [s.name for s in STATES])
+def test_triggers_from_lists_the_spec_triggers_of_each_state(state):
+    expected = [name for name, spec in SPEC_TRIGGERS.items() if state in spec["sources"]]
+    assert [t.name for t in triggers_from(state)] == expected
+
+
+def test_destination_of_internal_resume_and_plain_triggers():
+    assert destination(TRIGGER_BY_NAME["adjust_dose"], "monitoring", None) == "monitoring"
+    assert destination(TRIGGER_BY_NAME["resume"], "on_hold", "integration") == "integration"
+    assert destination(TRIGGER_BY_NAME["ship"], "delivery.prescribed", None) == "delivery.shipped"
+
+
+# SPEC.md section 1: what a coordinator may do; a clinician may do all that and more.
+COORDINATOR_TRIGGERS = {"ship", "confirm_delivery", "start_monitoring", "hold", "withdraw"}
+COORDINATOR_FACTS = {
+    "case",
+    "history",
+    "assessment",
+    "medication",
+    "medication_update",
+    "vital",
+    "dose_clearance",
+    "session",
+    "adverse_event",
+}
+CLINICIAN_ONLY_FACTS = {
+    "interaction_screening",
+    "taper",
+    "taper_confirm",
+    "adverse_event_resolve",
+}
+
+
+def test_roles_per_trigger_follow_spec_section_1():
+    for trigger in TRIGGERS:
+        assert may_fire(COORDINATOR, trigger) is (trigger.name in COORDINATOR_TRIGGERS)
+        assert may_fire(CLINICIAN, trigger)
+        assert may_fire(ADMIN, trigger)
+        assert not may_fire("system", trigger)
+
+
+def test_roles_per_fact_follow_spec_section_1():
+    assert set(FACT_ROLES) == COORDINATOR_FACTS | CLINICIAN_ONLY_FACTS
+    for fact in FACT_ROLES:
+        assert may_record(COORDINATOR, fact) is (fact in COORDINATOR_FACTS)
+        assert may_record(CLINICIAN, fact)
+        assert may_record(ADMIN, fact)

@@ -1,0 +1,622 @@
+"""One test per requirement code: a fully eligible case with exactly one thing broken.
+
+Each scenario builds, through the real services, a case on which the trigger
+would fire, breaks one fact, and expects ``TransitionBlocked`` whose unmet
+codes are exactly that one. Boundary tests pin each threshold, and the
+settings tests show the thresholds are read from ``Settings``, not literals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from models.db import session_scope
+from models.facts import Assessment, CareSession, DoseClearance, Taper
+from models.schemas import Instrument, Severity
+from models.settings import Settings, settings
+from models.tables import Case
+from tests.workflow.conftest import ELIGIBLE_SCORES, Clinic
+from workflow import cases
+from workflow.casefacts import CaseFacts
+from workflow.definition import APPROVAL_REQUIREMENTS, TRIGGER_BY_NAME, Actor
+from workflow.errors import TransitionBlocked
+from workflow.guards import GUARDS, NO_HISTORY, evaluate
+
+# SPEC.md section 3, written out by hand.
+SPEC_CODES = {
+    "history.recorded",
+    "assessments.baseline",
+    "assessments.recent",
+    "vitals.baseline",
+    "criteria.chronic_insomnia",
+    "criteria.mood_disorder",
+    "criteria.treatment_resistant",
+    "criteria.cbti_trial",
+    "criteria.not_sleep_med_replacement",
+    "contraindication.substance_use",
+    "contraindication.hypertension",
+    "contraindication.psychosis",
+    "contraindication.respiratory",
+    "screening.interactions",
+    "taper.planned",
+    "taper.confirmed",
+    "clinician.licensed",
+    "session.preparation",
+    "session.dosing",
+    "session.integration",
+    "adverse_events.resolved",
+}
+HISTORY_CODES = [
+    "criteria.chronic_insomnia",
+    "criteria.mood_disorder",
+    "criteria.treatment_resistant",
+    "criteria.cbti_trial",
+    "criteria.not_sleep_med_replacement",
+    "contraindication.substance_use",
+    "contraindication.hypertension",
+    "contraindication.psychosis",
+    "contraindication.respiratory",
+]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What a scenario sets up: fire ``trigger`` on ``case_id`` as ``actor``."""
+
+    case_id: int
+    trigger: str
+    actor: Actor | None = None
+
+
+# -- approve ------------------------------------------------------------------
+
+
+def approve_with(**eligible: Any) -> Callable[[Clinic], Attempt]:
+    return lambda clinic: Attempt(clinic.case_in("evaluation", **eligible), "approve")
+
+
+def approve_after(change: Callable[[Clinic, int], Any]) -> Callable[[Clinic], Attempt]:
+    def setup(clinic: Clinic) -> Attempt:
+        case_id = clinic.case_in("evaluation")
+        change(clinic, case_id)
+        return Attempt(case_id, "approve")
+
+    return setup
+
+
+def approve_never_screened(clinic: Clinic) -> Attempt:
+    case_id = clinic.open_case()
+    clinic.history(case_id)
+    for instrument, score in ELIGIBLE_SCORES.items():
+        clinic.assess(case_id, instrument, score, days_ago=1)
+    clinic.vital(case_id)
+    return Attempt(case_id, "approve")
+
+
+def stop_after_screening(clinic: Clinic, case_id: int) -> None:
+    medication = clinic.add_med(case_id, "sertraline")
+    clinic.screen(case_id)
+    clinic.set_med_status(case_id, medication.id, "stopped")
+
+
+def add_and_screen(name: str) -> Callable[[Clinic, int], Any]:
+    def change(clinic: Clinic, case_id: int) -> None:
+        clinic.add_med(case_id, name)
+        clinic.screen(case_id)
+
+    return change
+
+
+# -- prescribe ----------------------------------------------------------------
+
+
+def prescribe_as_tx_clinician(clinic: Clinic) -> Attempt:
+    return Attempt(
+        clinic.case_in("delivery.awaiting_prescription"),
+        "prescribe",
+        clinic.clinician_licensed_only_in("TX"),
+    )
+
+
+def prescribe_after_taper_without_rescreen(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("delivery.awaiting_prescription", prepared=False, meds=("Xanax",))
+    (taper,) = clinic.rows(Taper, case_id)
+    clinic.confirm_taper(case_id, taper.id)
+    return Attempt(case_id, "prescribe")
+
+
+def prescribe_with_taper_unconfirmed(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("delivery.awaiting_prescription", prepared=False, meds=("Xanax",))
+    return Attempt(case_id, "prescribe")
+
+
+def prescribe_after_stopping_without_taper(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("delivery.awaiting_prescription")
+    medication = clinic.add_med(case_id, "Ambien")
+    clinic.set_med_status(case_id, medication.id, "stopped")
+    clinic.screen(case_id)
+    return Attempt(case_id, "prescribe")
+
+
+def prescribe_after_restarting_a_tapered_drug(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("delivery.awaiting_prescription", meds=("Xanax",))
+    (taper,) = clinic.rows(Taper, case_id)
+    clinic.set_med_status(case_id, taper.medication_id, "active")
+    clinic.screen(case_id)
+    return Attempt(case_id, "prescribe")
+
+
+def prescribe_after_high_reading(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("delivery.awaiting_prescription")
+    clinic.vital(case_id, 165, 95)
+    return Attempt(case_id, "prescribe")
+
+
+# -- start_monitoring -----------------------------------------------------------
+
+
+def monitor_without_preparation(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("integration", prepared=False)
+    clinic.dose(case_id)
+    clinic.tick(hours=2)
+    clinic.session(case_id, "integration")
+    return Attempt(case_id, "start_monitoring")
+
+
+def monitor_with_imported_dosing(granted: bool) -> Callable[[Clinic], Attempt]:
+    """A dosing row written outside the service (an import, say) with no granted clearance.
+
+    Through the services every dosing session has a granted clearance, so
+    ``session.dosing`` can be the only unmet code only with such a row.
+    """
+
+    def setup(clinic: Clinic) -> Attempt:
+        case_id = clinic.case_in("integration", prepared=False)
+        clinic.session(case_id, "preparation")
+        refused = clinic.clearance(case_id, monitor_present=False)
+        assert not refused.granted
+        with session_scope(clinic.engine) as session:
+            session.add(
+                CareSession(
+                    case_id=case_id,
+                    kind="dosing",
+                    completed_at=clinic.now,
+                    clearance_id=None if granted else refused.id,
+                )
+            )
+        clinic.tick(hours=2)
+        clinic.session(case_id, "integration")
+        return Attempt(case_id, "start_monitoring")
+
+    return setup
+
+
+def monitor_with_integration_before_dosing(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("integration", prepared=False)
+    clinic.session(case_id, "preparation")
+    clinic.session(case_id, "integration")
+    clinic.tick(hours=1)
+    clinic.dose(case_id)
+    return Attempt(case_id, "start_monitoring")
+
+
+# -- monitoring and hold --------------------------------------------------------
+
+
+def adjust_dose_as_tx_clinician(clinic: Clinic) -> Attempt:
+    return Attempt(
+        clinic.case_in("monitoring"), "adjust_dose", clinic.clinician_licensed_only_in("TX")
+    )
+
+
+def in_monitoring_with_only(trigger: str, instrument: Instrument) -> Callable[[Clinic], Attempt]:
+    """Fifteen days on, only one of PHQ-9 and ISI is recorded again."""
+
+    def setup(clinic: Clinic) -> Attempt:
+        case_id = clinic.case_in("monitoring")
+        clinic.tick(days=15)
+        clinic.assess(case_id, instrument, 10)
+        return Attempt(case_id, trigger)
+
+    return setup
+
+
+def discharge_with_open_event(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("monitoring")
+    clinic.adverse_event(case_id, "nausea", "mild")
+    return Attempt(case_id, "discharge")
+
+
+def resume_with_open_event(severity: Severity) -> Callable[[Clinic], Attempt]:
+    def setup(clinic: Clinic) -> Attempt:
+        case_id = clinic.case_in("integration")
+        clinic.adverse_event(case_id, "dizziness", severity)
+        if severity != "severe":  # a severe event has already put the case on hold
+            clinic.fire(case_id, "hold")
+        assert clinic.case(case_id).state == "on_hold"
+        return Attempt(case_id, "resume")
+
+    return setup
+
+
+SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
+    ("assessments.baseline", "PHQ-9 taken 31 days ago", approve_with(days_ago={"phq9": 31})),
+    ("assessments.baseline", "ISI taken 31 days ago", approve_with(days_ago={"isi": 31})),
+    ("vitals.baseline", "reading 31 days old", approve_with(vital_days_ago=31)),
+    (
+        "criteria.chronic_insomnia",
+        "2 nights a week",
+        approve_with(history={"insomnia_nights_per_week": 2}),
+    ),
+    (
+        "criteria.chronic_insomnia",
+        "for 2 months",
+        approve_with(history={"insomnia_duration_months": 2}),
+    ),
+    ("criteria.mood_disorder", "PTSD only", approve_with(history={"diagnoses": ["ptsd"]})),
+    ("criteria.mood_disorder", "scores of 9", approve_with(scores={"phq9": 9, "gad7": 9})),
+    (
+        "criteria.treatment_resistant",
+        "one failed trial",
+        approve_with(history={"failed_antidepressant_trials": 1}),
+    ),
+    ("criteria.cbti_trial", "no CBT-I", approve_with(history={"cbti_completed": False})),
+    (
+        "criteria.not_sleep_med_replacement",
+        "seeking a replacement",
+        approve_with(history={"seeking_sleep_med_replacement": True}),
+    ),
+    (
+        "contraindication.substance_use",
+        "substance use disorder",
+        approve_with(history={"substance_use_disorder_history": True}),
+    ),
+    ("contraindication.hypertension", "reading 165/95", approve_with(vital=(165, 95))),
+    (
+        "contraindication.hypertension",
+        "history flag",
+        approve_with(history={"uncontrolled_hypertension": True}),
+    ),
+    (
+        "contraindication.psychosis",
+        "active psychosis",
+        approve_with(history={"active_psychosis": True}),
+    ),
+    (
+        "contraindication.psychosis",
+        "severe instability",
+        approve_with(history={"severe_psychiatric_instability": True}),
+    ),
+    (
+        "contraindication.respiratory",
+        "breathing problems",
+        approve_with(history={"significant_breathing_problems": True}),
+    ),
+    ("contraindication.respiratory", "sleep apnea", approve_with(history={"sleep_apnea": True})),
+    ("screening.interactions", "never screened", approve_never_screened),
+    (
+        "screening.interactions",
+        "medication added after the screening",
+        approve_after(lambda clinic, case_id: clinic.add_med(case_id, "sertraline")),
+    ),
+    (
+        "screening.interactions",
+        "medication stopped after the screening",
+        approve_after(stop_after_screening),
+    ),
+    ("screening.interactions", "blocked by an opioid", approve_after(add_and_screen("oxycodone"))),
+    ("screening.interactions", "blocked by an MAOI", approve_after(add_and_screen("phenelzine"))),
+    ("taper.planned", "active benzodiazepine", approve_after(add_and_screen("Xanax 0.5 mg"))),
+    ("taper.planned", "active Z-drug", approve_after(add_and_screen("Ambien"))),
+    ("clinician.licensed", "prescriber licensed only in TX", prescribe_as_tx_clinician),
+    (
+        "screening.interactions",
+        "taper confirmed, list not screened again",
+        prescribe_after_taper_without_rescreen,
+    ),
+    ("taper.confirmed", "taper planned, not confirmed", prescribe_with_taper_unconfirmed),
+    ("taper.confirmed", "stopped without a taper", prescribe_after_stopping_without_taper),
+    ("taper.confirmed", "restarted after its taper", prescribe_after_restarting_a_tapered_drug),
+    ("contraindication.hypertension", "prescribe after 165/95", prescribe_after_high_reading),
+    ("session.preparation", "no preparation session", monitor_without_preparation),
+    ("session.dosing", "imported dosing without clearance", monitor_with_imported_dosing(True)),
+    (
+        "session.dosing",
+        "imported dosing with a refused clearance",
+        monitor_with_imported_dosing(False),
+    ),
+    ("session.integration", "integration before dosing", monitor_with_integration_before_dosing),
+    ("clinician.licensed", "adjust_dose licensed only in TX", adjust_dose_as_tx_clinician),
+    (
+        "assessments.recent",
+        "adjust_dose, PHQ-9 15 days old",
+        in_monitoring_with_only("adjust_dose", "isi"),
+    ),
+    (
+        "assessments.recent",
+        "discharge, ISI 15 days old",
+        in_monitoring_with_only("discharge", "phq9"),
+    ),
+    ("adverse_events.resolved", "discharge with an open mild event", discharge_with_open_event),
+    ("adverse_events.resolved", "resume with an open mild event", resume_with_open_event("mild")),
+    (
+        "adverse_events.resolved",
+        "resume after a severe event",
+        resume_with_open_event("severe"),
+    ),
+]
+
+
+def test_the_guards_are_exactly_the_spec_codes():
+    assert set(GUARDS) == SPEC_CODES
+    assert len(SPEC_CODES) == 21
+
+
+def test_every_code_is_required_by_some_trigger_and_has_a_scenario():
+    required = {code for t in TRIGGER_BY_NAME.values() for code in t.requires}
+    assert required == SPEC_CODES
+    # history.recorded cannot be the only unmet code: see the test below.
+    assert {code for code, _, _ in SCENARIOS} == SPEC_CODES - {"history.recorded"}
+
+
+@pytest.mark.parametrize(
+    ("code", "setup"),
+    [(code, setup) for code, _, setup in SCENARIOS],
+    ids=[s[1] for s in SCENARIOS],
+)
+def test_one_unmet_requirement_blocks_its_trigger_alone(clinic, code, setup):
+    attempt = setup(clinic)
+    assert code in TRIGGER_BY_NAME[attempt.trigger].requires
+    before = clinic.snapshot(attempt.case_id)
+
+    with pytest.raises(TransitionBlocked) as refused:
+        clinic.fire(attempt.case_id, attempt.trigger, actor=attempt.actor)
+
+    assert [u.code for u in refused.value.unmet] == [code]
+    assert refused.value.unmet[0].message.strip()
+    assert clinic.snapshot(attempt.case_id) == before
+
+
+def test_without_a_history_the_criteria_that_read_it_are_unmet_too(clinic):
+    """history.recorded alone cannot be unmet: every criterion and contraindication
+    reads the history and asks for it too (so an empty case lists them all)."""
+    case_id = clinic.open_case()
+    for instrument, score in ELIGIBLE_SCORES.items():
+        clinic.assess(case_id, instrument, score, days_ago=1)
+    clinic.vital(case_id)
+    clinic.screen(case_id)
+
+    with pytest.raises(TransitionBlocked) as refused:
+        clinic.fire(case_id, "approve")
+
+    unmet = refused.value.unmet
+    assert [u.code for u in unmet] == ["history.recorded", *HISTORY_CODES]
+    assert {u.message for u in unmet[1:]} == {NO_HISTORY}
+
+
+def test_approve_on_an_empty_case_reports_every_requirement_at_once(clinic):
+    case_id = clinic.open_case()
+
+    with pytest.raises(TransitionBlocked) as refused:
+        clinic.fire(case_id, "approve")
+
+    expected = [c for c in APPROVAL_REQUIREMENTS if c != "taper.planned"]
+    assert [u.code for u in refused.value.unmet] == expected
+    assert len(expected) == 13
+
+
+def test_a_trigger_reports_all_its_unmet_requirements_in_declared_order(clinic):
+    case_id = clinic.case_in("monitoring")
+    tx = clinic.clinician_licensed_only_in("TX")
+    clinic.tick(days=15)
+    clinic.adverse_event(case_id, "nausea", "mild")
+
+    with pytest.raises(TransitionBlocked) as adjusting:
+        clinic.fire(case_id, "adjust_dose", actor=tx)
+    with pytest.raises(TransitionBlocked) as discharging:
+        clinic.fire(case_id, "discharge")
+
+    assert [u.code for u in adjusting.value.unmet] == ["clinician.licensed", "assessments.recent"]
+    assert [u.code for u in discharging.value.unmet] == [
+        "assessments.recent",
+        "adverse_events.resolved",
+    ]
+
+
+# -- boundaries, through the services ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("eligible", "unmet"),
+    [
+        ({"days_ago": {"phq9": 29, "gad7": 29, "isi": 29}}, []),
+        ({"days_ago": {"gad7": 31}}, ["assessments.baseline"]),
+        ({"vital_days_ago": 29}, []),
+        ({"vital_days_ago": 31}, ["vitals.baseline"]),
+        ({"vital": (159, 99)}, []),
+        ({"vital": (160, 99)}, ["contraindication.hypertension"]),
+        ({"vital": (159, 100)}, ["contraindication.hypertension"]),
+        ({"scores": {"phq9": 10, "gad7": 0}}, []),
+        ({"scores": {"phq9": 0, "gad7": 10}}, []),
+        ({"scores": {"phq9": 9, "gad7": 9}}, ["criteria.mood_disorder"]),
+        ({"history": {"insomnia_nights_per_week": 3, "insomnia_duration_months": 3}}, []),
+        ({"history": {"failed_antidepressant_trials": 2}}, []),
+        ({"history": {"diagnoses": ["anxiety"]}}, []),
+    ],
+)
+def test_approval_thresholds_at_their_boundaries(clinic, eligible, unmet):
+    case_id = clinic.case_in("evaluation", **eligible)
+    options = {o.trigger: o for o in list_triggers(clinic, case_id)}
+
+    assert [u.code for u in options["approve"].unmet] == unmet
+    if not unmet:
+        assert clinic.fire(case_id, "approve").state == "delivery.awaiting_prescription"
+
+
+def test_the_latest_reading_decides_hypertension_not_the_worst(clinic):
+    case_id = clinic.case_in("evaluation", vital=(170, 105), vital_days_ago=2)
+    clinic.vital(case_id, 130, 85, days_ago=1)
+
+    assert clinic.fire(case_id, "approve").state == "delivery.awaiting_prescription"
+
+
+def test_a_pre_dose_reading_counts_as_the_latest_reading(clinic):
+    case_id = clinic.case_in("integration")
+    assert evaluate(["contraindication.hypertension"], clinic.facts(case_id)) == []
+
+    clinic.tick(minutes=5)
+    clinic.clearance(case_id, 165, 101)
+
+    unmet = evaluate(["contraindication.hypertension"], clinic.facts(case_id))
+    assert [u.code for u in unmet] == ["contraindication.hypertension"]
+    assert "165/101" in unmet[0].message
+
+
+def list_triggers(clinic: Clinic, case_id: int, rules: Settings = settings) -> list[Any]:
+    return clinic.call(cases.list_triggers, case_id=case_id, actor=clinic.clinician, rules=rules)
+
+
+# -- thresholds come from the settings ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("eligible", "rules", "code"),
+    [
+        ({"days_ago": {"phq9": 40}}, {"baseline_window_days": 45}, "assessments.baseline"),
+        ({"vital_days_ago": 40}, {"baseline_window_days": 45}, "vitals.baseline"),
+        (
+            {"vital": (165, 95)},
+            {"hypertension_systolic": 170, "hypertension_diastolic": 110},
+            "contraindication.hypertension",
+        ),
+        ({"scores": {"phq9": 6, "gad7": 5}}, {"mood_score_min": 6}, "criteria.mood_disorder"),
+        (
+            {"history": {"insomnia_nights_per_week": 2, "insomnia_duration_months": 1}},
+            {"insomnia_nights_min": 2, "insomnia_months_min": 1},
+            "criteria.chronic_insomnia",
+        ),
+        (
+            {"history": {"failed_antidepressant_trials": 1}},
+            {"failed_trials_min": 1},
+            "criteria.treatment_resistant",
+        ),
+    ],
+)
+def test_approval_thresholds_come_from_the_rules_passed_in(clinic, eligible, rules, code):
+    case_id = clinic.case_in("evaluation", **eligible)
+    with pytest.raises(TransitionBlocked) as refused:
+        clinic.fire(case_id, "approve")
+    assert [u.code for u in refused.value.unmet] == [code]
+
+    case = clinic.fire(case_id, "approve", rules=Settings(**rules))
+
+    assert case.state == "delivery.awaiting_prescription"
+
+
+def test_stricter_rules_block_what_the_defaults_allow(clinic):
+    case_id = clinic.case_in("evaluation", vital=(150, 95))
+    strict = Settings(hypertension_systolic=140, hypertension_diastolic=90)
+
+    with pytest.raises(TransitionBlocked) as refused:
+        clinic.fire(case_id, "approve", rules=strict)
+
+    assert refused.value.unmet[0].message.endswith("must be below 140/90.")
+    assert [
+        o.allowed for o in list_triggers(clinic, case_id, strict) if o.trigger == "approve"
+    ] == [False]
+    assert clinic.fire(case_id, "approve").state == "delivery.awaiting_prescription"
+
+
+def test_the_recent_window_comes_from_the_rules(clinic):
+    case_id = clinic.case_in("monitoring")
+    clinic.tick(days=20)
+
+    with pytest.raises(TransitionBlocked) as refused:
+        clinic.fire(case_id, "adjust_dose")
+    assert [u.code for u in refused.value.unmet] == ["assessments.recent"]
+    assert "14 days" in refused.value.unmet[0].message
+
+    clinic.fire(case_id, "adjust_dose", rules=Settings(recent_window_days=30))
+
+    assert clinic.events(case_id)[-1].trigger == "adjust_dose"
+
+
+def test_the_defaults_are_the_spec_thresholds():
+    defaults = Settings()
+    assert (defaults.baseline_window_days, defaults.recent_window_days) == (30, 14)
+    assert (defaults.hypertension_systolic, defaults.hypertension_diastolic) == (160, 100)
+    assert (defaults.predose_systolic, defaults.predose_diastolic) == (140, 90)
+    assert defaults.clearance_valid_minutes == 120
+    assert (defaults.isi_worsening_points, defaults.phq9_item9_min) == (6, 1)
+    assert (defaults.mood_score_min, defaults.failed_trials_min) == (10, 2)
+    assert (defaults.insomnia_nights_min, defaults.insomnia_months_min) == (3, 3)
+
+
+# -- guards as pure functions of plain facts ---------------------------------------
+
+NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+
+
+def plain_facts(**preloaded: Any) -> CaseFacts:
+    case = Case(id=1, patient_ref="p", patient_state="CA", state="monitoring", phase="monitoring")
+    return CaseFacts(case=case, now=NOW, preloaded={"history": None} | preloaded)
+
+
+def assessment(instrument: str, days: float) -> Assessment:
+    return Assessment(
+        id=1, case_id=1, instrument=instrument, score=15, taken_at=NOW - timedelta(days=days)
+    )
+
+
+@pytest.mark.parametrize(("days", "met"), [(13, True), (14, True), (15, False)])
+def test_assessments_recent_boundary(days, met):
+    facts = plain_facts(assessments=[assessment("phq9", days), assessment("isi", 1)])
+    assert (evaluate(["assessments.recent"], facts) == []) is met
+
+
+@pytest.mark.parametrize(("days", "met"), [(29, True), (30, True), (31, False)])
+def test_assessments_baseline_boundary(days, met):
+    facts = plain_facts(
+        assessments=[assessment("phq9", 1), assessment("gad7", 1), assessment("isi", days)]
+    )
+    assert (evaluate(["assessments.baseline"], facts) == []) is met
+
+
+def test_an_assessment_dated_after_now_does_not_count_as_recent():
+    facts = plain_facts(assessments=[assessment("phq9", -1), assessment("isi", 1)])
+    assert [u.code for u in evaluate(["assessments.recent"], facts)] == ["assessments.recent"]
+
+
+def test_guards_never_write(clinic):
+    """Evaluating every guard on a real case reads facts but writes nothing."""
+    case_id = clinic.case_in("monitoring")
+    before = clinic.snapshot(case_id)
+
+    with session_scope(clinic.engine) as session:
+        facts = CaseFacts(
+            case=session.get(Case, case_id), now=clinic.now, actor=clinic.clinician, session=session
+        )
+        evaluate(sorted(GUARDS), facts)
+        assert not session.new and not session.dirty and not session.deleted
+
+    assert clinic.snapshot(case_id) == before
+
+
+def test_a_granted_clearance_row_makes_session_dosing_met():
+    clearance = DoseClearance(
+        id=7, case_id=1, systolic=120, diastolic=80, monitor_present=True, granted=True
+    )
+    dosing = CareSession(id=1, case_id=1, kind="dosing", completed_at=NOW, clearance_id=7)
+    assert (
+        evaluate(["session.dosing"], plain_facts(sessions=[dosing], clearances=[clearance])) == []
+    )
+    refused = DoseClearance(
+        id=7, case_id=1, systolic=150, diastolic=80, monitor_present=True, granted=False
+    )
+    unmet = evaluate(["session.dosing"], plain_facts(sessions=[dosing], clearances=[refused]))
+    assert [u.code for u in unmet] == ["session.dosing"]
