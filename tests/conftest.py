@@ -8,16 +8,19 @@ run, emptied before each test.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 
-from models.db import create_schema, make_engine, session_scope
+from models import migrate
+from models.db import make_engine, session_scope
 from models.tables import User
 from workflow import hooks
 from workflow.definition import Actor
@@ -58,16 +61,31 @@ def _postgres_engine(request) -> Iterator[Engine | None]:
         return
     url = request.getfixturevalue("postgres_url")
     engine = make_engine(url)
-    create_schema(engine)
+    migrate.upgrade(engine)
     yield engine
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    """An SQLite file migrated to head once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "carepath.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()  # closing the last connection checkpoints the WAL into the file
+    return path
+
+
 @pytest.fixture
-def database_url(tmp_path, _postgres_engine) -> str:
-    """The URL of this test's empty database."""
+def database_url(tmp_path, _postgres_engine, request) -> str:
+    """The URL of this test's database: migrated to head, with no rows."""
     if _postgres_engine is None:
-        return f"sqlite:///{tmp_path / 'carepath.db'}"
+        path = tmp_path / "carepath.db"
+        template = request.getfixturevalue("_sqlite_template")
+        for suffix in ("", "-wal"):
+            if Path(f"{template}{suffix}").exists():
+                shutil.copyfile(f"{template}{suffix}", f"{path}{suffix}")
+        return f"sqlite:///{path}"
     tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with _postgres_engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
@@ -76,10 +94,8 @@ def database_url(tmp_path, _postgres_engine) -> str:
 
 @pytest.fixture
 def engine(database_url) -> Iterator[Engine]:
-    """An engine on this test's empty database, with the schema in place."""
+    """An engine on this test's empty database, with the migrated schema in place."""
     engine = make_engine(database_url)
-    if not ON_POSTGRES:
-        create_schema(engine)
     yield engine
     engine.dispose()
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.tables import AuditEvent, Case
 from workflow.definition import Actor
 from workflow.errors import NotFound, VersionConflict
+
+
+def record_id(row: Any) -> int:
+    """The id of a stored row (one that has been flushed, so its id is set)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has not been stored yet")
+    return int(row.id)
 
 
 def lock_case(session: Session, case_id: int, expected_version: int | None = None) -> Case:
@@ -34,8 +42,9 @@ def lock_case(session: Session, case_id: int, expected_version: int | None = Non
 def save_case(session: Session, case: Case, now: datetime, **values: Any) -> None:
     """Write ``values`` to the case and bump its version, only if nobody else did meanwhile."""
     values = {"version": case.version + 1, "updated_at": now, **values}
-    stmt = update(Case).where(Case.id == case.id, Case.version == case.version).values(**values)
-    if session.execute(stmt).rowcount != 1:
+    stmt = update(Case).where(col(Case.id) == case.id, col(Case.version) == case.version)
+    result = cast(CursorResult[Any], session.execute(stmt.values(**values)))
+    if result.rowcount != 1:
         raise VersionConflict(f"Case {case.id} changed while this write was made: try again.")
     for name, value in values.items():
         set_committed_value(case, name, value)
@@ -55,7 +64,7 @@ def append_event(
 ) -> AuditEvent:
     """Append one audit event for a write to ``case``."""
     event = AuditEvent(
-        case_id=case.id,
+        case_id=record_id(case),
         at=now,
         actor_id=actor.id,
         actor_role=actor.role,
@@ -73,5 +82,5 @@ def list_events(session: Session, case_id: int) -> list[AuditEvent]:
     """The case's audit trail, oldest first."""
     if session.get(Case, case_id) is None:
         raise NotFound(f"Case {case_id} does not exist.")
-    query = select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id)
+    query = select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(col(AuditEvent.id))
     return list(session.exec(query).all())

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.schemas import CaseCreate, TransitionBody
 from models.settings import Settings, settings
@@ -89,13 +89,13 @@ def list_cases(
     after_id: int | None = None,
 ) -> tuple[list[Case], int | None]:
     """A page of cases in id order, and the id to continue after (None on the last page)."""
-    query = select(Case).order_by(Case.id).limit(limit + 1)
+    query = select(Case).order_by(col(Case.id)).limit(limit + 1)
     if phase is not None:
         query = query.where(Case.phase == phase)
     if state is not None:
         query = query.where(Case.state == state)
     if after_id is not None:
-        query = query.where(Case.id > after_id)
+        query = query.where(col(Case.id) > after_id)
     rows = list(session.exec(query).all())
     more = len(rows) > limit
     rows = rows[:limit]

@@ -101,7 +101,7 @@ def _check_clearance(session: Session, case_id: int, data: SessionCreate) -> Non
         return ValidationFailed.field(("clearance_id",), msg)
 
     try:
-        clearance = get_record(session, case_id, DoseClearance, data.clearance_id)
+        clearance = get_record(session, case_id, DoseClearance, data.clearance_id or 0)
     except NotFound as exc:
         raise refuse("No such dose clearance on this case.") from exc
     if not clearance.granted:

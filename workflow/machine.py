@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from transitions import EventData, Machine, MachineError
 
@@ -33,7 +34,7 @@ class CaseModel:
 
 def _requirements_met(event: EventData) -> bool:
     """The machine's only guard: every requirement of the trigger, all reported at once."""
-    model: CaseModel = event.model
+    model = cast(CaseModel, event.model)
     trigger: TriggerDef = event.kwargs["definition"]
     model.unmet = evaluate(trigger.requires, model.facts)
     return not model.unmet
@@ -41,15 +42,15 @@ def _requirements_met(event: EventData) -> bool:
 
 def _resumes_to(state: str):
     def held_from_is(event: EventData) -> bool:
-        return event.model.held_from == state
+        return cast(CaseModel, event.model).held_from == state
 
     held_from_is.__name__ = f"held_from_is_{state}"
     return held_from_is
 
 
-def _transitions() -> list[dict]:
+def _transitions() -> list[dict[str, Any]]:
     """The machine's transitions, one per (trigger, source) and per resume target."""
-    declared = []
+    declared: list[dict[str, Any]] = []
     for trigger in TRIGGERS:
         for source in trigger.sources:
             if trigger.dest == HELD_FROM:

@@ -137,7 +137,7 @@ def confirm_taper(
     if data.last_dose_on > now.date():
         raise ValidationFailed.field(("last_dose_on",), "last_dose_on is in the future.")
     taper.confirmed_at, taper.confirmed_by, taper.last_dose_on = now, actor.id, data.last_dose_on
-    medication = session.get(Medication, taper.medication_id)
+    medication = get_record(session, case_id, Medication, taper.medication_id)
     changes = {}
     if medication.status != "stopped":
         medication.status, medication.updated_at = "stopped", now

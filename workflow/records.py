@@ -34,7 +34,7 @@ from models.schemas import (
 from models.settings import settings
 from models.tables import Case
 from workflow import hooks, safety
-from workflow.audit import append_event, lock_case, save_case
+from workflow.audit import append_event, lock_case, record_id, save_case
 from workflow.cases import get_case, require_role
 from workflow.definition import Actor
 from workflow.errors import Conflict, NotFound, ValidationFailed
@@ -78,7 +78,7 @@ def finish_write(
         actor,
         now,
         kind="fact",
-        data={"fact": fact, "id": record.id, "record": record.model_dump(mode="json")},
+        data={"fact": fact, "id": record_id(record), "record": record.model_dump(mode="json")},
     )
     hooks.fact(session, case, fact=fact, record=record, now=now)
 
@@ -101,7 +101,7 @@ def get_record(session: Session, case_id: int, model: type[Any], record_id: int)
 def list_records(session: Session, *, case_id: int, collection: str) -> list[Any]:
     """A collection of the case's facts, oldest first (``collection`` as in the URL)."""
     get_case(session, case_id)
-    model = COLLECTIONS[collection]
+    model: Any = COLLECTIONS[collection]
     query = select(model).where(model.case_id == case_id).order_by(model.id)
     return list(session.exec(query).all())
 

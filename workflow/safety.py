@@ -18,7 +18,7 @@ from models.schemas import TransitionBody
 from models.settings import Settings, settings
 from models.tables import Case
 from workflow import hooks
-from workflow.audit import append_event, save_case
+from workflow.audit import append_event, record_id, save_case
 from workflow.casefacts import CaseFacts
 from workflow.cases import apply_trigger
 from workflow.definition import ACTIVE_STATES, SYSTEM_ACTOR, TRIGGER_BY_NAME
@@ -47,7 +47,7 @@ def record_system_event(
 ) -> AdverseEvent:
     """Record an adverse event the service itself found, and act on it."""
     event = AdverseEvent(
-        case_id=case.id,
+        case_id=record_id(case),
         kind=kind,
         severity=severity,
         description=description,
