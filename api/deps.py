@@ -6,6 +6,9 @@ tables (``FACT_ROLES`` and ``TRIGGERS``), never as ``if`` statements in handlers
 This module does not use ``from __future__ import annotations``: the
 dependency factories build ``Annotated`` types from local values, which
 FastAPI must be able to evaluate.
+
+A dependency that does no I/O is an ``async def``: FastAPI runs it on the
+event loop, where a plain ``def`` costs a trip to the thread pool and back.
 """
 
 import re
@@ -20,6 +23,7 @@ from sqlmodel import Session
 
 from api import auth
 from api.problems import Unauthenticated, problem_responses
+from models.db import write_lock
 from models.tables import Case
 from workflow.cases import trigger_def
 from workflow.definition import ADMIN, TRIGGERS, Actor, may_fire, may_record
@@ -39,9 +43,17 @@ TriggerName = Annotated[
 ]
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """A session for this request; a write commits it, anything else is rolled back."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    """A session for this request; a write commits it, anything else is rolled back.
+
+    A GET only reads: its transaction takes no write lock (``models.db.read_only``).
+    """
+    state = request.app.state
+    engine = state.read_engine if request.method in SAFE_METHODS else state.engine
+    with Session(engine, expire_on_commit=False) as session:
         yield session
 
 
@@ -50,7 +62,7 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_now(request: Request) -> datetime:
+async def get_now(request: Request) -> datetime:
     """The current time, from the app's clock (tests override this dependency)."""
     return request.app.state.clock()
 
@@ -63,13 +75,16 @@ bearer = HTTPBearer(
 
 
 def get_current_actor(
-    session: SessionDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     """The caller, from its bearer token; 401 when there is none or nobody has it."""
     if credentials is None:
         raise Unauthenticated("Send an `Authorization: Bearer <token>` header.")
-    actor = auth.actor_for_token(session, credentials.credentials)
+    # A read of its own, not the request's session: a write's transaction (and
+    # SQLite's write lock) then begins in the handler, not here.
+    with Session(request.app.state.read_engine) as session:
+        actor = auth.actor_for_token(session, credentials.credentials)
     if actor is None:
         raise Unauthenticated("The bearer token is not known.")
     return actor
@@ -81,7 +96,7 @@ CurrentActor = Annotated[Actor, Depends(get_current_actor)]
 def requires(allowed: Callable[[str], bool], action: str) -> Any:
     """A route dependency: the caller, if ``allowed(role)``; else 403."""
 
-    def check_role(actor: CurrentActor) -> Actor:
+    async def check_role(actor: CurrentActor) -> Actor:
         if not allowed(actor.role):
             raise Forbidden(f"A {actor.role} may not {action}.")
         return actor
@@ -97,7 +112,7 @@ def requires_fact(fact: str) -> Any:
 AdminActor = Annotated[Actor, requires(lambda role: role == ADMIN, "manage users")]
 
 
-def trigger_actor(trigger: TriggerName, actor: CurrentActor) -> Actor:
+async def trigger_actor(trigger: TriggerName, actor: CurrentActor) -> Actor:
     """The caller, if the path's trigger exists (else 404) and its role may fire it (else 403)."""
     if not may_fire(actor.role, trigger_def(trigger)):
         raise Forbidden(f"A {actor.role} may not fire {trigger}.")
@@ -123,7 +138,7 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-def expected_version(
+async def expected_version(
     if_match: Annotated[
         str | None,
         Header(alias="If-Match", description='The case\'s ETag, e.g. "3": refuse if stale.'),
@@ -167,17 +182,18 @@ class CaseWrite:
 
     def __call__(self, service: Callable[..., Any], **kwargs: Any) -> Any:
         """``service(session, case_id=, actor=, now=, expected_version=, **kwargs)``, committed."""
-        result = service(
-            self.session,
-            case_id=self.case_id,
-            actor=self.actor,
-            now=self.now,
-            expected_version=self.expected_version,
-            **kwargs,
-        )
-        self.session.flush()
-        case = self.session.get(Case, self.case_id)
-        self.session.commit()
+        with write_lock(self.session.get_bind()):
+            result = service(
+                self.session,
+                case_id=self.case_id,
+                actor=self.actor,
+                now=self.now,
+                expected_version=self.expected_version,
+                **kwargs,
+            )
+            self.session.flush()
+            case = self.session.get(Case, self.case_id)
+            self.session.commit()
         if case is not None:
             self.response.headers["ETag"] = etag(case.version)
         return result
@@ -186,7 +202,7 @@ class CaseWrite:
 def case_writer(role_check: Any) -> Any:
     """A route dependency giving a ``CaseWrite`` for the path's case, after ``role_check``."""
 
-    def open_case_write(
+    async def open_case_write(
         case_id: CaseId,
         actor: Annotated[Actor, role_check],
         session: SessionDep,

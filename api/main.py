@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from api import auth
 from api.problems import install_handlers, problem_media_type
 from api.routers import ROUTERS
-from models.db import get_engine
+from models.db import get_engine, read_only
 from models.settings import settings
 from schedules import policies
 
@@ -67,6 +67,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.engine = engine if engine is not None else get_engine()
+    app.state.read_engine = read_only(app.state.engine)
     app.state.clock = clock
     app.state.run_scheduler = run_scheduler
     install_handlers(app)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from models import facts, reminders, tables  # noqa: F401  (registers every table)
 from models.settings import settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "carepath_read_only"
+"""Execution option of a connection that only reads (see ``read_only``)."""
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
@@ -50,12 +54,40 @@ def _sqlite_engine(url: str, **kwargs) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            # WAL: a reader works on a snapshot; it never waits for the writer
+            # and never holds it up.
+            connection.exec_driver_sql("BEGIN")
+            return
         # A deferred transaction that reads, then writes after another writer
         # committed, fails at once with SQLITE_BUSY_SNAPSHOT and never waits.
         # Taking the write lock up front makes writers queue on the busy timeout.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def read_only(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read: on SQLite they take no lock at all."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
+    """Hold around a whole write transaction: this process's writers take turns.
+
+    SQLite lets one writer in at a time, and the others poll for the lock
+    (sleeping 1 ms, then longer, up to 100 ms): under load the lock sits idle
+    between polls, and whoever polls at the right moment wins, so some
+    requests wait for seconds. Waiting on a lock in the process instead hands
+    over at once. Other databases lock rows, not the database: no lock here.
+    """
+    engine = bind.engine
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    return _WRITE_LOCKS.setdefault(engine, threading.Lock())
 
 
 @lru_cache(maxsize=1)

@@ -38,14 +38,26 @@ def cancel(session: Session, reminder: Reminder, now: datetime) -> None:
 
 
 def schedule(
-    session: Session, case: Case, policy: Policy, due_at: datetime, now: datetime
+    session: Session,
+    case: Case,
+    policy: Policy,
+    due_at: datetime,
+    now: datetime,
+    pending: list[Reminder] | None = None,
 ) -> Reminder:
-    """The case's one pending reminder of ``policy``: the existing one, or a new one."""
-    pending = next((r for r in pending_reminders(session, case.id) if r.kind == policy.kind), None)
-    if pending is not None:
+    """The case's one pending reminder of ``policy``: the existing one, or a new one.
+
+    ``pending``: the case's pending reminders, if the caller has read them
+    already; kept up to date here.
+    """
+    if pending is None:
+        pending = pending_reminders(session, case.id)
+    existing = next((r for r in pending if r.kind == policy.kind), None)
+    if existing is not None:
         if not policy.restarts:
-            return pending
-        cancel(session, pending, now)
+            return existing
+        cancel(session, existing, now)
+        pending.remove(existing)
     assert case.id is not None  # a case the workflow has written
     reminder = Reminder(
         case_id=case.id,
@@ -57,29 +69,37 @@ def schedule(
     )
     session.add(reminder)
     session.flush()
+    pending.append(reminder)
     return reminder
 
 
 def cancel_satisfied(
     session: Session, facts: CaseFacts, policies: dict[str, Policy], now: datetime
-) -> None:
-    """Cancel every pending reminder of the case whose policy no longer wants it."""
+) -> list[Reminder]:
+    """Cancel every pending reminder of the case whose policy no longer wants it.
+
+    Returns the reminders still pending.
+    """
+    still_pending = []
     for reminder in pending_reminders(session, facts.case.id):
         policy = policies.get(reminder.kind)
         if policy is not None and policy.satisfied(facts):
             cancel(session, reminder, now)
+        else:
+            still_pending.append(reminder)
+    return still_pending
 
 
 def apply(session: Session, change: Change, policies: Iterable[Policy]) -> None:
     """Bring the case's reminders up to date with ``change``."""
     by_kind = {policy.kind: policy for policy in policies}
-    cancel_satisfied(session, change.facts, by_kind, change.now)
+    pending = cancel_satisfied(session, change.facts, by_kind, change.now)
     for policy in by_kind.values():
         for event in policy.created_by:
             anchor = event.anchor(change)
             if anchor is not None and not policy.satisfied(change.facts):
                 due_at = policy.due.due(anchor, change.facts)
-                schedule(session, change.facts.case, policy, due_at, change.now)
+                schedule(session, change.facts.case, policy, due_at, change.now, pending)
 
 
 def schedule_next(

@@ -36,6 +36,10 @@ def lock_case(session: Session, case_id: int, expected_version: int | None = Non
             f"Case {case_id} is at version {case.version}, not {expected_version}: "
             "read it again before writing."
         )
+    # A session holds an unchanged row only weakly: keep the locked case for
+    # the session's life, so that reading it again (the API does, for the
+    # ETag) after the service has returned finds it instead of a new SELECT.
+    session.info.setdefault("locked_cases", []).append(case)
     return case
 
 
@@ -43,6 +47,9 @@ def save_case(session: Session, case: Case, now: datetime, **values: Any) -> Non
     """Write ``values`` to the case and bump its version, only if nobody else did meanwhile."""
     values = {"version": case.version + 1, "updated_at": now, **values}
     stmt = update(Case).where(col(Case.id) == case.id, col(Case.version) == case.version)
+    # The loop below updates the loaded case itself: skip the ORM's own
+    # synchronisation, which evaluates the WHERE clause again in Python.
+    stmt = stmt.execution_options(synchronize_session=False)
     result = cast(CursorResult[Any], session.execute(stmt.values(**values)))
     if result.rowcount != 1:
         raise VersionConflict(f"Case {case.id} changed while this write was made: try again.")
