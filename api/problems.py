@@ -174,6 +174,13 @@ async def request_validation_error(request: Request, exc: Exception) -> JSONResp
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors: unknown routes, wrong methods, unreadable bodies."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI answers a body that is not JSON with a 422, but one it cannot even decode
+        # (not UTF-8, nested too deep) with this 400: a bad body has one answer, the 422.
+        _log(request, 422, "validation_error")
+        detail = "The body is not readable JSON."
+        errors = [{"loc": ["body"], "msg": detail, "type": "json_invalid"}]
+        return problem(422, "validation_error", detail, errors=errors)
     code = CODE_BY_STATUS.get(exc.status_code, "http_error")
     _log(request, exc.status_code, code)
     detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(code, code)
@@ -253,11 +260,15 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
-    """Rewrite an OpenAPI document so that every 4xx/5xx body is ``application/problem+json``."""
+    """Rewrite an OpenAPI document so that every 4xx/5xx body is ``application/problem+json``.
+
+    FastAPI files an error model under the route's own media type: ``application/json``,
+    or ``text/plain`` on a route that answers in plain text.
+    """
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
-                if str(status)[0] in "45" and "application/json" in content:
-                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                if str(status)[0] in "45" and len(content) == 1:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop(next(iter(content)))
     return schema
