@@ -1,7 +1,8 @@
-"""The request's dependencies: its session, clock, actor, role checks and ``If-Match``.
+"""The request's dependencies: its session, clock, actor, ``If-Match`` and case writes.
 
-Role checks live here, as route dependencies built from the workflow's own
-tables (``FACT_ROLES`` and ``TRIGGERS``), never as ``if`` statements in handlers.
+A write to a case is handed to ``workflow.unit`` whole: it checks the role
+(from the workflow's tables), locks the case, writes and commits. The routes
+of case writes carry no role check of their own, so there is only one.
 
 This module does not use ``from __future__ import annotations``: the
 dependency factories build ``Annotated`` types from local values, which
@@ -15,19 +16,20 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api import auth
 from api.problems import Unauthenticated, problem_responses
-from models.db import write_lock
-from models.tables import Case
-from workflow.cases import trigger_def
-from workflow.definition import ADMIN, TRIGGERS, Actor, may_fire, may_record
+from workflow.definition import ADMIN, TRIGGERS, Actor
 from workflow.errors import Forbidden, VersionConflict
+from workflow.unit import CaseService, commit_write
+
+R = TypeVar("R")
 
 MAX_ID = 2**63 - 1
 """The largest id a database integer holds: bigger ones are a 422, never a 500."""
@@ -104,22 +106,8 @@ def requires(allowed: Callable[[str], bool], action: str) -> Any:
     return Depends(check_role)
 
 
-def requires_fact(fact: str) -> Any:
-    """A route dependency: the caller, if ``FACT_ROLES`` lets its role record ``fact``."""
-    return requires(lambda role: may_record(role, fact), f"record {fact.replace('_', ' ')}s")
-
-
 AdminActor = Annotated[Actor, requires(lambda role: role == ADMIN, "manage users")]
 
-
-async def trigger_actor(trigger: TriggerName, actor: CurrentActor) -> Actor:
-    """The caller, if the path's trigger exists (else 404) and its role may fire it (else 403)."""
-    if not may_fire(actor.role, trigger_def(trigger)):
-        raise Forbidden(f"A {actor.role} may not fire {trigger}.")
-    return actor
-
-
-TriggerActor = Annotated[Actor, Depends(trigger_actor)]
 
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,19})"$')
 
@@ -169,55 +157,50 @@ def write_responses(status: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"headers": ETAG_HEADER}, **problem_responses(403, 409, 412)}
 
 
-@dataclass
-class CaseWrite:
-    """One write to a case: runs a workflow service, commits, and sets the new ETag."""
+async def get_engine(request: Request) -> Engine:
+    """The app's engine, for a write that opens its own transaction."""
+    return request.app.state.engine
 
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+@dataclass
+class CaseWriter:
+    """One write to a case: ``workflow.unit`` runs and commits it; this sets the new ETag."""
+
+    engine: Engine
     case_id: int
     actor: Actor
-    session: Session
     now: datetime
     expected_version: int | None
     response: Response
 
-    def __call__(self, service: Callable[..., Any], **kwargs: Any) -> Any:
-        """``service(session, case_id=, actor=, now=, expected_version=, **kwargs)``, committed."""
-        with write_lock(self.session.get_bind()):
-            result = service(
-                self.session,
-                case_id=self.case_id,
-                actor=self.actor,
-                now=self.now,
-                expected_version=self.expected_version,
-                **kwargs,
-            )
-            self.session.flush()
-            case = self.session.get(Case, self.case_id)
-            self.session.commit()
-        if case is not None:
-            self.response.headers["ETag"] = etag(case.version)
-        return result
+    def __call__(self, service: CaseService[R], **kwargs: Any) -> R:
+        """``service`` on the path's case, as the caller, committed."""
+        written = commit_write(
+            self.engine,
+            service,
+            case_id=self.case_id,
+            actor=self.actor,
+            now=self.now,
+            expected_version=self.expected_version,
+            **kwargs,
+        )
+        self.response.headers["ETag"] = etag(written.version)
+        return written.result
 
 
-def case_writer(role_check: Any) -> Any:
-    """A route dependency giving a ``CaseWrite`` for the path's case, after ``role_check``."""
-
-    async def open_case_write(
-        case_id: CaseId,
-        actor: Annotated[Actor, role_check],
-        session: SessionDep,
-        now: Now,
-        expected: ExpectedVersion,
-        response: Response,
-    ) -> CaseWrite:
-        return CaseWrite(case_id, actor, session, now, expected, response)
-
-    return Depends(open_case_write)
+async def case_writer(
+    engine: EngineDep,
+    case_id: CaseId,
+    actor: CurrentActor,
+    now: Now,
+    expected: ExpectedVersion,
+    response: Response,
+) -> CaseWriter:
+    """A ``CaseWriter`` for the path's case."""
+    return CaseWriter(engine, case_id, actor, now, expected, response)
 
 
-def fact_writer(fact: str) -> Any:
-    """A ``CaseWrite`` for recording ``fact``; the role check comes from ``FACT_ROLES``."""
-    return case_writer(requires_fact(fact))
-
-
-TriggerWrite = Annotated[CaseWrite, case_writer(Depends(trigger_actor))]
+CaseWrite = Annotated[CaseWriter, Depends(case_writer)]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from workflow.definition import (
     ADMIN,
-    FACT_ROLES,
+    FACTS,
     INITIAL,
     STATE_BY_NAME,
     TRIGGER_BY_NAME,
@@ -106,7 +106,7 @@ def describe() -> WorkflowDoc:
         states=states,
         triggers=triggers,
         requirements=list(requirements),
-        fact_roles={fact: list(roles) for fact, roles in FACT_ROLES.items()},
+        fact_roles={fact.name: list(fact.roles) for fact in FACTS},
     )
 
 

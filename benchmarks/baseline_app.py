@@ -1,7 +1,7 @@
 """The baseline: the bare stack doing the least possible write.
 
 FastAPI + SQLModel on the same SQLite engine settings as carepath (WAL,
-``synchronous=NORMAL``, busy timeout, ``BEGIN IMMEDIATE``: the engine comes
+``synchronous=FULL``, busy timeout, ``BEGIN IMMEDIATE``: the engine comes
 from ``models.db.make_engine`` itself, so the two can never drift apart),
 served by uvicorn with one worker. ``POST /items/{id}/bump`` reads one row by
 id, bumps its version and commits: no auth, no audit, no state machine.

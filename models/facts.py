@@ -42,6 +42,9 @@ class Assessment(SQLModel, table=True):
     """A PHQ-9, GAD-7 or ISI score."""
 
     __tablename__ = "assessments"
+    __table_args__ = (
+        Index("ix_assessments_case_instrument_taken", "case_id", "instrument", "taken_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = _case_fk()
@@ -103,6 +106,7 @@ class Vital(SQLModel, table=True):
     """A blood-pressure reading."""
 
     __tablename__ = "vitals"
+    __table_args__ = (Index("ix_vitals_case_taken", "case_id", "taken_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = _case_fk()
@@ -134,7 +138,10 @@ class CareSession(SQLModel, table=True):
     """A preparation, dosing or integration session."""
 
     __tablename__ = "care_sessions"
-    __table_args__ = (Index("uq_care_sessions_clearance", "clearance_id", unique=True),)
+    __table_args__ = (
+        Index("uq_care_sessions_clearance", "clearance_id", unique=True),
+        Index("ix_care_sessions_case_kind", "case_id", "kind", "completed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = _case_fk()
@@ -149,6 +156,7 @@ class AdverseEvent(SQLModel, table=True):
     """An adverse event, recorded by staff or by the service itself."""
 
     __tablename__ = "adverse_events"
+    __table_args__ = (Index("ix_adverse_events_case_resolved", "case_id", "resolved_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = _case_fk()

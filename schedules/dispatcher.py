@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from models.db import session_scope
+from models.db import read_only, session_scope
 from models.reminders import FAILED, PENDING, SENT, Reminder
 from models.settings import Settings, settings
 from models.tables import Case
@@ -34,6 +34,7 @@ from schedules.notifiers import Delivery, Notifier, default_notifiers
 from schedules.policies import POLICY_BY_KIND
 from schedules.scheduling import schedule_next
 from workflow.audit import lock_case
+from workflow.unit import write_transaction
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -147,7 +148,7 @@ class Dispatcher:
         )
 
     def due_ids(self) -> list[int]:
-        with session_scope(self.engine) as session:
+        with session_scope(read_only(self.engine)) as session:
             return [rid for rid in session.exec(self.due_query()) if rid is not None]
 
     def process(self, reminder_id: int, result: PassResult) -> None:
@@ -169,7 +170,7 @@ class Dispatcher:
     def claim(self, reminder_id: int) -> Claim | None:
         """Take the lease on a due reminder; None if it is not due or another dispatcher has it."""
         now = self.clock()
-        with session_scope(self.engine) as session:
+        with write_transaction(self.engine) as session:
             query = select(Reminder).where(col(Reminder.id) == reminder_id, *due_clause(now))
             row = session.exec(query.with_for_update(skip_locked=True)).first()
             if row is None:
@@ -213,7 +214,7 @@ class Dispatcher:
     def record_sent(self, delivery: Delivery) -> None:
         """Mark the reminder sent, and schedule its next occurrence if it recurs."""
         now = self.clock()
-        with session_scope(self.engine) as session:
+        with write_transaction(self.engine) as session:
             # Lock the case as every workflow write does, before touching its reminders.
             case = lock_case(session, delivery.case_id)
             if _finish(session, delivery.id, delivery.attempt, now, status=SENT, sent_at=now):
@@ -222,7 +223,7 @@ class Dispatcher:
     def record_failure(self, delivery: Delivery, error: str) -> str:
         """Back off for a retry, or give up after the last attempt; returns which."""
         now, error = self.clock(), error[:1000]
-        with session_scope(self.engine) as session:
+        with write_transaction(self.engine) as session:
             case = lock_case(session, delivery.case_id)
             if delivery.attempt < self.rules.delivery_max_attempts:
                 backoff = self.rules.delivery_backoff_seconds * 2 ** (delivery.attempt - 1)

@@ -39,20 +39,21 @@ def every_taper_confirmed(facts: CaseFacts) -> bool:
 
 def preparation_recorded(facts: CaseFacts) -> bool:
     """A preparation session has been recorded."""
-    return any(s.kind == "preparation" for s in facts.sessions)
+    return "preparation" in facts.session_stats
 
 
 def integrated_since_last_dose(facts: CaseFacts) -> bool:
     """An integration session was completed after the latest dosing session."""
-    doses = [s.completed_at for s in facts.sessions if s.kind == "dosing"]
-    if not doses:
+    dosing = facts.session_stats.get("dosing")
+    if dosing is None:
         return True
-    return any(s.kind == "integration" and s.completed_at > max(doses) for s in facts.sessions)
+    integration = facts.session_stats.get("integration")
+    return integration is not None and integration.last > dosing.last
 
 
 def service_events_resolved(facts: CaseFacts) -> bool:
     """Every adverse event the service recorded itself has been resolved."""
-    return all(e.resolved_at is not None for e in facts.adverse_events if e.recorded_by_system)
+    return not any(e.recorded_by_system for e in facts.open_adverse_events)
 
 
 def is_dosing(session: Any, facts: CaseFacts) -> bool:
@@ -60,7 +61,8 @@ def is_dosing(session: Any, facts: CaseFacts) -> bool:
 
 
 def is_first_dose(session: Any, facts: CaseFacts) -> bool:
-    return is_dosing(session, facts) and sum(s.kind == "dosing" for s in facts.sessions) == 1
+    dosing = facts.session_stats.get("dosing")
+    return is_dosing(session, facts) and dosing is not None and dosing.count == 1
 
 
 def found_by_the_service(event: Any, facts: CaseFacts) -> bool:

@@ -74,9 +74,7 @@ def checkins(facts: CaseFacts) -> list[Assessment]:
         return []
     done: list[Assessment] = []
     taken: set[str] = set()
-    for assessment in sorted(facts.assessments, key=lambda a: (a.taken_at, a.id)):
-        if assessment.taken_at <= first_dose or assessment.instrument not in CHECKIN_INSTRUMENTS:
-            continue
+    for assessment in facts.checkin_assessments(after=first_dose):
         taken.add(assessment.instrument)
         if taken == CHECKIN_INSTRUMENTS:
             done.append(assessment)

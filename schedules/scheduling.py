@@ -119,14 +119,26 @@ class ReminderListener:
         self.policies = tuple(policies)
 
     def on_transition(
-        self, session: Session, case: Case, *, trigger: str, from_state: str | None, now: datetime
+        self,
+        session: Session,
+        case: Case,
+        *,
+        trigger: str,
+        from_state: str | None,
+        now: datetime,
+        facts: CaseFacts,
     ) -> None:
         entered = case.state if case.state != from_state else None
-        facts = CaseFacts(case=case, now=now, session=session)
         apply(session, Change(facts=facts, now=now, entered=entered), self.policies)
 
     def on_fact(
-        self, session: Session, case: Case, *, fact: str, record: Any, now: datetime
+        self,
+        session: Session,
+        case: Case,
+        *,
+        fact: str,
+        record: Any,
+        now: datetime,
+        facts: CaseFacts,
     ) -> None:
-        facts = CaseFacts(case=case, now=now, session=session)
         apply(session, Change(facts=facts, now=now, fact=fact, record=record), self.policies)

@@ -36,10 +36,6 @@ def lock_case(session: Session, case_id: int, expected_version: int | None = Non
             f"Case {case_id} is at version {case.version}, not {expected_version}: "
             "read it again before writing."
         )
-    # A session holds an unchanged row only weakly: keep the locked case for
-    # the session's life, so that reading it again (the API does, for the
-    # ETag) after the service has returned finds it instead of a new SELECT.
-    session.info.setdefault("locked_cases", []).append(case)
     return case
 
 

@@ -1,7 +1,8 @@
-"""The care pathway, declared once: states, phases and triggers as tables.
+"""The care pathway, declared once: states, triggers and facts as tables.
 
-Everything else is generated from these two tables: the shared state machine,
-the role checks, the API's ``/workflow`` listing and its Mermaid diagram.
+Everything else is generated from these tables: the shared state machine,
+the role checks of every write, the API's ``/workflow`` listing and its
+Mermaid diagram.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class TriggerDef:
     and ``HELD_FROM`` for ``resume``. ``requires`` are requirement codes
     (``workflow.guards``); ``body`` names the fields the request must carry and
     ``optional`` those it may; every trigger takes an optional ``reason``.
+    ``effects`` name what else the trigger writes on the case
+    (``workflow.cases.EFFECTS``).
     """
 
     name: str
@@ -65,6 +68,7 @@ class TriggerDef:
     requires: tuple[str, ...] = ()
     body: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    effects: tuple[str, ...] = ()
 
 
 APPROVAL_REQUIREMENTS = (
@@ -91,8 +95,16 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         "delivery.awaiting_prescription",
         (CLINICIAN,),
         APPROVAL_REQUIREMENTS,
+        effects=("assign_clinician",),
     ),
-    TriggerDef("decline", ("evaluation",), "ineligible", (CLINICIAN,), body=("reason",)),
+    TriggerDef(
+        "decline",
+        ("evaluation",),
+        "ineligible",
+        (CLINICIAN,),
+        body=("reason",),
+        effects=("record_referrals",),
+    ),
     TriggerDef(
         "prescribe",
         ("delivery.awaiting_prescription",),
@@ -136,9 +148,20 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         (CLINICIAN,),
         ("assessments.recent", "adverse_events.resolved"),
     ),
-    TriggerDef("hold", ACTIVE_STATES, "on_hold", STAFF, body=("reason",)),
-    TriggerDef("resume", ("on_hold",), HELD_FROM, (CLINICIAN,), ("adverse_events.resolved",)),
-    TriggerDef("withdraw", OPEN_STATES, "withdrawn", STAFF, body=("reason",)),
+    TriggerDef(
+        "hold", ACTIVE_STATES, "on_hold", STAFF, body=("reason",), effects=("remember_held_from",)
+    ),
+    TriggerDef(
+        "resume",
+        ("on_hold",),
+        HELD_FROM,
+        (CLINICIAN,),
+        ("adverse_events.resolved",),
+        effects=("forget_held_from",),
+    ),
+    TriggerDef(
+        "withdraw", OPEN_STATES, "withdrawn", STAFF, body=("reason",), effects=("forget_held_from",)
+    ),
 )
 TRIGGER_BY_NAME = {t.name: t for t in TRIGGERS}
 
@@ -167,22 +190,39 @@ def destination(trigger: TriggerDef, state: str, held_from: str | None) -> str:
     return trigger.dest
 
 
-FACT_ROLES: dict[str, tuple[str, ...]] = {
-    "case": STAFF,
-    "history": STAFF,
-    "assessment": STAFF,
-    "medication": STAFF,
-    "medication_update": STAFF,
-    "interaction_screening": (CLINICIAN,),
-    "taper": (CLINICIAN,),
-    "taper_confirm": (CLINICIAN,),
-    "vital": STAFF,
-    "dose_clearance": STAFF,
-    "session": STAFF,
-    "adverse_event": STAFF,
-    "adverse_event_resolve": (CLINICIAN,),
-}
-"""Which roles may record each kind of fact (SPEC.md section 1); admins may record all."""
+ANY_STATE = tuple(s.name for s in STATES)
+DOSING_STATES = ("integration", "monitoring")
+
+
+@dataclass(frozen=True)
+class FactDef:
+    """One kind of fact: who may record it, and in which states of the case.
+
+    A write in another state is refused with a conflict. Admins may record
+    every fact (SPEC.md section 1).
+    """
+
+    name: str
+    roles: tuple[str, ...]
+    states: tuple[str, ...] = ANY_STATE
+
+
+FACTS: tuple[FactDef, ...] = (
+    FactDef("case", STAFF),
+    FactDef("history", STAFF),
+    FactDef("assessment", STAFF),
+    FactDef("medication", STAFF),
+    FactDef("medication_update", STAFF),
+    FactDef("interaction_screening", (CLINICIAN,)),
+    FactDef("taper", (CLINICIAN,)),
+    FactDef("taper_confirm", (CLINICIAN,)),
+    FactDef("vital", STAFF),
+    FactDef("dose_clearance", STAFF),
+    FactDef("session", STAFF, DOSING_STATES),
+    FactDef("adverse_event", STAFF),
+    FactDef("adverse_event_resolve", (CLINICIAN,)),
+)
+FACT_BY_NAME = {f.name: f for f in FACTS}
 
 
 @dataclass(frozen=True)
@@ -199,4 +239,4 @@ SYSTEM_ACTOR = Actor(id=None, role=SYSTEM)
 
 def may_record(role: str, fact: str) -> bool:
     """Whether a user of ``role`` may record ``fact``."""
-    return role == ADMIN or role in FACT_ROLES[fact]
+    return role == ADMIN or role in FACT_BY_NAME[fact].roles

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlmodel import Session, select
 
 from models.facts import CareSession, DoseClearance
 from models.schemas import ClearanceCreate, SessionCreate
-from models.settings import Settings, settings
+from models.settings import Settings
 from models.tables import Case
 from workflow.casefacts import CaseFacts
-from workflow.definition import Actor
-from workflow.errors import Conflict, NotFound, ValidationFailed
+from workflow.definition import DOSING_STATES
+from workflow.errors import NotFound, ValidationFailed
 from workflow.guards import Unmet, evaluate
-from workflow.records import finish_write, get_record, not_future, open_write
-
-DOSING_STATES = ("integration", "monitoring")
+from workflow.records import get_record, not_future
+from workflow.unit import CaseWrite, writes
 
 
 def clearance_unmet(
@@ -44,55 +43,34 @@ def clearance_unmet(
     return unmet + evaluate(("adverse_events.resolved", "screening.interactions"), facts)
 
 
-def request_clearance(
-    session: Session,
-    *,
-    case_id: int,
-    data: ClearanceCreate,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-    rules: Settings = settings,
-) -> DoseClearance:
+@writes("dose_clearance")
+def request_clearance(write: CaseWrite, *, data: ClearanceCreate) -> DoseClearance:
     """Check a pre-dose reading; a granted clearance is valid for a short window."""
-    case = open_write(session, case_id, "dose_clearance", actor, expected_version)
-    facts = CaseFacts(case=case, now=now, actor=actor, rules=rules, session=session)
-    unmet = clearance_unmet(case, data, facts, rules)
+    rules, now = write.rules, write.now
+    unmet = clearance_unmet(write.case, data, write.facts, rules)
     clearance = DoseClearance(
-        case_id=case_id,
+        case_id=write.case_id,
         granted=not unmet,
         unmet=[u.as_dict() for u in unmet],
         expires_at=None if unmet else now + timedelta(minutes=rules.clearance_valid_minutes),
-        recorded_by=actor.id,
+        recorded_by=write.actor.id,
         created_at=now,
         **data.model_dump(),
     )
-    finish_write(session, case, actor, now, "dose_clearance", clearance)
+    write.record("dose_clearance", clearance)
     return clearance
 
 
-def record_session(
-    session: Session,
-    *,
-    case_id: int,
-    data: SessionCreate,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-) -> CareSession:
+@writes("session")
+def record_session(write: CaseWrite, *, data: SessionCreate) -> CareSession:
     """Record a completed session; a dosing one must use a granted, unexpired, unused clearance."""
-    case = open_write(session, case_id, "session", actor, expected_version)
-    if case.state not in DOSING_STATES:
-        raise Conflict(
-            f"Sessions are recorded only in integration or monitoring, not {case.state}."
-        )
-    not_future(data.completed_at, now, "completed_at")
+    not_future(data.completed_at, write.now, "completed_at")
     if data.kind == "dosing":
-        _check_clearance(session, case_id, data)
-    care_session = CareSession(case_id=case_id, created_at=now, **data.model_dump())
+        _check_clearance(write.session, write.case_id, data)
+    care_session = CareSession(case_id=write.case_id, created_at=write.now, **data.model_dump())
     if data.kind != "dosing":
         care_session.clearance_id = None
-    finish_write(session, case, actor, now, "session", care_session)
+    write.record("session", care_session)
     return care_session
 
 

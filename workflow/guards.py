@@ -52,38 +52,36 @@ def evaluate(codes: Iterable[str], facts: CaseFacts) -> list[Unmet]:
 
 # -- helpers -----------------------------------------------------------------
 
-
-def _latest(records: Iterable[Any], when: str) -> Any | None:
-    return max(records, key=lambda r: (getattr(r, when), r.id), default=None)
-
-
-def _latest_score(facts: CaseFacts, instrument: str) -> Any | None:
-    return _latest((a for a in facts.assessments if a.instrument == instrument), "taken_at")
-
-
-def _missing_within(facts: CaseFacts, instruments: tuple[str, ...], days: int) -> list[str]:
-    since = facts.now - timedelta(days=days)
-    taken = {a.instrument for a in facts.assessments if since <= a.taken_at <= facts.now}
-    return [NAMES[i] for i in instruments if i not in taken]
-
-
 NAMES = {"phq9": "PHQ-9", "gad7": "GAD-7", "isi": "ISI"}
 NO_HISTORY = "Record the clinical history first."
 
 
+def _missing_within(facts: CaseFacts, instruments: tuple[str, ...], days: int) -> list[str]:
+    since = facts.now - timedelta(days=days)
+    missing = []
+    for instrument in instruments:
+        latest = facts.latest_assessment(instrument)
+        if latest is None or latest.taken_at < since:
+            missing.append(NAMES[instrument])
+    return missing
+
+
 def latest_reading(facts: CaseFacts) -> tuple[int, int, datetime] | None:
     """The newest blood-pressure reading: from vitals or a pre-dose clearance."""
-    readings = [(v.taken_at, v.id, v.systolic, v.diastolic) for v in facts.vitals]
-    readings += [(c.created_at, c.id, c.systolic, c.diastolic) for c in facts.clearances]
+    readings = []
+    if (v := facts.latest_vital) is not None:
+        readings.append((v.taken_at, v.systolic, v.diastolic))
+    if (c := facts.latest_clearance) is not None:
+        readings.append((c.created_at, c.systolic, c.diastolic))
     if not readings:
         return None
-    at, _, systolic, diastolic = max(readings)
+    at, systolic, diastolic = max(readings, key=lambda r: r[0])
     return systolic, diastolic, at
 
 
 def current_screening(facts: CaseFacts) -> Any | None:
     """The newest interaction screening, if nothing on the medication list changed since."""
-    latest = _latest(facts.screenings, "created_at")
+    latest = facts.latest_screening
     if latest is None or latest.medication_list_version != facts.case.medication_list_version:
         return None
     return latest
@@ -91,7 +89,8 @@ def current_screening(facts: CaseFacts) -> Any | None:
 
 def first_dosing_at(facts: CaseFacts) -> datetime | None:
     """When the first dosing session was completed, if there was one."""
-    return min((s.completed_at for s in facts.sessions if s.kind == "dosing"), default=None)
+    dosing = facts.session_stats.get("dosing")
+    return None if dosing is None else dosing.first
 
 
 def _taper_meds(facts: CaseFacts) -> list[Any]:
@@ -127,8 +126,8 @@ def assessments_recent(facts: CaseFacts) -> str | None:
 @requirement("vitals.baseline")
 def vitals_baseline(facts: CaseFacts) -> str | None:
     days = facts.rules.baseline_window_days
-    since = facts.now - timedelta(days=days)
-    if any(since <= v.taken_at <= facts.now for v in facts.vitals):
+    latest = facts.latest_vital
+    if latest is not None and latest.taken_at >= facts.now - timedelta(days=days):
         return None
     return f"Record a blood-pressure reading (none within the last {days} days)."
 
@@ -156,7 +155,7 @@ def mood_disorder(facts: CaseFacts) -> str | None:
     if not {"depression", "anxiety"} & set(h.diagnoses):
         return "The diagnoses must include depression or anxiety."
     threshold = facts.rules.mood_score_min
-    scores = [_latest_score(facts, i) for i in ("phq9", "gad7")]
+    scores = [facts.latest_assessment(i) for i in ("phq9", "gad7")]
     if any(s is not None and s.score >= threshold for s in scores):
         return None
     return f"The latest PHQ-9 or GAD-7 must be at least {threshold}."
@@ -252,7 +251,7 @@ def respiratory(facts: CaseFacts) -> str | None:
 def interactions_screened(facts: CaseFacts) -> str | None:
     screening = current_screening(facts)
     if screening is None:
-        if facts.screenings:
+        if facts.latest_screening is not None:
             return "The medication list changed since the last screening: screen it again."
         return "A clinician must screen the medication list for interactions."
     if screening.result == "blocked":
@@ -291,7 +290,7 @@ def clinician_licensed(facts: CaseFacts) -> str | None:
 
 
 def _has_session(facts: CaseFacts, kind: str) -> bool:
-    return any(s.kind == kind for s in facts.sessions)
+    return kind in facts.session_stats
 
 
 @requirement("session.preparation")
@@ -303,8 +302,7 @@ def session_preparation(facts: CaseFacts) -> str | None:
 def session_dosing(facts: CaseFacts) -> str | None:
     # Check the clearance itself, not just that an id is set: the requirement is a
     # *granted* clearance, whatever wrote the session row.
-    granted = {c.id for c in facts.clearances if c.granted}
-    if any(s.kind == "dosing" and s.clearance_id in granted for s in facts.sessions):
+    if facts.dosed_with_granted_clearance:
         return None
     return "Record a completed dosing session that used a granted dose clearance."
 
@@ -312,16 +310,15 @@ def session_dosing(facts: CaseFacts) -> str | None:
 @requirement("session.integration")
 def session_integration(facts: CaseFacts) -> str | None:
     first = first_dosing_at(facts)
-    if first is not None and any(
-        s.kind == "integration" and s.completed_at > first for s in facts.sessions
-    ):
+    integration = facts.session_stats.get("integration")
+    if first is not None and integration is not None and integration.last > first:
         return None
     return "Record a completed integration session after the first dosing session."
 
 
 @requirement("adverse_events.resolved")
 def adverse_events_resolved(facts: CaseFacts) -> str | None:
-    open_events = [e for e in facts.adverse_events if e.resolved_at is None]
+    open_events = facts.open_adverse_events
     if not open_events:
         return None
     kinds = ", ".join(f"{e.kind} (#{e.id})" for e in open_events)

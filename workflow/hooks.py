@@ -12,17 +12,32 @@ from typing import Any, Protocol
 from sqlmodel import Session
 
 from models.tables import Case
+from workflow.casefacts import CaseFacts
 
 
 class Listener(Protocol):
     """Told of every transition and every recorded fact, inside its transaction."""
 
     def on_transition(
-        self, session: Session, case: Case, *, trigger: str, from_state: str | None, now: datetime
+        self,
+        session: Session,
+        case: Case,
+        *,
+        trigger: str,
+        from_state: str | None,
+        now: datetime,
+        facts: CaseFacts,
     ) -> None: ...
 
     def on_fact(
-        self, session: Session, case: Case, *, fact: str, record: Any, now: datetime
+        self,
+        session: Session,
+        case: Case,
+        *,
+        fact: str,
+        record: Any,
+        now: datetime,
+        facts: CaseFacts,
     ) -> None: ...
 
 
@@ -36,12 +51,24 @@ def register(listener: Listener) -> None:
 
 
 def transition(
-    session: Session, case: Case, *, trigger: str, from_state: str | None, now: datetime
+    session: Session,
+    case: Case,
+    *,
+    trigger: str,
+    from_state: str | None,
+    now: datetime,
+    facts: CaseFacts,
 ) -> None:
+    """Tell every listener of a transition; ``facts`` is the write's own view of the case."""
     for listener in LISTENERS:
-        listener.on_transition(session, case, trigger=trigger, from_state=from_state, now=now)
+        listener.on_transition(
+            session, case, trigger=trigger, from_state=from_state, now=now, facts=facts
+        )
 
 
-def fact(session: Session, case: Case, *, fact: str, record: Any, now: datetime) -> None:
+def fact(
+    session: Session, case: Case, *, fact: str, record: Any, now: datetime, facts: CaseFacts
+) -> None:
+    """Tell every listener of a recorded fact; ``facts`` is the write's own view of the case."""
     for listener in LISTENERS:
-        listener.on_fact(session, case, fact=fact, record=record, now=now)
+        listener.on_fact(session, case, fact=fact, record=record, now=now, facts=facts)

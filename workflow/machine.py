@@ -16,7 +16,8 @@ from transitions import EventData, Machine, MachineError
 
 from workflow.casefacts import CaseFacts
 from workflow.definition import ACTIVE_STATES, HELD_FROM, STATES, TRIGGERS, TriggerDef
-from workflow.guards import Unmet, evaluate
+from workflow.effects import EFFECTS
+from workflow.guards import GUARDS, Unmet, evaluate
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -78,6 +79,17 @@ def _transitions() -> list[dict[str, Any]]:
     return declared
 
 
+def check_tables() -> None:
+    """Refuse to start with a trigger table that names a guard or an effect that does not exist."""
+    for trigger in TRIGGERS:
+        unknown = [code for code in trigger.requires if code not in GUARDS]
+        unknown += [name for name in trigger.effects if name not in EFFECTS]
+        if unknown:
+            raise RuntimeError(f"trigger {trigger.name} names unknown guards or effects: {unknown}")
+
+
+check_tables()
+
 MACHINE = Machine(
     model=None,
     states=[s.name for s in STATES],
@@ -102,4 +114,4 @@ def is_invalid(model_state: str, trigger: TriggerDef) -> bool:
     return model_state not in MACHINE.events[trigger.name].transitions
 
 
-__all__ = ["MACHINE", "CaseModel", "MachineError", "fire", "is_invalid"]
+__all__ = ["MACHINE", "CaseModel", "MachineError", "check_tables", "fire", "is_invalid"]

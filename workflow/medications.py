@@ -6,9 +6,7 @@ makes every earlier screening stale (``screening.interactions``).
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlmodel import Session
+from typing import Any
 
 from models.facts import InteractionScreening, Medication, Taper
 from models.schemas import (
@@ -19,128 +17,90 @@ from models.schemas import (
     TaperCreate,
 )
 from workflow import drugs
-from workflow.casefacts import CaseFacts
-from workflow.definition import Actor
 from workflow.errors import Conflict, ValidationFailed
-from workflow.records import finish_write, get_record, open_write
+from workflow.records import get_record
+from workflow.unit import CaseWrite, writes
 
 
-def add_medication(
-    session: Session,
-    *,
-    case_id: int,
-    data: MedicationCreate,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-) -> Medication:
+@writes("medication")
+def add_medication(write: CaseWrite, *, data: MedicationCreate) -> Medication:
     """Add a medication, classified from the drug table."""
-    case = open_write(session, case_id, "medication", actor, expected_version)
     medication = Medication(
-        case_id=case_id,
+        case_id=write.case_id,
         drug_class=drugs.classify(data.name),
-        created_at=now,
-        updated_at=now,
+        created_at=write.now,
+        updated_at=write.now,
         **data.model_dump(),
     )
-    changes = {"medication_list_version": case.medication_list_version + 1}
-    finish_write(session, case, actor, now, "medication", medication, **changes)
+    changes: dict[str, Any] = {"medication_list_version": write.case.medication_list_version + 1}
+    write.record("medication", medication, **changes)
     return medication
 
 
+@writes("medication_update")
 def update_medication(
-    session: Session,
-    *,
-    case_id: int,
-    medication_id: int,
-    data: MedicationUpdate,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
+    write: CaseWrite, *, medication_id: int, data: MedicationUpdate
 ) -> Medication:
     """Mark a medication active or stopped."""
-    case = open_write(session, case_id, "medication_update", actor, expected_version)
-    medication = get_record(session, case_id, Medication, medication_id)
-    changes = {}
+    medication = get_record(write.session, write.case_id, Medication, medication_id)
+    changes: dict[str, Any] = {}
     if medication.status != data.status:
-        medication.status, medication.updated_at = data.status, now
-        changes["medication_list_version"] = case.medication_list_version + 1
-    finish_write(session, case, actor, now, "medication_update", medication, **changes)
+        medication.status, medication.updated_at = data.status, write.now
+        changes["medication_list_version"] = write.case.medication_list_version + 1
+    write.record("medication_update", medication, **changes)
     return medication
 
 
-def screen_interactions(
-    session: Session,
-    *,
-    case_id: int,
-    data: ScreeningCreate,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-) -> InteractionScreening:
+@writes("interaction_screening")
+def screen_interactions(write: CaseWrite, *, data: ScreeningCreate) -> InteractionScreening:
     """A clinician screens the active medication list against the interaction table."""
-    case = open_write(session, case_id, "interaction_screening", actor, expected_version)
-    medications = CaseFacts(case=case, now=now, session=session).medications
-    findings, result = drugs.screen(medications)
+    findings, result = drugs.screen(write.facts.medications)
     screening = InteractionScreening(
-        case_id=case_id,
-        clinician_id=actor.id,
-        medication_list_version=case.medication_list_version,
+        case_id=write.case_id,
+        clinician_id=write.actor.id,
+        medication_list_version=write.case.medication_list_version,
         result=str(result),
         findings=findings,
         notes=data.notes,
-        created_at=now,
+        created_at=write.now,
     )
-    finish_write(session, case, actor, now, "interaction_screening", screening)
+    write.record("interaction_screening", screening)
     return screening
 
 
-def plan_taper(
-    session: Session,
-    *,
-    case_id: int,
-    data: TaperCreate,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-) -> Taper:
+@writes("taper")
+def plan_taper(write: CaseWrite, *, data: TaperCreate) -> Taper:
     """A clinician plans the taper of a medication on the case's list."""
-    case = open_write(session, case_id, "taper", actor, expected_version)
-    medication = session.get(Medication, data.medication_id)
-    if medication is None or medication.case_id != case_id:
+    medication = write.session.get(Medication, data.medication_id)
+    if medication is None or medication.case_id != write.case_id:
         raise ValidationFailed.field(("medication_id",), "No such medication on this case.")
     if medication.status != "active":
         raise Conflict(f"Medication {medication.id} is already stopped.")
-    open_tapers = CaseFacts(case=case, now=now, session=session).tapers
+    open_tapers = write.facts.tapers
     if any(t.medication_id == medication.id and t.confirmed_at is None for t in open_tapers):
         raise Conflict(f"Medication {medication.id} already has a taper in progress.")
-    taper = Taper(case_id=case_id, planned_by=actor.id, created_at=now, **data.model_dump())
-    finish_write(session, case, actor, now, "taper", taper)
+    taper = Taper(
+        case_id=write.case_id, planned_by=write.actor.id, created_at=write.now, **data.model_dump()
+    )
+    write.record("taper", taper)
     return taper
 
 
-def confirm_taper(
-    session: Session,
-    *,
-    case_id: int,
-    taper_id: int,
-    data: TaperConfirm,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-) -> Taper:
+@writes("taper_confirm")
+def confirm_taper(write: CaseWrite, *, taper_id: int, data: TaperConfirm) -> Taper:
     """A clinician confirms a taper complete; the medication is stopped."""
-    case = open_write(session, case_id, "taper_confirm", actor, expected_version)
-    taper = get_record(session, case_id, Taper, taper_id)
+    now = write.now
+    taper = get_record(write.session, write.case_id, Taper, taper_id)
     if taper.confirmed_at is not None:
         raise Conflict(f"Taper {taper_id} is already confirmed.")
     if data.last_dose_on > now.date():
         raise ValidationFailed.field(("last_dose_on",), "last_dose_on is in the future.")
-    taper.confirmed_at, taper.confirmed_by, taper.last_dose_on = now, actor.id, data.last_dose_on
-    medication = get_record(session, case_id, Medication, taper.medication_id)
-    changes = {}
+    taper.confirmed_at, taper.confirmed_by = now, write.actor.id
+    taper.last_dose_on = data.last_dose_on
+    medication = get_record(write.session, write.case_id, Medication, taper.medication_id)
+    changes: dict[str, Any] = {}
     if medication.status != "stopped":
         medication.status, medication.updated_at = "stopped", now
-        changes["medication_list_version"] = case.medication_list_version + 1
-    finish_write(session, case, actor, now, "taper_confirm", taper, **changes)
+        changes["medication_list_version"] = write.case.medication_list_version + 1
+    write.record("taper_confirm", taper, **changes)
     return taper

@@ -1,9 +1,10 @@
-"""Recording facts on a case: the common write path, and the simple facts.
+"""Recording facts on a case: the simple facts, and reading facts back.
 
-Every write locks the case, checks ``If-Match``, bumps the case's version,
-appends one audit event and tells the hook, in the caller's transaction.
-Medications, screenings and tapers are in ``workflow.medications``; dose
-clearances and sessions in ``workflow.dosing``.
+Every write goes through ``workflow.unit`` (``writes``): it locks the case,
+checks ``If-Match``, bumps the case's version, appends one audit event and
+tells the hook, in one transaction. Medications, screenings and tapers are
+in ``workflow.medications``; dose clearances and sessions in
+``workflow.dosing``.
 """
 
 from __future__ import annotations
@@ -32,12 +33,10 @@ from models.schemas import (
     VitalCreate,
 )
 from models.settings import settings
-from models.tables import Case
-from workflow import hooks, safety
-from workflow.audit import append_event, lock_case, record_id, save_case
-from workflow.cases import get_case, require_role
-from workflow.definition import Actor
+from workflow import safety
+from workflow.cases import get_case
 from workflow.errors import Conflict, NotFound, ValidationFailed
+from workflow.unit import CaseWrite, writes
 
 COLLECTIONS: dict[str, type[SQLModel]] = {
     "assessments": Assessment,
@@ -49,38 +48,6 @@ COLLECTIONS: dict[str, type[SQLModel]] = {
     "sessions": CareSession,
     "adverse-events": AdverseEvent,
 }
-
-
-def open_write(
-    session: Session, case_id: int, fact: str, actor: Actor, expected_version: int | None
-) -> Case:
-    """Check the actor may record ``fact``, then lock the case for the write."""
-    require_role(actor, fact)
-    return lock_case(session, case_id, expected_version)
-
-
-def finish_write(
-    session: Session,
-    case: Case,
-    actor: Actor,
-    now: datetime,
-    fact: str,
-    record: SQLModel,
-    **case_changes: Any,
-) -> None:
-    """Bump the case, append the write's audit event and tell the hook."""
-    session.add(record)
-    session.flush()
-    save_case(session, case, now, **case_changes)
-    append_event(
-        session,
-        case,
-        actor,
-        now,
-        kind="fact",
-        data={"fact": fact, "id": record_id(record), "record": record.model_dump(mode="json")},
-    )
-    hooks.fact(session, case, fact=fact, record=record, now=now)
 
 
 def not_future(value: datetime, now: datetime, field: str) -> datetime:
@@ -115,95 +82,60 @@ def get_history(session: Session, *, case_id: int) -> History:
     return history
 
 
-def put_history(
-    session: Session,
-    *,
-    case_id: int,
-    data: HistoryIn,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-) -> History:
+@writes("history")
+def put_history(write: CaseWrite, *, data: HistoryIn) -> History:
     """Record or replace the clinical history."""
-    case = open_write(session, case_id, "history", actor, expected_version)
-    history = session.exec(select(History).where(History.case_id == case_id)).first()
+    history = write.facts.history
     if history is None:
-        history = History(case_id=case_id, created_at=now, **data.model_dump())
+        history = History(case_id=write.case_id, created_at=write.now, **data.model_dump())
     else:
         for name, value in data.model_dump().items():
             setattr(history, name, value)
-    history.updated_at = now
-    finish_write(session, case, actor, now, "history", history)
+    history.updated_at = write.now
+    write.record("history", history)
     return history
 
 
-def record_assessment(
-    session: Session,
-    *,
-    case_id: int,
-    data: AssessmentCreate,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-) -> Assessment:
+@writes("assessment")
+def record_assessment(write: CaseWrite, *, data: AssessmentCreate) -> Assessment:
     """Record a PHQ-9, GAD-7 or ISI, and apply the safety rules to it."""
-    case = open_write(session, case_id, "assessment", actor, expected_version)
-    not_future(data.taken_at, now, "taken_at")
-    assessment = Assessment(case_id=case_id, created_at=now, **data.model_dump())
-    finish_write(session, case, actor, now, "assessment", assessment)
-    safety.after_assessment(session, case, assessment, now)
+    not_future(data.taken_at, write.now, "taken_at")
+    assessment = Assessment(case_id=write.case_id, created_at=write.now, **data.model_dump())
+    write.record("assessment", assessment)
+    safety.after_assessment(write, assessment)
     return assessment
 
 
-def record_vital(
-    session: Session,
-    *,
-    case_id: int,
-    data: VitalCreate,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-) -> Vital:
+@writes("vital")
+def record_vital(write: CaseWrite, *, data: VitalCreate) -> Vital:
     """Record a blood-pressure reading."""
-    case = open_write(session, case_id, "vital", actor, expected_version)
-    not_future(data.taken_at, now, "taken_at")
-    vital = Vital(case_id=case_id, created_at=now, **data.model_dump())
-    finish_write(session, case, actor, now, "vital", vital)
+    not_future(data.taken_at, write.now, "taken_at")
+    vital = Vital(case_id=write.case_id, created_at=write.now, **data.model_dump())
+    write.record("vital", vital)
     return vital
 
 
-def record_adverse_event(
-    session: Session,
-    *,
-    case_id: int,
-    data: AdverseEventCreate,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-) -> AdverseEvent:
+@writes("adverse_event")
+def record_adverse_event(write: CaseWrite, *, data: AdverseEventCreate) -> AdverseEvent:
     """Record an adverse event; a serious one puts the case on hold at once."""
-    case = open_write(session, case_id, "adverse_event", actor, expected_version)
-    event = AdverseEvent(case_id=case_id, created_at=now, **data.model_dump())
-    finish_write(session, case, actor, now, "adverse_event", event)
-    safety.hold_if_needed(session, case, event, now)
+    event = AdverseEvent(case_id=write.case_id, created_at=write.now, **data.model_dump())
+    write.record("adverse_event", event)
+    safety.hold_if_needed(write, event)
     return event
 
 
+@writes("adverse_event_resolve")
 def resolve_adverse_event(
-    session: Session,
-    *,
-    case_id: int,
-    event_id: int,
-    data: AdverseEventResolve,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
+    write: CaseWrite, *, event_id: int, data: AdverseEventResolve
 ) -> AdverseEvent:
     """A clinician resolves an adverse event."""
-    case = open_write(session, case_id, "adverse_event_resolve", actor, expected_version)
-    event = get_record(session, case_id, AdverseEvent, event_id)
+    event = get_record(write.session, write.case_id, AdverseEvent, event_id)
     if event.resolved_at is not None:
         raise Conflict(f"Adverse event {event_id} is already resolved.")
-    event.resolved_at, event.resolved_by, event.resolution_note = now, actor.id, data.note
-    finish_write(session, case, actor, now, "adverse_event_resolve", event)
+    event.resolved_at, event.resolved_by, event.resolution_note = (
+        write.now,
+        write.actor.id,
+        data.note,
+    )
+    write.record("adverse_event_resolve", event)
     return event

@@ -30,7 +30,7 @@ def _contraindication_found(facts: CaseFacts) -> bool:
     """A contraindication found in the record; a reading not yet taken is not one."""
     if any(GUARDS[code](facts) is not None for code in FLAG_CONTRAINDICATIONS):
         return True
-    if facts.history.uncontrolled_hypertension:
+    if facts.history is not None and facts.history.uncontrolled_hypertension:
         return True
     reading = latest_reading(facts)
     rules = facts.rules

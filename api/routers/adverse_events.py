@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter
 
 from api.deps import (
@@ -12,7 +10,6 @@ from api.deps import (
     CurrentActor,
     RecordId,
     SessionDep,
-    fact_writer,
     write_responses,
 )
 from api.problems import problem_responses
@@ -28,9 +25,7 @@ router = APIRouter(
 
 
 @router.post("", status_code=201, responses=write_responses(201))
-def record_adverse_event(
-    data: AdverseEventCreate, write: Annotated[CaseWrite, fact_writer("adverse_event")]
-) -> AdverseEvent:
+def record_adverse_event(data: AdverseEventCreate, write: CaseWrite) -> AdverseEvent:
     """Record an adverse event; a severe one, or any respiratory depression or suicidal
     ideation, puts an active case on hold at once."""
     return write(records.record_adverse_event, data=data)
@@ -48,7 +43,7 @@ def list_adverse_events(
 def resolve_adverse_event(
     event_id: RecordId,
     data: AdverseEventResolve,
-    write: Annotated[CaseWrite, fact_writer("adverse_event_resolve")],
+    write: CaseWrite,
 ) -> AdverseEvent:
     """A clinician resolves an adverse event (200)."""
     return write(records.resolve_adverse_event, event_id=event_id, data=data)

@@ -6,14 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Response
 
-from api.deps import ETAG_HEADER, CaseId, CurrentActor, Now, SessionDep, etag, requires_fact
+from api.deps import ETAG_HEADER, CaseId, CurrentActor, EngineDep, Now, SessionDep, etag
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, choice, decode_cursor, encode_cursor, one_of
 from api.schemas import CasePage, CasePublic
 from models.schemas import CaseCreate
 from models.tables import Case
 from workflow import cases
-from workflow.definition import PHASES, STATES, Actor
+from workflow.definition import PHASES, STATES
+from workflow.unit import write_transaction
 
 router = APIRouter(
     prefix="/api/v1/cases", tags=["cases"], responses=problem_responses(401, 422, 503)
@@ -38,15 +39,11 @@ def case_response(case: Case, response: Response) -> CasePublic:
     responses={201: {"headers": ETAG_HEADER}, **problem_responses(403, 409)},
 )
 def create_case(
-    actor: Annotated[Actor, requires_fact("case")],
-    data: CaseCreate,
-    session: SessionDep,
-    now: Now,
-    response: Response,
+    actor: CurrentActor, data: CaseCreate, engine: EngineDep, now: Now, response: Response
 ) -> CasePublic:
     """Open a case in `evaluation`; a patient may have only one open case (else 409)."""
-    case = cases.create_case(session, data=data, actor=actor, now=now)
-    session.commit()
+    with write_transaction(engine) as session:
+        case = cases.create_case(session, data=data, actor=actor, now=now)
     return case_response(case, response)
 
 

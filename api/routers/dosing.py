@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter
 
-from api.deps import CaseId, CaseWrite, CurrentActor, SessionDep, fact_writer, write_responses
+from api.deps import CaseId, CaseWrite, CurrentActor, SessionDep, write_responses
 from api.problems import problem_responses
 from models.facts import CareSession, DoseClearance
 from models.schemas import ClearanceCreate, SessionCreate
@@ -20,9 +18,7 @@ router = APIRouter(
 
 
 @router.post("/dose-clearances", status_code=201, responses=write_responses(201))
-def request_clearance(
-    data: ClearanceCreate, write: Annotated[CaseWrite, fact_writer("dose_clearance")]
-) -> DoseClearance:
+def request_clearance(data: ClearanceCreate, write: CaseWrite) -> DoseClearance:
     """Check a pre-dose reading: `granted`, or not with the `unmet` reasons (201 either way)."""
     return write(dosing.request_clearance, data=data)
 
@@ -36,9 +32,7 @@ def list_clearances(
 
 
 @router.post("/sessions", status_code=201, responses=write_responses(201))
-def record_session(
-    data: SessionCreate, write: Annotated[CaseWrite, fact_writer("session")]
-) -> CareSession:
+def record_session(data: SessionCreate, write: CaseWrite) -> CareSession:
     """Record a completed session; a dosing one names the granted clearance it used."""
     return write(dosing.record_session, data=data)
 

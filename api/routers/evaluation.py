@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter
 
-from api.deps import CaseId, CaseWrite, CurrentActor, SessionDep, fact_writer, write_responses
+from api.deps import CaseId, CaseWrite, CurrentActor, SessionDep, write_responses
 from api.problems import problem_responses
 from models.facts import Assessment, History, Vital
 from models.schemas import AssessmentCreate, HistoryIn, VitalCreate
@@ -20,7 +18,7 @@ router = APIRouter(
 
 
 @router.put("/history", responses=write_responses(200))
-def put_history(data: HistoryIn, write: Annotated[CaseWrite, fact_writer("history")]) -> History:
+def put_history(data: HistoryIn, write: CaseWrite) -> History:
     """Record or replace the clinical history (200)."""
     return write(records.put_history, data=data)
 
@@ -32,9 +30,7 @@ def get_history(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> Hi
 
 
 @router.post("/assessments", status_code=201, responses=write_responses(201))
-def record_assessment(
-    data: AssessmentCreate, write: Annotated[CaseWrite, fact_writer("assessment")]
-) -> Assessment:
+def record_assessment(data: AssessmentCreate, write: CaseWrite) -> Assessment:
     """Record a PHQ-9, GAD-7 or ISI; a PHQ-9 item 9 of 1+ records suicidal ideation."""
     return write(records.record_assessment, data=data)
 
@@ -46,7 +42,7 @@ def list_assessments(actor: CurrentActor, case_id: CaseId, session: SessionDep) 
 
 
 @router.post("/vitals", status_code=201, responses=write_responses(201))
-def record_vital(data: VitalCreate, write: Annotated[CaseWrite, fact_writer("vital")]) -> Vital:
+def record_vital(data: VitalCreate, write: CaseWrite) -> Vital:
     """Record a blood-pressure reading."""
     return write(records.record_vital, data=data)
 

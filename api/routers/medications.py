@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter
 
 from api.deps import (
@@ -12,7 +10,6 @@ from api.deps import (
     CurrentActor,
     RecordId,
     SessionDep,
-    fact_writer,
     write_responses,
 )
 from api.problems import problem_responses
@@ -34,9 +31,7 @@ router = APIRouter(
 
 
 @router.post("/medications", status_code=201, responses=write_responses(201))
-def add_medication(
-    data: MedicationCreate, write: Annotated[CaseWrite, fact_writer("medication")]
-) -> Medication:
+def add_medication(data: MedicationCreate, write: CaseWrite) -> Medication:
     """Add a medication; its `drug_class` comes from the drug table. Screenings go stale."""
     return write(medications.add_medication, data=data)
 
@@ -51,7 +46,7 @@ def list_medications(actor: CurrentActor, case_id: CaseId, session: SessionDep) 
 def update_medication(
     medication_id: RecordId,
     data: MedicationUpdate,
-    write: Annotated[CaseWrite, fact_writer("medication_update")],
+    write: CaseWrite,
 ) -> Medication:
     """Mark a medication `active` or `stopped` (200)."""
     return write(medications.update_medication, medication_id=medication_id, data=data)
@@ -59,7 +54,7 @@ def update_medication(
 
 @router.post("/interaction-screenings", status_code=201, responses=write_responses(201))
 def screen_interactions(
-    write: Annotated[CaseWrite, fact_writer("interaction_screening")],
+    write: CaseWrite,
     data: ScreeningCreate | None = None,
 ) -> InteractionScreening:
     """A clinician screens the active medication list; the service computes the findings."""
@@ -75,7 +70,7 @@ def list_screenings(
 
 
 @router.post("/tapers", status_code=201, responses=write_responses(201))
-def plan_taper(data: TaperCreate, write: Annotated[CaseWrite, fact_writer("taper")]) -> Taper:
+def plan_taper(data: TaperCreate, write: CaseWrite) -> Taper:
     """A clinician plans the taper of a benzodiazepine or Z-drug."""
     return write(medications.plan_taper, data=data)
 
@@ -90,7 +85,7 @@ def list_tapers(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> li
 def confirm_taper(
     taper_id: RecordId,
     data: TaperConfirm,
-    write: Annotated[CaseWrite, fact_writer("taper_confirm")],
+    write: CaseWrite,
 ) -> Taper:
     """A clinician confirms a taper complete (200); the medication is stopped."""
     return write(medications.confirm_taper, taper_id=taper_id, data=data)

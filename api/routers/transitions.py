@@ -6,11 +6,11 @@ from fastapi import APIRouter
 
 from api.deps import (
     CaseId,
+    CaseWrite,
     CurrentActor,
     Now,
     SessionDep,
     TriggerName,
-    TriggerWrite,
     write_responses,
 )
 from api.problems import problem_responses
@@ -39,7 +39,7 @@ def list_transitions(
     responses=write_responses(200),
 )
 def fire_transition(
-    write: TriggerWrite, trigger: TriggerName, body: TransitionBody | None = None
+    write: CaseWrite, trigger: TriggerName, body: TransitionBody | None = None
 ) -> CasePublic:
     """Fire a trigger; 409 `transition_blocked` lists every unmet requirement."""
     case = write(cases.fire_trigger, trigger=trigger, body=body)

@@ -137,7 +137,7 @@ def test_integrity_error_that_slips_through_is_conflict(api: Api, monkeypatch):
     def racing(*args, **kwargs):
         raise IntegrityError("INSERT ...", {}, sqlite3.IntegrityError("UNIQUE constraint failed"))
 
-    monkeypatch.setattr(records, "record_vital", racing)
+    monkeypatch.setattr(records.record_vital, "body", racing)
     case_id = open_case(api)
     vital = {"systolic": 120, "diastolic": 80, "taken_at": api.ago(hours=1)}
     response = api.call("coordinator", "POST", case_url(case_id, "/vitals"), json=vital)
@@ -209,7 +209,7 @@ def test_locked_database_is_503_with_retry_after(api: Api, monkeypatch):
     def locked(*args, **kwargs):
         raise OperationalError("INSERT ...", {}, sqlite3.OperationalError("database is locked"))
 
-    monkeypatch.setattr(records, "record_vital", locked)
+    monkeypatch.setattr(records.record_vital, "body", locked)
     case_id = open_case(api)
     vital = {"systolic": 120, "diastolic": 80, "taken_at": api.ago(hours=1)}
     response = api.call("coordinator", "POST", case_url(case_id, "/vitals"), json=vital)

@@ -10,15 +10,24 @@ from models.tables import Case
 from schedules.rules import EarlyThenLater, Entered, Policy, checkins, days
 from schedules.scheduling import ReminderListener
 from workflow import hooks
-from workflow.casefacts import CaseFacts
+from workflow.casefacts import CaseFacts, SessionStats
 
 DAY = timedelta(days=1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def facts_with(sessions=(), assessments=()) -> CaseFacts:
-    """A case's facts from plain lists, no database."""
-    preloaded = {"sessions": list(sessions), "assessments": list(assessments)}
+    """A case's facts from plain lists, no database.
+
+    ``assessments`` stand for what ``CaseFacts.checkin_assessments`` reads: the
+    PHQ-9 and ISI scores after the first dose (``test_casefacts`` checks that
+    query against a database).
+    """
+    doses = [s.completed_at for s in sessions if s.kind == "dosing"]
+    preloaded: dict = {"session_stats": {}}
+    if doses:
+        preloaded["session_stats"] = {"dosing": SessionStats(len(doses), min(doses), max(doses))}
+        preloaded[f"checkin_assessments:{min(doses).isoformat()}"] = list(assessments)
     return CaseFacts(
         case=Case(
             id=1, patient_ref="p", patient_state="CA", state="monitoring", phase="monitoring"
@@ -40,9 +49,7 @@ def test_checkins_pair_a_phq9_and_an_isi_taken_after_the_first_dose():
     facts = facts_with(
         [dose(T0)],
         [
-            score(1, "isi", T0 - DAY),  # before the first dose
             score(2, "phq9", T0 + DAY),
-            score(3, "gad7", T0 + 2 * DAY),  # not part of a check-in
             score(4, "isi", T0 + 3 * DAY),  # completes the first check-in
             score(5, "isi", T0 + 4 * DAY),
             score(6, "isi", T0 + 5 * DAY),

@@ -69,18 +69,24 @@ FACT_TABLES = (
     AdverseEvent,
 )
 
-# The names under which ``CaseFacts`` exposes each kind of fact.
-FACT_VIEWS = (
-    "history",
-    "assessments",
-    "vitals",
-    "medications",
-    "screenings",
-    "tapers",
-    "sessions",
-    "clearances",
-    "adverse_events",
-)
+
+def read_every_view(facts: CaseFacts) -> None:
+    """Make every read the guards use, so the view answers after its session closes."""
+    for instrument in ("phq9", "gad7", "isi"):
+        facts.latest_assessment(instrument)
+    for name in (
+        "history",
+        "latest_vital",
+        "latest_clearance",
+        "latest_screening",
+        "session_stats",
+        "dosed_with_granted_clearance",
+        "medications",
+        "tapers",
+        "open_adverse_events",
+    ):
+        getattr(facts, name)
+
 
 ELIGIBLE_HISTORY: dict[str, Any] = {
     "insomnia_nights_per_week": 5,
@@ -191,8 +197,7 @@ class Clinic:
             facts = CaseFacts(
                 case=case, now=self.now, actor=actor or self.clinician, session=session
             )
-            for name in FACT_VIEWS:
-                getattr(facts, name)
+            read_every_view(facts)
         facts.session = None  # never reach back into a closed session
         return facts
 

@@ -17,7 +17,7 @@ from workflow.definition import (
     ADMIN,
     CLINICIAN,
     COORDINATOR,
-    FACT_ROLES,
+    FACT_BY_NAME,
     HELD_FROM,
     INITIAL,
     OPEN_STATES,
@@ -285,8 +285,8 @@ def test_roles_per_trigger_follow_spec_section_1():
 
 
 def test_roles_per_fact_follow_spec_section_1():
-    assert set(FACT_ROLES) == COORDINATOR_FACTS | CLINICIAN_ONLY_FACTS
-    for fact in FACT_ROLES:
+    assert set(FACT_BY_NAME) == COORDINATOR_FACTS | CLINICIAN_ONLY_FACTS
+    for fact in FACT_BY_NAME:
         assert may_record(COORDINATOR, fact) is (fact in COORDINATOR_FACTS)
         assert may_record(CLINICIAN, fact)
         assert may_record(ADMIN, fact)

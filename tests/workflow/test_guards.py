@@ -575,21 +575,33 @@ def assessment(instrument: str, days: float) -> Assessment:
 
 @pytest.mark.parametrize(("days", "met"), [(13, True), (14, True), (15, False)])
 def test_assessments_recent_boundary(days, met):
-    facts = plain_facts(assessments=[assessment("phq9", days), assessment("isi", 1)])
+    facts = plain_facts(
+        **{
+            "latest_assessment:phq9": assessment("phq9", days),
+            "latest_assessment:isi": assessment("isi", 1),
+        }
+    )
     assert (evaluate(["assessments.recent"], facts) == []) is met
 
 
 @pytest.mark.parametrize(("days", "met"), [(29, True), (30, True), (31, False)])
 def test_assessments_baseline_boundary(days, met):
     facts = plain_facts(
-        assessments=[assessment("phq9", 1), assessment("gad7", 1), assessment("isi", days)]
+        **{
+            "latest_assessment:phq9": assessment("phq9", 1),
+            "latest_assessment:gad7": assessment("gad7", 1),
+            "latest_assessment:isi": assessment("isi", days),
+        }
     )
     assert (evaluate(["assessments.baseline"], facts) == []) is met
 
 
-def test_an_assessment_dated_after_now_does_not_count_as_recent():
-    facts = plain_facts(assessments=[assessment("phq9", -1), assessment("isi", 1)])
-    assert [u.code for u in evaluate(["assessments.recent"], facts)] == ["assessments.recent"]
+def test_an_assessment_dated_after_now_does_not_count_as_recent(clinic):
+    case_id = clinic.open_case()
+    clinic.assess(case_id, "phq9", 15, taken_at=clinic.now + timedelta(seconds=30))
+    clinic.assess(case_id, "isi", 15, days_ago=1)
+    unmet = evaluate(["assessments.recent"], clinic.facts(case_id))
+    assert [u.code for u in unmet] == ["assessments.recent"]
 
 
 def test_guards_never_write(clinic):
@@ -607,16 +619,29 @@ def test_guards_never_write(clinic):
     assert clinic.snapshot(case_id) == before
 
 
-def test_a_granted_clearance_row_makes_session_dosing_met():
-    clearance = DoseClearance(
-        id=7, case_id=1, systolic=120, diastolic=80, monitor_present=True, granted=True
-    )
-    dosing = CareSession(id=1, case_id=1, kind="dosing", completed_at=NOW, clearance_id=7)
-    assert (
-        evaluate(["session.dosing"], plain_facts(sessions=[dosing], clearances=[clearance])) == []
-    )
-    refused = DoseClearance(
-        id=7, case_id=1, systolic=150, diastolic=80, monitor_present=True, granted=False
-    )
-    unmet = evaluate(["session.dosing"], plain_facts(sessions=[dosing], clearances=[refused]))
-    assert [u.code for u in unmet] == ["session.dosing"]
+@pytest.mark.parametrize("granted", [True, False])
+def test_session_dosing_needs_the_clearance_row_to_be_granted(clinic, granted):
+    """Whatever wrote the session row, only a *granted* clearance meets session.dosing."""
+    case_id = clinic.case_in("integration", prepared=False)
+    with session_scope(clinic.engine) as session:
+        clearance = DoseClearance(
+            case_id=case_id,
+            systolic=120,
+            diastolic=80,
+            monitor_present=True,
+            granted=granted,
+            created_at=NOW,
+        )
+        session.add(clearance)
+        session.flush()
+        session.add(
+            CareSession(
+                case_id=case_id,
+                kind="dosing",
+                completed_at=NOW,
+                clearance_id=clearance.id,
+                created_at=NOW,
+            )
+        )
+    unmet = evaluate(["session.dosing"], clinic.facts(case_id))
+    assert [u.code for u in unmet] == ([] if granted else ["session.dosing"])

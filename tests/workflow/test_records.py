@@ -25,7 +25,7 @@ from models.schemas import (
 )
 from tests.workflow.conftest import ELIGIBLE_HISTORY, Clinic
 from workflow import dosing, medications, records
-from workflow.definition import FACT_ROLES
+from workflow.definition import FACT_BY_NAME
 from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
 
 Write = Callable[[Clinic, int], Any]
@@ -143,7 +143,7 @@ def actor_of(clinic: Clinic, role: str):
 
 
 def test_every_kind_of_fact_has_a_write_here():
-    assert set(WRITES) == set(FACT_ROLES) - {"case"}
+    assert set(WRITES) == set(FACT_BY_NAME) - {"case"}
 
 
 @pytest.mark.parametrize("fact", list(WRITES))
