@@ -69,6 +69,7 @@ PACKAGES = ("models", "workflow", "api", "schedules")
 BASELINE = "baseline (read, bump, commit)"
 FIRE = "fire hold/resume"
 ASSESS = "record assessment"
+VITALS = "record vitals"
 OPTIONS = "GET transitions"
 
 
@@ -116,6 +117,18 @@ def assessment_scenario(case_ids: list[int], staff: Staff, connections: int) -> 
                 body = {"instrument": instrument, "score": score, "taken_at": taken_at}
                 path = f"/api/v1/cases/{case_id}/assessments"
                 yield Request("POST", path, body, staff.headers)
+
+    return scenario
+
+
+def vitals_scenario(case_ids: list[int], staff: Staff, connections: int) -> Scenario:
+    def scenario(index: int) -> Generator[Request, int, None]:
+        mine = case_ids[index::connections]
+        while True:
+            taken_at = (utcnow() - timedelta(minutes=5)).isoformat()
+            for case_id in mine:
+                body = {"systolic": 124, "diastolic": 79, "taken_at": taken_at}
+                yield Request("POST", f"/api/v1/cases/{case_id}/vitals", body, staff.headers)
 
     return scenario
 
@@ -264,10 +277,21 @@ def variants(args: argparse.Namespace, tmp: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def copy_database(source: Path, target: Path) -> None:
-    """A consistent copy of a SQLite database (WAL included), for a second server."""
+def copy_database(source: Path, target: Path, code: Path | None = None) -> None:
+    """A consistent copy of a SQLite database (WAL included), for a second server.
+
+    With ``code`` (an older revision's packages), the copy is stamped at that
+    code's newest migration, so it serves it without refusing a schema it
+    does not know: only newer migrations that add indexes may lie between.
+    """
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
+    if code is not None:
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory(str(code / "models" / "migrations")).get_current_head()
+        with sqlite3.connect(target) as dst:
+            dst.execute("UPDATE alembic_version SET version_num = ?", (head,))
 
 
 def carepath_phases(
@@ -285,6 +309,7 @@ def carepath_phases(
     return [
         (FIRE + label, server, fire),
         (ASSESS + label, server, assessment_scenario(read_ids, coordinator, args.connections)),
+        (VITALS + label, server, vitals_scenario(read_ids, coordinator, args.connections)),
         (OPTIONS + label, server, transitions_scenario(read_ids, clinician, args.connections)),
     ]
 
@@ -372,7 +397,7 @@ def main() -> None:
         serve = ["serve", "--no-scheduler", "--port", "{port}"]
         targets = [("carepath", "", uv_run("carepath", *serve), env, ROOT)]
         for n, (label, source) in enumerate(variants(args, tmp), start=1):
-            copy_database(tmp / "bench.db", tmp / f"variant{n}.db")
+            copy_database(tmp / "bench.db", tmp / f"variant{n}.db", source)
             variant_env = {
                 **env,
                 "CAREPATH_DATABASE_URL": sqlite_url(tmp / f"variant{n}.db"),

@@ -34,8 +34,15 @@ class Request:
     headers: dict[str, str] | None = None
 
 
+class Status(int):
+    """A response's status code, with the response itself for a scenario that reads its body."""
+
+    response: httpx.Response | None = None
+
+
 Scenario = Callable[[int], Generator[Request, int, None]]
-"""Given a worker's index, a generator of requests; each ``yield`` receives the last status."""
+"""Given a worker's index, a generator of requests; each ``yield`` receives the last status
+(a ``Status``: ``status.response.json()`` reads the body)."""
 
 
 @dataclass
@@ -128,13 +135,14 @@ async def drive(
                 response = await client.request(
                     request.method, request.path, json=request.json, headers=request.headers
                 )
-                status = response.status_code
+                status = Status(response.status_code)
+                status.response = response
             except httpx.HTTPError:
-                status = 0
+                status = Status(0)
             done = time.perf_counter()
             if counts:
                 result.latencies.append(done - began)
-                result.statuses[status] += 1
+                result.statuses[int(status)] += 1
                 last_done = max(last_done, done)
             try:
                 request = requests.send(status)

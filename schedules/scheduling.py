@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from models.reminders import CANCELLED, PENDING, Reminder
@@ -24,10 +25,14 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 
+PENDING_OF_CASE = select(Reminder).where(
+    Reminder.case_id == bindparam("case_id"), Reminder.status == PENDING
+)
+
+
 def pending_reminders(session: Session, case_id: int | None) -> list[Reminder]:
     """The case's pending reminders."""
-    query = select(Reminder).where(Reminder.case_id == case_id, Reminder.status == PENDING)
-    return list(session.exec(query).all())
+    return list(session.exec(PENDING_OF_CASE, params={"case_id": case_id}).all())
 
 
 def cancel(session: Session, reminder: Reminder, now: datetime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -22,13 +22,16 @@ def record_id(row: Any) -> int:
     return int(row.id)
 
 
+LOCK_CASE = select(Case).where(col(Case.id) == bindparam("case_id")).with_for_update()
+
+
 def lock_case(session: Session, case_id: int, expected_version: int | None = None) -> Case:
     """The case, locked for this transaction's write; checks ``If-Match`` against it.
 
     PostgreSQL locks the row (``FOR UPDATE``); SQLite's ``BEGIN IMMEDIATE``
     already holds the write lock.
     """
-    case = session.exec(select(Case).where(Case.id == case_id).with_for_update()).first()
+    case = session.exec(LOCK_CASE, params={"case_id": case_id}).first()
     if case is None:
         raise NotFound(f"Case {case_id} does not exist.")
     if expected_version is not None and case.version != expected_version:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import BindParameter, bindparam, func
 from sqlmodel import Session, col, select
 
 from models.facts import (
@@ -36,6 +36,73 @@ from models.tables import Case
 from workflow.definition import Actor
 
 T = TypeVar("T")
+
+CASE: BindParameter[Any] = bindparam("case_id")
+NOW: BindParameter[Any] = bindparam("now")
+INSTRUMENT: BindParameter[Any] = bindparam("instrument")
+SINCE: BindParameter[Any] = bindparam("since")
+
+
+def _newest(model: Any, *where: Any) -> Any:
+    return (
+        select(model)
+        .where(model.case_id == CASE, *where)
+        .order_by(col(model.taken_at).desc(), col(model.id).desc())
+        .limit(1)
+    )
+
+
+def _last(model: Any) -> Any:
+    return select(model).where(model.case_id == CASE).order_by(col(model.id).desc()).limit(1)
+
+
+def _all_of(model: Any, *where: Any) -> Any:
+    return select(model).where(model.case_id == CASE, *where).order_by(col(model.id))
+
+
+# Built once, with bound parameters: building a statement costs more than running it.
+HISTORY = select(History).where(History.case_id == CASE)
+LATEST_ASSESSMENT = _newest(
+    Assessment, Assessment.instrument == INSTRUMENT, col(Assessment.taken_at) <= NOW
+)
+LATEST_ASSESSMENT_BEFORE = _newest(
+    Assessment, Assessment.instrument == INSTRUMENT, col(Assessment.taken_at) <= SINCE
+)
+LATEST_VITAL = _newest(Vital, col(Vital.taken_at) <= NOW)
+LATEST_CLEARANCE = _last(DoseClearance)
+LATEST_SCREENING = _last(InteractionScreening)
+SESSION_STATS = (
+    select(
+        CareSession.kind,
+        func.count(),
+        func.min(CareSession.completed_at),
+        func.max(CareSession.completed_at),
+    )
+    .where(CareSession.case_id == CASE)
+    .group_by(CareSession.kind)
+)
+DOSED_WITH_GRANTED_CLEARANCE = (
+    select(CareSession.id)
+    .join(DoseClearance, col(DoseClearance.id) == col(CareSession.clearance_id))
+    .where(
+        CareSession.case_id == CASE,
+        CareSession.kind == "dosing",
+        col(DoseClearance.granted).is_(True),
+    )
+    .limit(1)
+)
+CHECKIN_ASSESSMENTS = (
+    select(Assessment)
+    .where(
+        Assessment.case_id == CASE,
+        col(Assessment.instrument).in_(("phq9", "isi")),
+        col(Assessment.taken_at) > SINCE,
+    )
+    .order_by(col(Assessment.taken_at), col(Assessment.id))
+)
+MEDICATIONS = _all_of(Medication)
+TAPERS = _all_of(Taper)
+OPEN_ADVERSE_EVENTS = _all_of(AdverseEvent, col(AdverseEvent.resolved_at).is_(None))
 
 
 @dataclass(frozen=True)
@@ -75,157 +142,87 @@ class CaseFacts:
         """Drop every answer read so far, so the next read sees this transaction's writes."""
         self.preloaded.clear()
 
-    def _first(self, statement: Any) -> Callable[[Session], Any]:
-        return lambda session: session.exec(statement).first()
+    def _params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"case_id": self.case.id, "now": self.now, **params}
 
-    def _all(self, statement: Any) -> Callable[[Session], list[Any]]:
-        return lambda session: list(session.exec(statement).all())
+    def _first(self, statement: Any, **params: Any) -> Callable[[Session], Any]:
+        values = self._params(params)
+        return lambda session: session.exec(statement, params=values).first()
+
+    def _all(self, statement: Any, **params: Any) -> Callable[[Session], list[Any]]:
+        values = self._params(params)
+        return lambda session: list(session.exec(statement, params=values).all())
 
     # -- one row each ----------------------------------------------------------
 
     @property
     def history(self) -> History | None:
         """The clinical history, if recorded."""
-        query = select(History).where(History.case_id == self.case.id)
-        return self._read("history", self._first(query), None)
+        return self._read("history", self._first(HISTORY), None)
 
     def latest_assessment(self, instrument: str) -> Assessment | None:
         """The newest score of ``instrument`` taken at or before now."""
-        query = (
-            select(Assessment)
-            .where(
-                Assessment.case_id == self.case.id,
-                Assessment.instrument == instrument,
-                col(Assessment.taken_at) <= self.now,
-            )
-            .order_by(col(Assessment.taken_at).desc(), col(Assessment.id).desc())
-            .limit(1)
+        query = self._first(LATEST_ASSESSMENT, instrument=instrument)
+        return self._read(f"latest_assessment:{instrument}", query, None)
+
+    def latest_assessment_before(self, instrument: str, before: datetime) -> Assessment | None:
+        """The newest score of ``instrument`` taken at or before ``before``."""
+        query = self._first(LATEST_ASSESSMENT_BEFORE, instrument=instrument, since=before)
+        return self._read(
+            f"latest_assessment_before:{instrument}:{before.isoformat()}", query, None
         )
-        return self._read(f"latest_assessment:{instrument}", self._first(query), None)
 
     @property
     def latest_vital(self) -> Vital | None:
         """The newest blood-pressure reading recorded with ``POST vitals``, at or before now."""
-        query = (
-            select(Vital)
-            .where(Vital.case_id == self.case.id, col(Vital.taken_at) <= self.now)
-            .order_by(col(Vital.taken_at).desc(), col(Vital.id).desc())
-            .limit(1)
-        )
-        return self._read("latest_vital", self._first(query), None)
+        return self._read("latest_vital", self._first(LATEST_VITAL), None)
 
     @property
     def latest_clearance(self) -> DoseClearance | None:
         """The newest dose clearance, granted or not."""
-        query = (
-            select(DoseClearance)
-            .where(DoseClearance.case_id == self.case.id)
-            .order_by(col(DoseClearance.id).desc())
-            .limit(1)
-        )
-        return self._read("latest_clearance", self._first(query), None)
+        return self._read("latest_clearance", self._first(LATEST_CLEARANCE), None)
 
     @property
     def latest_screening(self) -> InteractionScreening | None:
         """The newest interaction screening."""
-        query = (
-            select(InteractionScreening)
-            .where(InteractionScreening.case_id == self.case.id)
-            .order_by(col(InteractionScreening.id).desc())
-            .limit(1)
-        )
-        return self._read("latest_screening", self._first(query), None)
+        return self._read("latest_screening", self._first(LATEST_SCREENING), None)
 
     # -- aggregates --------------------------------------------------------------
 
     @property
     def session_stats(self) -> dict[str, SessionStats]:
         """Per kind of session: how many, the first and the last ``completed_at``."""
+        rows = self._all(SESSION_STATS)
 
         def query(session: Session) -> dict[str, SessionStats]:
-            rows = session.exec(
-                select(
-                    CareSession.kind,
-                    func.count(),
-                    func.min(CareSession.completed_at),
-                    func.max(CareSession.completed_at),
-                )
-                .where(CareSession.case_id == self.case.id)
-                .group_by(CareSession.kind)
-            ).all()
-            return {kind: SessionStats(n, first, last) for kind, n, first, last in rows}
+            return {kind: SessionStats(n, first, last) for kind, n, first, last in rows(session)}
 
         return self._read("session_stats", query, {})
 
     @property
     def dosed_with_granted_clearance(self) -> bool:
         """Whether some dosing session used a clearance that was granted."""
-        query = (
-            select(CareSession.id)
-            .join(DoseClearance, col(DoseClearance.id) == col(CareSession.clearance_id))
-            .where(
-                CareSession.case_id == self.case.id,
-                CareSession.kind == "dosing",
-                col(DoseClearance.granted).is_(True),
-            )
-            .limit(1)
-        )
-        return self._read(
-            "dosed_with_granted_clearance", lambda s: s.exec(query).first() is not None, False
-        )
+        first = self._first(DOSED_WITH_GRANTED_CLEARANCE)
+        return self._read("dosed_with_granted_clearance", lambda s: first(s) is not None, False)
 
     def checkin_assessments(self, after: datetime) -> Sequence[Assessment]:
         """PHQ-9 and ISI scores taken after ``after`` (the first dose), oldest first."""
-        query = (
-            select(Assessment)
-            .where(
-                Assessment.case_id == self.case.id,
-                col(Assessment.instrument).in_(("phq9", "isi")),
-                col(Assessment.taken_at) > after,
-            )
-            .order_by(col(Assessment.taken_at), col(Assessment.id))
-        )
-        return self._read(f"checkin_assessments:{after.isoformat()}", self._all(query), [])
-
-    def latest_assessment_before(self, instrument: str, before: datetime) -> Assessment | None:
-        """The newest score of ``instrument`` taken at or before ``before``."""
-        query = (
-            select(Assessment)
-            .where(
-                Assessment.case_id == self.case.id,
-                Assessment.instrument == instrument,
-                col(Assessment.taken_at) <= before,
-            )
-            .order_by(col(Assessment.taken_at).desc(), col(Assessment.id).desc())
-            .limit(1)
-        )
-        key = f"latest_assessment_before:{instrument}:{before.isoformat()}"
-        return self._read(key, self._first(query), None)
+        query = self._all(CHECKIN_ASSESSMENTS, since=after)
+        return self._read(f"checkin_assessments:{after.isoformat()}", query, [])
 
     # -- short lists -------------------------------------------------------------
 
     @property
     def medications(self) -> list[Medication]:
         """The medication list, in the order it was recorded."""
-        query = (
-            select(Medication)
-            .where(Medication.case_id == self.case.id)
-            .order_by(col(Medication.id))
-        )
-        return self._read("medications", self._all(query), [])
+        return self._read("medications", self._all(MEDICATIONS), [])
 
     @property
     def tapers(self) -> list[Taper]:
         """Every taper plan, in the order it was planned."""
-        query = select(Taper).where(Taper.case_id == self.case.id).order_by(col(Taper.id))
-        return self._read("tapers", self._all(query), [])
+        return self._read("tapers", self._all(TAPERS), [])
 
     @property
     def open_adverse_events(self) -> list[AdverseEvent]:
         """The adverse events not yet resolved."""
-        query = (
-            select(AdverseEvent)
-            .where(AdverseEvent.case_id == self.case.id, col(AdverseEvent.resolved_at).is_(None))
-            .order_by(col(AdverseEvent.id))
-        )
-        return self._read("open_adverse_events", self._all(query), [])
+        return self._read("open_adverse_events", self._all(OPEN_ADVERSE_EVENTS), [])

@@ -12,11 +12,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", responses=problem_responses(503))
-def health(request: Request) -> Health:
+async def health(request: Request) -> Health:
     """200 when the database answers, else 503.
 
-    A read on the read-only engine: on SQLite it takes no lock, so it stays
-    fast while writes queue for theirs.
+    A read on the read-only engine, on the event loop: on SQLite it takes no
+    lock, and it needs no worker thread, so it stays fast while writes queue
+    for the lock and fill the thread pool.
     """
     with request.app.state.read_engine.connect() as connection:
         connection.execute(text("SELECT 1"))
