@@ -60,7 +60,7 @@ def _seconds(dialect: str, column: Any) -> ColumnElement[float]:
 
 def _first_doses(dialect: str, cohort: Cohort) -> CTE:
     first = _seconds(dialect, func.min(dose_time()))
-    case_id = col(CareSession.case_id).label("case_id")
+    case_id: Any = col(CareSession.case_id).label("case_id")
     query: Select[Any, Any] = select(case_id, first.label("first_s"))
     query = query.where(col(CareSession.kind) == "dosing").group_by(col(CareSession.case_id))
     if cohort.start is not None:
