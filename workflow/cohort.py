@@ -23,7 +23,15 @@ from sqlmodel import Session, col
 
 from models.facts import Assessment, CareSession
 from workflow.errors import ValidationFailed
-from workflow.outcomes import INSTRUMENTS, Rate, definitions, dose_time, outcome, weeks_between
+from workflow.outcomes import (
+    FLAGS,
+    INSTRUMENTS,
+    Rate,
+    definitions,
+    dose_time,
+    outcome,
+    weeks_between,
+)
 
 DAY_SECONDS = 86_400.0
 WINDOW_DAYS = 7
@@ -180,7 +188,7 @@ def cohort_report(session: Session, cohort: Cohort, week: int) -> CohortReport:
             count += n
             unmeasured += 0 if any_measured else n
         judged = outcome(definitions()[instrument], baseline, score)
-        for name in ("improved", "response", "remission"):
+        for name in FLAGS:
             value = getattr(judged, name)
             if value is not None:
                 tally[name][0] += n if value else 0
@@ -195,7 +203,7 @@ def _instrument_report(tally: dict[str, list[int]]) -> InstrumentReport:
     return InstrumentReport(
         measured=tally["measured"][0],
         unmeasured=tally["unmeasured"][0],
-        **{name: Rate.of(*tally[name]) for name in ("improved", "response", "remission")},
+        **{name: Rate.of(*tally[name]) for name in FLAGS},
     )
 
 

@@ -25,6 +25,8 @@ from sqlmodel import Session, col
 from models.facts import Assessment, CareSession
 
 INSTRUMENTS = ("phq9", "gad7", "isi")
+FLAGS = ("improved", "response", "remission")
+"""The outcomes a rate is reported for."""
 WILSON_Z = 1.959963984540054
 """The standard normal quantile of a two-sided 95 % interval."""
 
