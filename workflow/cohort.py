@@ -133,9 +133,10 @@ def _per_case(session: Session, cohort: Cohort, week: int) -> Any:
     instruments = union_all(*(select(literal(i).label("instrument")) for i in INSTRUMENTS))
     instrument = instruments.cte("instruments")
     base, near = _baselines(dialect, first), _nearest(dialect, first, [week])
-    on = lambda sub: and_(  # noqa: E731
-        sub.c.case_id == first.c.case_id, sub.c.instrument == instrument.c.instrument
-    )
+
+    def on(sub: Subquery) -> ColumnElement[bool]:
+        return and_(sub.c.case_id == first.c.case_id, sub.c.instrument == instrument.c.instrument)
+
     measured = case((near.c.score.is_not(None), 1), else_=0)
     return (
         select(
