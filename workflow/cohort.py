@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -212,6 +213,13 @@ def _from_seconds(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(round(seconds, 3), UTC)
 
 
+@cache
+def _columns(instrument: str, baseline: int | None, score: int | None) -> dict[str, Any]:
+    """Every definition for one pair, as CSV columns; cached, as scores take few values."""
+    judged = outcome(definitions()[instrument], baseline, score).model_dump()
+    return {f"{instrument}_{'score' if k == 'latest' else k}": v for k, v in judged.items()}
+
+
 def cohort_rows(session: Session, cohort: Cohort, week: int) -> Iterator[dict[str, Any]]:
     """One row per case: its first dose and, per instrument, every definition at the week."""
     query = _per_case(session, cohort, week).subquery()
@@ -225,9 +233,7 @@ def cohort_rows(session: Session, cohort: Cohort, week: int) -> Iterator[dict[st
         current.setdefault("case_id", row.case_id)
         current.setdefault("first_dose_at", first)
         taken = _from_seconds(row.taken_s)
-        judged = outcome(definitions()[row.instrument], row.baseline, row.score)
-        for name, value in judged.model_dump().items():
-            current[f"{row.instrument}_{'score' if name == 'latest' else name}"] = value
+        current.update(_columns(row.instrument, row.baseline, row.score))
         current[f"{row.instrument}_taken_at"] = taken
         current[f"{row.instrument}_week"] = weeks_between(first, taken) if first and taken else None
     if current:
