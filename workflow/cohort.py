@@ -56,7 +56,9 @@ class Cohort:
                 msg, [{"loc": ["query", "from"], "msg": msg, "type": "value_error"}]
             )
         start = datetime.combine(first, time(), UTC) if first else None
-        end = datetime.combine(last + timedelta(days=1), time(), UTC) if last else None
+        end = None
+        if last is not None and last < date.max:  # nothing comes after the last date there is
+            end = datetime.combine(last + timedelta(days=1), time(), UTC)
         return cls(start, end)
 
 

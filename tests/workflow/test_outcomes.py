@@ -217,6 +217,7 @@ def test_the_range_selects_cases_by_their_first_dose(engine) -> None:
     assert report(engine, first=DOSE.date()).count == 2
     assert report(engine, last=DOSE.date()).count == 2
     assert report(engine).count == 3
+    assert report(engine, first=date.min, last=date.max).count == 3
 
 
 def test_from_after_to_is_refused() -> None:
