@@ -11,6 +11,7 @@ from api.routers import (
     health,
     medications,
     reminders,
+    reports,
     transitions,
     users,
     workflow,
@@ -27,5 +28,6 @@ ROUTERS = (
     adverse_events.router,
     events.router,
     reminders.router,
+    reports.router,
     workflow.router,
 )
