@@ -21,7 +21,7 @@ from fastapi import Depends, Header, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from api import auth
+from api import auth, logs
 from api.problems import Unauthenticated, problem_responses
 from models.db import write_lock
 from models.tables import Case
@@ -87,6 +87,7 @@ def get_current_actor(
         actor = auth.actor_for_token(session, credentials.credentials)
     if actor is None:
         raise Unauthenticated("The bearer token is not known.")
+    logs.bind_actor(actor.id, actor.role)
     return actor
 
 
