@@ -10,7 +10,7 @@ refusals where the API maps ``TransitionBlocked`` to a problem.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -71,12 +71,12 @@ def count_refusal(exc: TransitionBlocked) -> None:
 class DatabaseCollector(Collector):
     """Gauges read at scrape time: reminders, the dispatcher's lag, the writer queue, settings."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+    def __init__(self, engine: Engine, now: datetime) -> None:
         self.engine = engine
-        self.clock = clock
+        self.now = now
 
     def collect(self) -> Iterator[Metric]:
-        now = self.clock()
+        now = self.now
         opened = GaugeMetricFamily(
             "carepath_reminders_open", "Pending reminders, by kind.", labels=["kind"]
         )
@@ -134,10 +134,10 @@ def _aware(moment: datetime, like: datetime) -> datetime:
     return moment.replace(tzinfo=like.tzinfo) if moment.tzinfo is None else moment
 
 
-def render(engine: Engine, clock: Callable[[], datetime]) -> bytes:
+def render(engine: Engine, now: datetime) -> bytes:
     """This process's metrics, and the database's gauges, in Prometheus text format."""
     registry = CollectorRegistry(auto_describe=False)
     for collector in PROCESS_METRICS:
         registry.register(collector)
-    registry.register(DatabaseCollector(engine, clock))
+    registry.register(DatabaseCollector(engine, now))
     return generate_latest(registry)

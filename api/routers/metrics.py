@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import metrics as process_metrics
-from api.deps import AdminActor
+from api.deps import AdminActor, Now
 from api.problems import problem_responses
 
 router = APIRouter(tags=["operations"])
@@ -20,8 +20,7 @@ router = APIRouter(tags=["operations"])
         **problem_responses(401, 403, 503),
     },
 )
-def metrics(request: Request, _admin: AdminActor) -> Response:
+def metrics(request: Request, _admin: AdminActor, now: Now) -> Response:
     """This process's metrics in Prometheus text format; each process exposes its own."""
-    state = request.app.state
-    body = process_metrics.render(state.read_engine, state.clock)
+    body = process_metrics.render(request.app.state.read_engine, now)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
