@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -25,6 +25,8 @@ from models.db import writers_waiting
 from models.reminders import PENDING, Reminder
 from models.settings import relaxed_settings, settings
 from workflow.errors import TransitionBlocked
+
+disable_created_metrics()  # no ``*_created`` timestamp series next to each counter
 
 REQUESTS = Counter(
     "carepath_requests",

@@ -115,3 +115,21 @@ def test_postgres_scheme_is_postgresql(tmp_path):
     url = make_url(TEST_DATABASE_URL).set(drivername="postgres").render_as_string(False)
     result = carepath("db", "current", cwd=tmp_path, database_url=url)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_start_up_line_names_the_database_and_relaxed_settings(monkeypatch, caplog):
+    from api.cli import announce
+    from models import settings as settings_module
+    from models.db import make_engine
+    from models.settings import Settings
+
+    monkeypatch.setattr(settings_module, "CLINICAL_FLOORS", ("clearance_valid_minutes",))
+    engine = make_engine("postgresql://carepath:pw@db.internal:5432/carepath")
+    with caplog.at_level("INFO", logger="carepath"):
+        announce(engine, "alone (no API)", Settings(clearance_valid_minutes=5))
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "database postgresql+psycopg://carepath:***@db.internal:5432/carepath; "
+        "scheduler alone (no API); below the clinical default: clearance_valid_minutes=5"
+    )
+    assert record.relaxed_settings == {"clearance_valid_minutes": 5}  # type: ignore[attr-defined]
