@@ -1,23 +1,44 @@
-"""The ``carepath`` command: serve the API, run the scheduler, manage users and the schema."""
+"""The ``carepath`` command: serve the API, run the scheduler, manage users and the schema.
+
+Adding a command: write ``register(commands)`` that calls ``commands.add_parser(...)``
+and ``set_defaults(func=...)``, and list it in ``REGISTRARS``. A command's
+``func(args) -> int`` runs after the settings were read and checked and the
+logs configured; it gets its database from ``open_database()``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 
-from models.db import get_engine, session_scope
+from api.logs import configure_logging
+from models.db import DatabaseUnusable, check_database, describe_url, get_engine, session_scope
 from models.migrate import SchemaBehind
 from models.schemas import UserCreate
+from models.settings import Settings, SettingsError, relaxed_settings, settings
 from models.types import utcnow
 from workflow.definition import ROLES
 from workflow.errors import Conflict
 
 logger = logging.getLogger("carepath")
+
+Commands = Any  # argparse's private _SubParsersAction
+USAGE_ERROR = 2
+
+
+def open_database(*, must_exist: bool = False) -> Engine:
+    """The configured database, checked: it answers, and SQLite can be written."""
+    engine = get_engine()
+    check_database(engine, must_exist=must_exist)
+    return engine
 
 
 def prepare_database() -> None:
@@ -26,13 +47,40 @@ def prepare_database() -> None:
 
     # SQLite (the embedded default) is migrated here; a server database must
     # already be at head (``carepath db upgrade``), or this raises SchemaBehind.
-    migrate_or_check(get_engine())
+    migrate_or_check(open_database())
 
 
 def _stop_cleanly(signum: int, _frame: object) -> None:
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the
     # signal; this handler turns that into a normal exit instead of a kill.
     raise SystemExit(0)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, so that a busy port fails before anything is served."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def announce(engine: Engine, scheduler: str, current: Settings = settings) -> None:
+    """The start-up line: the database (without a password), the scheduler, relaxed settings."""
+    relaxed = relaxed_settings(current)
+    database = describe_url(engine.url.render_as_string(hide_password=False))
+    below = ", ".join(f"{name}={value}" for name, value in relaxed.items())
+    logger.info(
+        "database %s; scheduler %s%s",
+        database,
+        scheduler,
+        f"; below the clinical default: {below}" if below else "",
+        extra={"database": database, "scheduler": scheduler, "relaxed_settings": relaxed},
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -42,11 +90,23 @@ def serve(args: argparse.Namespace) -> int:
     from api.main import create_app
 
     prepare_database()
-    app = create_app(get_engine(), run_scheduler=not args.no_scheduler)
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        print(
+            f"carepath: --port: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    engine = get_engine()
+    app = create_app(engine, run_scheduler=not args.no_scheduler)
+    announce(engine, "off (--no-scheduler)" if args.no_scheduler else "in this process")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stop_cleanly)
+    logging.getLogger().setLevel(args.log_level.upper())
     logger.info("serving on http://%s:%s", args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn.Config(app, log_config=None, access_log=False, log_level=args.log_level)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
@@ -55,6 +115,7 @@ def scheduler(args: argparse.Namespace) -> int:
     from schedules.runner import run_scheduler
 
     prepare_database()
+    announce(get_engine(), "alone (no API)")
     run_scheduler(get_engine())
     return 0
 
@@ -86,23 +147,19 @@ def db_upgrade(args: argparse.Namespace) -> int:
     """Apply every schema migration to the configured database."""
     from models.migrate import upgrade
 
-    upgrade(get_engine(), args.revision)
+    upgrade(open_database(), args.revision)
     return 0
 
 
 def db_current(args: argparse.Namespace) -> int:
-    """Print the schema revision of the configured database."""
+    """Print the schema revision of the configured database (which must exist)."""
     from models.migrate import current_revision
 
-    print(current_revision(get_engine()) or "none")
+    print(current_revision(open_database(must_exist=True)) or "none")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``carepath`` argument parser."""
-    parser = argparse.ArgumentParser(prog="carepath", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _register_serve(commands: Commands) -> None:
     p = commands.add_parser("serve", help="run the API and the reminder scheduler")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -110,9 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=serve)
 
+
+def _register_scheduler(commands: Commands) -> None:
     p = commands.add_parser("scheduler", help="run the reminder scheduler alone")
     p.set_defaults(func=scheduler)
 
+
+def _register_users(commands: Commands) -> None:
     users = commands.add_parser("users", help="manage staff users")
     users_commands = users.add_subparsers(dest="users_command", required=True)
     p = users_commands.add_parser("add", help="create a user and print its token")
@@ -121,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--license-state", action="append", default=[], metavar="XX")
     p.set_defaults(func=users_add)
 
+
+def _register_db(commands: Commands) -> None:
     db = commands.add_parser("db", help="the database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     p = db_commands.add_parser("upgrade", help="apply schema migrations")
@@ -128,20 +191,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=db_upgrade)
     p = db_commands.add_parser("current", help="print the schema revision")
     p.set_defaults(func=db_current)
+
+
+REGISTRARS: tuple[Callable[[Commands], None], ...] = (
+    _register_serve,
+    _register_scheduler,
+    _register_users,
+    _register_db,
+)
+"""Each adds its sub-command(s) to the parser; nothing here reads a setting."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``carepath`` argument parser."""
+    parser = argparse.ArgumentParser(prog="carepath", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for register in REGISTRARS:
+        register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``carepath`` command."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Library chatter (one line per state change, per scheduler run) drowns what matters.
-    for name in ("alembic.runtime.plugins", "transitions", "apscheduler.executors"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """Entry point of the ``carepath`` command: one line and exit code 2 for a bad setting."""
+    args = build_parser().parse_args(argv)  # --help exits here, before any setting is read
+    configure_logging()
     try:
-        return args.func(args)
+        _ = settings.database_url  # read and check every setting, once
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"carepath: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except DatabaseUnusable as exc:
+        print(f"carepath: CAREPATH_DATABASE_URL: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     except SchemaBehind as exc:
         print(f"carepath: {exc}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api import auth
+from api import auth, logs
 from api.problems import Unauthenticated, problem_responses
 from workflow.definition import ADMIN, TRIGGERS, Actor
 from workflow.errors import Forbidden, VersionConflict
@@ -89,6 +89,7 @@ def get_current_actor(
         actor = auth.actor_for_token(session, credentials.credentials)
     if actor is None:
         raise Unauthenticated("The bearer token is not known.")
+    logs.bind_actor(actor.id, actor.role)
     return actor
 
 

@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from api import auth
+from api import auth, logs, metrics, openapi_docs
 from api.problems import install_handlers, problem_media_type
 from api.routers import ROUTERS
+from api.routers import metrics as metrics_route
 from models.db import get_engine, read_only
 from models.settings import settings
 from schedules import policies
@@ -73,6 +74,10 @@ def create_app(
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(metrics_route.router)
+    logs.install_transition_log()
+    logs.on_transition(metrics.count_transition)
+    app.add_middleware(logs.RequestLog, observe=metrics.observe_request)
     _problem_openapi(app)
     return app
 
@@ -83,7 +88,7 @@ def _problem_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problem_media_type(generate())
+            app.openapi_schema = openapi_docs.complete(problem_media_type(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import metrics
 from workflow.errors import (
     Conflict,
     DomainError,
@@ -155,6 +156,7 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
     _log(request, status, exc.code)
     extra: dict[str, Any] = {}
     if isinstance(exc, TransitionBlocked):
+        metrics.count_refusal(exc)
         extra["unmet"] = [u.as_dict() for u in exc.unmet]
     if isinstance(exc, ValidationFailed):
         extra["errors"] = _field_errors(exc.errors)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
+from pathlib import Path
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
 from models import facts, reminders, tables  # noqa: F401  (registers every table)
@@ -20,13 +23,43 @@ READ_ONLY = "carepath_read_only"
 """Execution option of a connection that only reads (see ``read_only``)."""
 
 
+class DatabaseUnusable(RuntimeError):
+    """The configured database cannot be reached or written; ``str()`` is one line."""
+
+
+def normalise_url(url: str) -> str:
+    """``url`` with PostgreSQL on psycopg 3 and a SQLite file as an absolute path.
+
+    ``postgres://`` (Heroku's and libpq's short form) is PostgreSQL. A relative
+    SQLite path is resolved once, here, so that a command run from another
+    directory uses (and names) the same file.
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme.startswith("sqlite") and rest.startswith("/") and rest != "/:memory:":
+        path, query = rest[1:], ""
+        if "?" in path:
+            path, query = path.split("?", 1)
+            query = "?" + query
+        if path and path != ":memory:" and not path.startswith("file:"):
+            return f"{scheme}:///{Path(path).expanduser().resolve()}{query}"
+    return url
+
+
+def describe_url(url: str) -> str:
+    """``url`` as it is safe to print: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable URL)"
+
+
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     """An engine for ``url`` (default: ``CAREPATH_DATABASE_URL``), tuned for its database."""
-    url = url or settings.database_url
+    url = normalise_url(url or settings.database_url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
@@ -72,7 +105,30 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY: True})
 
 
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+class _QueuedLock:
+    """A lock that counts the threads waiting for it (the SQLite writer queue's depth)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.waiting = 0
+
+    def __enter__(self) -> None:
+        self.waiting += 1  # under the GIL; a gauge may be off by one for an instant
+        try:
+            self._lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, _QueuedLock] = weakref.WeakKeyDictionary()
+
+
+def writers_waiting() -> int:
+    """How many of this process's writers wait on ``write_lock`` right now."""
+    return sum(lock.waiting for lock in list(_WRITE_LOCKS.values()))
 
 
 def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
@@ -87,13 +143,43 @@ def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
     engine = bind.engine
     if engine.dialect.name != "sqlite":
         return nullcontext()
-    return _WRITE_LOCKS.setdefault(engine, threading.Lock())
+    return _WRITE_LOCKS.setdefault(engine, _QueuedLock())
 
 
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
     """The process's engine, made once from the settings."""
     return make_engine()
+
+
+def check_database(engine: Engine, *, must_exist: bool = False) -> None:
+    """Fail with ``DatabaseUnusable`` unless the database answers (and SQLite can be written).
+
+    ``must_exist``: a SQLite file that is not there is an error, not a new empty database.
+    """
+    name = engine.url.database or ""
+    if engine.dialect.name == "sqlite" and name and name != ":memory:":
+        _check_sqlite_path(Path(name), must_exist)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        where = describe_url(engine.url.render_as_string(hide_password=False))
+        raise DatabaseUnusable(f"cannot reach {where}: {reason}") from None
+
+
+def _check_sqlite_path(path: Path, must_exist: bool) -> None:
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise DatabaseUnusable(f"{path} is not readable and writable by this user")
+        return
+    if must_exist:
+        raise DatabaseUnusable(f"{path} does not exist (`carepath db upgrade` creates it)")
+    if not path.parent.is_dir():
+        raise DatabaseUnusable(f"{path.parent} is not a directory")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise DatabaseUnusable(f"cannot create {path}: its directory is not writable")
 
 
 def create_schema(engine: Engine) -> None:

@@ -7,14 +7,35 @@ them without touching code.
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any, cast
+
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "CAREPATH_"
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+"""URL schemes ``CAREPATH_DATABASE_URL`` may use (``postgres`` is PostgreSQL's short form)."""
+DURATION_SUFFIXES = ("_seconds", "_minutes", "_hours", "_days", "_time_scale")
+CLINICAL_FLOORS = (
+    "observation_minutes",
+    "post_dose_bp_min_minutes",
+    "post_dose_bp_max_minutes",
+    "min_hours_between_doses",
+    "reminder_time_scale",
+)
+"""Settings whose clinical default is also their floor: below it is a demonstration set-up.
+
+Their defaults are the fields' own (one place); start-up and ``/metrics`` name
+each one set lower (SPEC.md section 8). A name not (yet) a setting is skipped.
+"""
 
 
 class Settings(BaseSettings):
     """Every setting carepath reads, with its default."""
 
-    model_config = SettingsConfigDict(env_prefix="CAREPATH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str = "sqlite:///./carepath.db"
     admin_token: str | None = None
@@ -50,5 +71,99 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=60, ge=0)
     """How far past the server's clock a client's timestamp may be before it is "future"."""
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        scheme, sep, rest = url.partition("://")
+        if not sep or not rest:
+            raise ValueError("not a database URL: expected sqlite:///<path> or postgresql://...")
+        if scheme.split("+")[0] not in DATABASE_SCHEMES:
+            raise ValueError(f"unknown scheme {scheme!r}: use sqlite or postgresql")
+        try:
+            _ = make_url(url).port  # the port is parsed only when read
+        except (ArgumentError, ValueError):
+            raise ValueError("malformed URL (check the port and any special characters)") from None
+        return url
 
-settings = Settings()
+    @model_validator(mode="after")
+    def _no_negative_duration(self) -> Settings:
+        for name, value in self:
+            if name.endswith(DURATION_SUFFIXES) and isinstance(value, int | float) and value < 0:
+                raise ValueError(f"{name}: a duration may not be negative")
+        return self
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; ``str()`` is one line naming the variable."""
+
+
+def load_settings() -> Settings:
+    """Read and check every setting once; a bad one raises ``SettingsError``."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = error["msg"].removeprefix("Value error, ")
+    name = str(error["loc"][0]) if error["loc"] else ""
+    if not name:  # a check across fields names its field first
+        name, _, message = message.partition(": ")
+    field = Settings.model_fields.get(name)
+    # Echo a rejected number; never a URL, token or secret (they may hold credentials).
+    if field is not None and field.annotation in (int, float) and "input" in error:
+        message += f" (got {str(error['input'])[:40]!r})"
+    more = len(exc.errors()) - 1
+    return f"{ENV_PREFIX}{name.upper()}: {message}" + (f" (and {more} more)" if more else "")
+
+
+def relaxed_settings(current: Settings) -> dict[str, float]:
+    """Every setting of ``CLINICAL_FLOORS`` set below its clinical default, with its value."""
+    fields = Settings.model_fields
+    return {
+        name: getattr(current, name)
+        for name in CLINICAL_FLOORS
+        if name in fields and getattr(current, name) < cast(float, fields[name].default)
+    }
+
+
+class _SettingsOnDemand:
+    """``settings`` read on first use, so that importing a module (or ``--help``) reads nothing."""
+
+    __slots__ = ("_loaded",)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_loaded", None)
+
+    def _settings(self) -> Settings:
+        loaded = object.__getattribute__(self, "_loaded")
+        if loaded is None:
+            loaded = load_settings()
+            object.__setattr__(self, "_loaded", loaded)
+        return cast(Settings, loaded)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._settings(), name)
+
+    @property
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+        # The loaded settings' fields: pytest's monkeypatch reads (and restores) them here.
+        return self._settings().__dict__
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._settings(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._settings(), name)
+
+    def __iter__(self) -> Any:
+        return iter(self._settings())
+
+    def __repr__(self) -> str:
+        return repr(self._settings())
+
+
+settings = cast(Settings, _SettingsOnDemand())
+"""The process's settings, read and checked on first use (``load_settings`` reads them now)."""

@@ -219,6 +219,21 @@ class Dispatcher:
             case = lock_case(session, delivery.case_id)
             if _finish(session, delivery.id, delivery.attempt, now, status=SENT, sent_at=now):
                 _schedule_next(session, case, delivery, now)
+                delivered = True
+            else:
+                delivered = False
+        if delivered:
+            logger.info(
+                "reminder %s delivered",
+                delivery.id,
+                extra={
+                    "reminder_id": delivery.id,
+                    "case_id": delivery.case_id,
+                    "kind": delivery.kind,
+                    "recipient_role": delivery.recipient_role,
+                    "attempt": delivery.attempt,
+                },
+            )
 
     def record_failure(self, delivery: Delivery, error: str) -> str:
         """Back off for a retry, or give up after the last attempt; returns which."""

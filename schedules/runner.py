@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 
 from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
@@ -27,13 +28,57 @@ logger.addHandler(logging.NullHandler())
 JOB_ID = "carepath.dispatch_reminders"
 
 
-def dispatch_job(dispatcher: Dispatcher) -> None:
-    """One scheduled pass; an error is logged and the next run tries again."""
+MAX_BACKOFF_SECONDS = 300.0
+
+
+class Backoff:
+    """After a failing pass, skip passes for twice as long each time (up to 5 minutes)."""
+
+    def __init__(self, interval: float, clock=time.monotonic) -> None:
+        self.interval, self.clock = interval, clock
+        self.failures, self.resume_at = 0, 0.0
+
+    def ready(self) -> bool:
+        return self.clock() >= self.resume_at
+
+    def failed(self) -> float:
+        self.failures += 1
+        wait = min(
+            self.interval * 2 ** (self.failures - 1), max(MAX_BACKOFF_SECONDS, self.interval)
+        )
+        self.resume_at = self.clock() + wait
+        return wait
+
+    def succeeded(self) -> None:
+        if self.failures:
+            logger.info("reminder dispatch pass succeeded again after %s failures", self.failures)
+        self.failures, self.resume_at = 0, 0.0
+
+
+def _one_line(exc: Exception) -> str:
+    """The error's type and the first line of its cause: no SQL, no parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [""])[0][:300]
+    return f"{type(cause).__name__}: {first}"
+
+
+def dispatch_job(dispatcher: Dispatcher, backoff: Backoff | None = None) -> None:
+    """One scheduled pass; a failing one logs one line, and the next passes back off."""
+    if backoff is not None and not backoff.ready():
+        return
     try:
         result = dispatcher.run_pass()
-    except Exception:
-        logger.exception("reminder dispatch pass failed")
+    except Exception as exc:
+        wait = backoff.failed() if backoff is not None else 0.0
+        logger.warning(
+            "reminder dispatch pass failed, next try in %.0fs: %s",
+            wait,
+            _one_line(exc),
+            extra={"failures": backoff.failures if backoff else 1, "retry_in_seconds": wait},
+        )
         return
+    if backoff is not None:
+        backoff.succeeded()
     if result.sent or result.retried or result.failed or result.errors:
         logger.info("reminder dispatch pass: %s", result)
 
@@ -50,7 +95,7 @@ def start_scheduler(
     scheduler.add_job(
         dispatch_job,
         trigger="interval",
-        args=(dispatcher,),
+        args=(dispatcher, Backoff(rules.dispatch_seconds)),
         seconds=rules.dispatch_seconds,
         id=JOB_ID,
         name="deliver due reminders",

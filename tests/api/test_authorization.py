@@ -94,6 +94,7 @@ MATRIX: dict[tuple[str, str], Cell] = {
         ADMINS, 201, lambda api: ("/api/v1/users", {"name": f"u{next(_names)}", "role": "admin"})
     ),
     ("GET", "/api/v1/users"): Cell(ADMINS, 200, lambda api: ("/api/v1/users", None)),
+    ("GET", "/metrics"): Cell(ADMINS, 200, lambda api: ("/metrics", None)),
     ("POST", "/api/v1/cases"): Cell(
         EVERYONE,
         201,

@@ -114,3 +114,35 @@ def test_the_scheduler_process_delivers_and_stops_cleanly_on_sigterm(
     assert process.returncode == 0, "".join(lines) + output
     assert "reminder scheduler stopped" in output
     assert reminders.get(due_reminder.id).status == SENT
+
+
+class Down:
+    """A dispatcher whose database is down."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+
+    def run_pass(self):
+        self.passes += 1
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError(
+            "SELECT reminders.id ...", {}, ConnectionRefusedError("refused\nmore")
+        )
+
+
+def test_a_failing_pass_logs_one_line_and_backs_off(caplog):
+    from schedules.runner import Backoff, dispatch_job
+
+    ticks = iter(range(0, 10_000, 10))  # each call to the clock is 10 seconds later
+    backoff, down = Backoff(10, clock=lambda: next(ticks)), Down()
+    with caplog.at_level("WARNING", logger="schedules.runner"):
+        for _ in range(12):
+            dispatch_job(down, backoff)  # type: ignore[arg-type]
+    assert down.passes < 6  # waits of 10, 20, 40, 80 s skip the passes in between
+    assert len(caplog.records) == down.passes
+    for record in caplog.records:
+        assert record.exc_info is None and "\n" not in record.getMessage()
+        assert "ConnectionRefusedError: refused" in record.getMessage()
+        assert "SELECT" not in record.getMessage()
+    assert backoff.failures == down.passes
