@@ -8,14 +8,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
-from models.db import get_engine, session_scope
+from api import auth, cli_users
+from models.db import get_engine
 from models.migrate import SchemaBehind
-from models.schemas import UserCreate
-from models.types import utcnow
-from workflow.definition import ROLES
-from workflow.errors import Conflict
+from models.settings import settings
 
 logger = logging.getLogger("carepath")
 
@@ -42,6 +38,12 @@ def serve(args: argparse.Namespace) -> int:
     from api.main import create_app
 
     prepare_database()
+    if settings.admin_token:
+        try:
+            auth.bootstrap_admin(get_engine(), settings.admin_token)
+        except auth.BootstrapRefused as exc:
+            print(f"carepath: {exc}", file=sys.stderr)
+            return 1
     app = create_app(get_engine(), run_scheduler=not args.no_scheduler)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stop_cleanly)
@@ -56,29 +58,6 @@ def scheduler(args: argparse.Namespace) -> int:
 
     prepare_database()
     run_scheduler(get_engine())
-    return 0
-
-
-def users_add(args: argparse.Namespace) -> int:
-    """Create a user and print its token, alone on stdout."""
-    from api.auth import create_user
-
-    try:
-        data = UserCreate(name=args.name, role=args.role, license_states=args.license_state)
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(map(str, error["loc"])) or "user"
-            message = error["msg"].removeprefix("Value error, ")
-            print(f"carepath: {where}: {message}", file=sys.stderr)
-        return 2
-    prepare_database()
-    try:
-        with session_scope(get_engine()) as session:
-            _, token = create_user(session, data=data, now=utcnow())
-    except Conflict as exc:
-        print(f"carepath: {exc.detail}", file=sys.stderr)
-        return 1
-    print(token)
     return 0
 
 
@@ -113,13 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("scheduler", help="run the reminder scheduler alone")
     p.set_defaults(func=scheduler)
 
-    users = commands.add_parser("users", help="manage staff users")
-    users_commands = users.add_subparsers(dest="users_command", required=True)
-    p = users_commands.add_parser("add", help="create a user and print its token")
-    p.add_argument("name")
-    p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--license-state", action="append", default=[], metavar="XX")
-    p.set_defaults(func=users_add)
+    cli_users.register(commands)
 
     db = commands.add_parser("db", help="the database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)

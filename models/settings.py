@@ -7,7 +7,10 @@ them without touching code.
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +21,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./carepath.db"
     admin_token: str | None = None
+    timezone: str = "UTC"
+    """The IANA zone whose date is "today" (SPEC.md section 0): licences expire by it."""
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -49,6 +54,19 @@ class Settings(BaseSettings):
     """A PHQ-9 item 9 at or above this records suicidal ideation."""
     clock_skew_seconds: int = Field(default=60, ge=0)
     """How far past the server's clock a client's timestamp may be before it is "future"."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone name") from exc
+        return value
+
+    def today(self, now: datetime) -> date:
+        """The date ``now`` falls on in the ``timezone`` setting's zone."""
+        return now.astimezone(ZoneInfo(self.timezone)).date()
 
 
 settings = Settings()

@@ -7,6 +7,7 @@ the role checks, the API's ``/workflow`` listing and its Mermaid diagram.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 COORDINATOR = "coordinator"
 CLINICIAN = "clinician"
@@ -68,6 +69,7 @@ class TriggerDef:
 
 
 APPROVAL_REQUIREMENTS = (
+    "clinician.licensed",
     "history.recorded",
     "assessments.baseline",
     "vitals.baseline",
@@ -154,8 +156,8 @@ def triggers_from(state: str) -> list[TriggerDef]:
 
 
 def may_fire(role: str, trigger: TriggerDef) -> bool:
-    """Whether a user of ``role`` may fire ``trigger``: admins may fire every one."""
-    return role == ADMIN or role in trigger.roles
+    """Whether a user of ``role`` may fire ``trigger`` (an admin may fire none)."""
+    return role in trigger.roles
 
 
 def destination(trigger: TriggerDef, state: str, held_from: str | None) -> str:
@@ -182,21 +184,44 @@ FACT_ROLES: dict[str, tuple[str, ...]] = {
     "adverse_event": STAFF,
     "adverse_event_resolve": (CLINICIAN,),
 }
-"""Which roles may record each kind of fact (SPEC.md section 1); admins may record all."""
+"""Which roles may record each kind of fact (SPEC.md section 1); admins record none."""
+
+
+@dataclass(frozen=True)
+class License:
+    """A licence to practise in one US state, valid through ``expires_on`` (None: no expiry)."""
+
+    state: str
+    expires_on: date | None = None
+
+    def valid_on(self, day: date) -> bool:
+        """Whether the licence is valid on ``day``."""
+        return self.expires_on is None or day <= self.expires_on
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is acting: a user's id, role and license states, or the system itself."""
+    """Who is acting: a user's id, role and licences, or the system itself.
+
+    ``license_states`` are states licensed with no expiry date; ``licenses``
+    carry their own expiry. A user loaded from the database has ``licenses``.
+    """
 
     id: int | None
     role: str
     license_states: tuple[str, ...] = ()
+    licenses: tuple[License, ...] = ()
+
+    def licensed_in(self, state: str, day: date) -> bool:
+        """Whether the actor holds a licence valid on ``day`` in ``state``."""
+        if state in self.license_states:
+            return True
+        return any(lic.state == state and lic.valid_on(day) for lic in self.licenses)
 
 
 SYSTEM_ACTOR = Actor(id=None, role=SYSTEM)
 
 
 def may_record(role: str, fact: str) -> bool:
-    """Whether a user of ``role`` may record ``fact``."""
-    return role == ADMIN or role in FACT_ROLES[fact]
+    """Whether a user of ``role`` may record ``fact`` (an admin may record none)."""
+    return role in FACT_ROLES[fact]
