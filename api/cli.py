@@ -37,13 +37,15 @@ def serve(args: argparse.Namespace) -> int:
 
     from api.main import create_app
 
-    prepare_database()
-    if settings.admin_token:
-        try:
+    try:
+        if settings.admin_token:  # a short token is refused before the database is touched
+            auth.check_bootstrap_token(settings.admin_token)
+        prepare_database()
+        if settings.admin_token:
             auth.bootstrap_admin(get_engine(), settings.admin_token)
-        except auth.BootstrapRefused as exc:
-            print(f"carepath: {exc}", file=sys.stderr)
-            return 1
+    except auth.BootstrapRefused as exc:
+        print(f"carepath: {exc}", file=sys.stderr)
+        return 1
     app = create_app(get_engine(), run_scheduler=not args.no_scheduler)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stop_cleanly)
