@@ -5,6 +5,8 @@ The clock of these tests is 2 November 2026, 15:00 UTC.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import col, select
 
+from api import auth
 from api.deps import get_now
 from api.main import create_app
 from models import migrate
-from models.db import make_engine
+from models.db import make_engine, session_scope
+from models.schemas import UserCreate
+from models.tables import User
 from tests.api.helpers import Api, assert_problem, case_url, open_case, record_evaluation, screen
 from tests.system.processes import carepath, free_port, wait_healthy
+from workflow.errors import Conflict
 
 USERS = "/api/v1/users"
 PUBLIC_KEYS = {"id", "name", "role", "licenses", "license_states", "active", "created_at"}
@@ -345,3 +352,28 @@ def test_two_carepath_serve_processes_see_deactivation_and_rotation(empty_engine
             "reactivated",
             "token_rotated",
         ]
+
+
+def test_two_admins_deactivating_each_other_at_once_leave_one_active(engine, now):
+    """The last-admin rule holds under concurrency: the active admins are locked first."""
+    with session_scope(engine) as session:
+        ids = [
+            auth.create_user(session, data=UserCreate(name=n, role="admin"), now=now)[0].id
+            for n in ("root-a", "root-b")
+        ]
+    barrier = threading.Barrier(2)
+
+    def deactivate(user_id: int) -> str:
+        barrier.wait()
+        try:
+            with session_scope(engine) as session:
+                auth.deactivate(session, user=session.get(User, user_id), now=now)
+        except Conflict:
+            return "refused"
+        return "done"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(deactivate, ids))
+    assert outcomes == ["done", "refused"]
+    with session_scope(engine) as session:
+        assert len(session.exec(select(User).where(col(User.active))).all()) == 1
