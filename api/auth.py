@@ -1,7 +1,13 @@
-"""Staff users and their bearer tokens.
+"""Staff users, their bearer tokens and their administration (SPEC.md section 1).
 
 A token is random (``secrets.token_urlsafe``), shown once when it is made and
 stored only as its SHA-256 hash: a copy of the database holds no usable token.
+Every request looks its token up in the database (one indexed query) and
+nothing caches the answer, so a deactivation or a new token takes effect on
+the next request, on every API process.
+
+Every change to a user appends a ``UserEvent`` in the same transaction; the
+database refuses to update or delete one.
 """
 
 from __future__ import annotations
@@ -9,22 +15,31 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from models.db import session_scope
-from models.schemas import UserCreate
-from models.tables import User
-from workflow.definition import ADMIN, Actor
-from workflow.errors import Conflict
+from models.schemas import LicenseIn, UserCreate
+from models.tables import User, UserEvent, name_key
+from models.types import utcnow
+from workflow.definition import ADMIN, CLINICIAN, Actor, License
+from workflow.errors import Conflict, NotFound, ValidationFailed
+from workflow.unit import write_transaction
 
 logger = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
 BOOTSTRAP_ADMIN = "admin"
+BOOTSTRAP_TOKEN_MIN = 32
+"""The shortest ``CAREPATH_ADMIN_TOKEN`` accepted: a short one can be guessed."""
+
+
+class BootstrapRefused(RuntimeError):
+    """``CAREPATH_ADMIN_TOKEN`` cannot be honoured; the message is one line for the operator."""
 
 
 def new_token() -> str:
@@ -37,26 +52,128 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+# -- reading -------------------------------------------------------------------
+
+
+def licenses_of(user: User) -> tuple[License, ...]:
+    """A user's stored licences, as the workflow sees them."""
+    return tuple(
+        License(lic["state"], date.fromisoformat(lic["expires_on"]) if lic["expires_on"] else None)
+        for lic in user.licenses
+    )
+
+
+def valid_states(user: User, today: date) -> list[str]:
+    """The states in which the user holds a licence valid ``today``."""
+    return sorted({lic.state for lic in licenses_of(user) if lic.valid_on(today)})
+
+
 def as_actor(user: User) -> Actor:
     """The workflow's view of a user."""
-    return Actor(id=user.id, role=user.role, license_states=tuple(user.license_states))
+    return Actor(id=user.id, role=user.role, licenses=licenses_of(user))
+
+
+TOKEN_LOOKUP = select(User).where(User.token_hash == bindparam("token_hash"), col(User.active))
+"""Built once: every request runs it, and building it cost more than running it."""
 
 
 def actor_for_token(session: Session, token: str) -> Actor | None:
-    """The actor whose token this is, or None."""
-    user = session.exec(select(User).where(User.token_hash == hash_token(token))).first()
+    """The active user whose token this is, or None (unknown or deactivated).
+
+    One indexed query on every request, no cache: a deactivation or a new
+    token is seen by every process from the next request on.
+    """
+    found = session.exec(TOKEN_LOOKUP, params={"token_hash": hash_token(token)})
+    user = found.first()
     return None if user is None else as_actor(user)
 
 
-def create_user(session: Session, *, data: UserCreate, now: datetime) -> tuple[User, str]:
+def get_user(session: Session, user_id: int) -> User:
+    """The user with this id, or NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"There is no user {user_id}.")
+    return user
+
+
+def find_user(session: Session, name: str) -> User:
+    """The user with this name, in any letter case, or NotFound."""
+    user = session.exec(select(User).where(User.name_key == name_key(name))).first()
+    if user is None:
+        raise NotFound(f"There is no user named {name}.")
+    return user
+
+
+def list_users(
+    session: Session, *, limit: int = 200, after_id: int | None = None
+) -> tuple[list[User], int | None]:
+    """A page of users, oldest first, and the id the next page starts after (None: done)."""
+    query = select(User).order_by(col(User.id)).limit(limit + 1)
+    if after_id is not None:
+        query = query.where(col(User.id) > after_id)
+    return _page(list(session.exec(query).all()), limit)
+
+
+def list_events(
+    session: Session, user_id: int, *, limit: int = 200, after_id: int | None = None
+) -> tuple[list[UserEvent], int | None]:
+    """A page of a user's events, oldest first, and where the next page starts."""
+    query = select(UserEvent).where(UserEvent.user_id == user_id)
+    if after_id is not None:
+        query = query.where(col(UserEvent.id) > after_id)
+    query = query.order_by(col(UserEvent.id)).limit(limit + 1)
+    return _page(list(session.exec(query).all()), limit)
+
+
+def _page(rows: list[Any], limit: int) -> tuple[list[Any], int | None]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+# -- changing ----------------------------------------------------------------
+# Each change takes who made it: ``actor_id`` (an admin, or None) and ``via``
+# (``api``, ``cli`` or ``bootstrap``), both kept in the event it appends.
+
+
+def _stored(licenses: list[LicenseIn]) -> list[dict[str, Any]]:
+    return [
+        {"state": lic.state, "expires_on": lic.expires_on and lic.expires_on.isoformat()}
+        for lic in licenses
+    ]
+
+
+def _event(
+    session: Session, user: User, kind: str, by: tuple[int | None, str], now: datetime, **data: Any
+) -> None:
+    assert user.id is not None
+    actor_id, via = by
+    event = UserEvent(
+        user_id=user.id, at=now, actor_id=actor_id, kind=kind, data={**data, "via": via}
+    )
+    session.add(event)
+    logger.info("user %s: %s via %s", user.id, kind, via)
+
+
+def create_user(
+    session: Session,
+    *,
+    data: UserCreate,
+    now: datetime,
+    actor_id: int | None = None,
+    via: str = "cli",
+    token: str | None = None,
+) -> tuple[User, str]:
     """Store a new user; returns it with its token, which is never shown again."""
-    if session.exec(select(User.id).where(User.name == data.name)).first() is not None:
-        raise Conflict(f"A user named {data.name} already exists.")
-    token = new_token()
+    conflict = Conflict(f"A user named {data.name} already exists (names ignore letter case).")
+    if session.exec(select(User.id).where(User.name_key == name_key(data.name))).first():
+        raise conflict
+    token = token or new_token()
     user = User(
         name=data.name,
+        name_key=name_key(data.name),
         role=data.role,
-        license_states=list(data.license_states),
+        licenses=_stored(data.licenses),
         token_hash=hash_token(token),
         created_at=now,
     )
@@ -64,35 +181,107 @@ def create_user(session: Session, *, data: UserCreate, now: datetime) -> tuple[U
     try:
         session.flush()
     except IntegrityError as exc:  # a concurrent request took the name first
-        raise Conflict(f"A user named {data.name} already exists.") from exc
-    logger.info("user %s created with role %s", user.id, user.role)
+        raise conflict from exc
+    by = (actor_id, via)
+    _event(
+        session, user, "created", by, now, name=user.name, role=user.role, licenses=user.licenses
+    )
     return user, token
 
 
-def list_users(session: Session) -> list[User]:
-    """Every user, oldest first."""
-    return list(session.exec(select(User).order_by(col(User.id))).all())
+def set_licenses(
+    session: Session,
+    *,
+    user: User,
+    licenses: list[LicenseIn],
+    now: datetime,
+    actor_id: int | None = None,
+    via: str = "cli",
+) -> User:
+    """Replace a clinician's licences."""
+    if licenses and user.role != CLINICIAN:
+        raise ValidationFailed.field(("licenses",), f"A {user.role} holds no licences.")
+    before, user.licenses = user.licenses, _stored(licenses)
+    _event(
+        session, user, "licenses_changed", (actor_id, via), now, before=before, after=user.licenses
+    )
+    return user
+
+
+def deactivate(
+    session: Session, *, user: User, now: datetime, actor_id: int | None = None, via: str = "cli"
+) -> User:
+    """Refuse the user's token from the next request on; never the last active admin."""
+    if not user.active:
+        return user
+    if user.role == ADMIN:
+        # Lock every active admin row: two admins deactivating each other at
+        # once must not leave nobody to manage users.
+        query = select(User.id).where(User.role == ADMIN, col(User.active)).with_for_update()
+        if list(session.exec(query).all()) == [user.id]:
+            raise Conflict(f"{user.name} is the last active admin and cannot be deactivated.")
+    user.active = False
+    _event(session, user, "deactivated", (actor_id, via), now)
+    return user
+
+
+def reactivate(
+    session: Session, *, user: User, now: datetime, actor_id: int | None = None, via: str = "cli"
+) -> User:
+    """Let the user's token work again."""
+    if not user.active:
+        user.active = True
+        _event(session, user, "reactivated", (actor_id, via), now)
+    return user
+
+
+def rotate_token(
+    session: Session, *, user: User, now: datetime, actor_id: int | None = None, via: str = "cli"
+) -> str:
+    """Give the user a new token, shown once; the old one is refused from now on."""
+    token = new_token()
+    user.token_hash = hash_token(token)
+    _event(session, user, "token_rotated", (actor_id, via), now)
+    return token
+
+
+# -- the bootstrap admin -------------------------------------------------------
+
+
+def check_bootstrap_token(token: str) -> None:
+    """Refuse a ``CAREPATH_ADMIN_TOKEN`` that is too short to be safe."""
+    if len(token) < BOOTSTRAP_TOKEN_MIN:
+        raise BootstrapRefused(
+            f"CAREPATH_ADMIN_TOKEN is {len(token)} characters long; "
+            f"it must be at least {BOOTSTRAP_TOKEN_MIN}."
+        )
 
 
 def bootstrap_admin(engine: Engine, token: str) -> None:
-    """Make sure a user ``admin`` with this token exists: create it or re-key it."""
+    """Make sure a user ``admin`` with this token exists and is active."""
+    check_bootstrap_token(token)
     for attempt in range(2):
         try:
-            with session_scope(engine) as session:
-                _upsert_admin(session, token)
+            with write_transaction(engine) as session:
+                _upsert_admin(session, token, utcnow())
             return
         except IntegrityError:  # another process created it at the same moment
             if attempt:
                 raise
 
 
-def _upsert_admin(session: Session, token: str) -> None:
-    user = session.exec(select(User).where(User.name == BOOTSTRAP_ADMIN)).first()
+def _upsert_admin(session: Session, token: str, now: datetime) -> None:
+    user = session.exec(select(User).where(User.name_key == BOOTSTRAP_ADMIN)).first()
     if user is None:
-        user = User(name=BOOTSTRAP_ADMIN, role=ADMIN, token_hash=hash_token(token))
-        session.add(user)
-        logger.info("bootstrap admin created")
+        data = UserCreate(name=BOOTSTRAP_ADMIN, role="admin")
+        create_user(session, data=data, now=now, via="bootstrap", token=token)
         return
-    if user.token_hash != hash_token(token) or user.role != ADMIN:
-        user.token_hash, user.role = hash_token(token), ADMIN
-        logger.info("bootstrap admin re-keyed")
+    if user.role != ADMIN:
+        raise BootstrapRefused(
+            f"A user named {user.name!r} exists with the role {user.role}, not admin: "
+            "the bootstrap admin needs that name (unset CAREPATH_ADMIN_TOKEN to start without it)."
+        )
+    if user.token_hash != hash_token(token):
+        user.token_hash = hash_token(token)
+        _event(session, user, "token_rotated", (None, "bootstrap"), now)
+    reactivate(session, user=user, now=now, via="bootstrap")

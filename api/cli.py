@@ -16,17 +16,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from api import auth, cli_users
 from api.logs import configure_logging
-from models.db import DatabaseUnusable, check_database, describe_url, get_engine, session_scope
+from models.db import DatabaseUnusable, check_database, describe_url, get_engine
 from models.migrate import SchemaBehind
-from models.schemas import UserCreate
 from models.settings import Settings, SettingsError, relaxed_settings, settings
-from models.types import utcnow
-from workflow.definition import ROLES
-from workflow.errors import Conflict
 
 logger = logging.getLogger("carepath")
 
@@ -89,7 +85,15 @@ def serve(args: argparse.Namespace) -> int:
 
     from api.main import create_app
 
-    prepare_database()
+    try:
+        if settings.admin_token:  # a short token is refused before the database is touched
+            auth.check_bootstrap_token(settings.admin_token)
+        prepare_database()
+        if settings.admin_token:
+            auth.bootstrap_admin(get_engine(), settings.admin_token)
+    except auth.BootstrapRefused as exc:
+        print(f"carepath: {exc}", file=sys.stderr)
+        return 1
     try:
         sock = listen(args.host, args.port)
     except OSError as exc:
@@ -117,29 +121,6 @@ def scheduler(args: argparse.Namespace) -> int:
     prepare_database()
     announce(get_engine(), "alone (no API)")
     run_scheduler(get_engine())
-    return 0
-
-
-def users_add(args: argparse.Namespace) -> int:
-    """Create a user and print its token, alone on stdout."""
-    from api.auth import create_user
-
-    try:
-        data = UserCreate(name=args.name, role=args.role, license_states=args.license_state)
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(map(str, error["loc"])) or "user"
-            message = error["msg"].removeprefix("Value error, ")
-            print(f"carepath: {where}: {message}", file=sys.stderr)
-        return 2
-    prepare_database()
-    try:
-        with session_scope(get_engine()) as session:
-            _, token = create_user(session, data=data, now=utcnow())
-    except Conflict as exc:
-        print(f"carepath: {exc.detail}", file=sys.stderr)
-        return 1
-    print(token)
     return 0
 
 
@@ -173,16 +154,6 @@ def _register_scheduler(commands: Commands) -> None:
     p.set_defaults(func=scheduler)
 
 
-def _register_users(commands: Commands) -> None:
-    users = commands.add_parser("users", help="manage staff users")
-    users_commands = users.add_subparsers(dest="users_command", required=True)
-    p = users_commands.add_parser("add", help="create a user and print its token")
-    p.add_argument("name")
-    p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--license-state", action="append", default=[], metavar="XX")
-    p.set_defaults(func=users_add)
-
-
 def _register_db(commands: Commands) -> None:
     db = commands.add_parser("db", help="the database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -196,7 +167,7 @@ def _register_db(commands: Commands) -> None:
 REGISTRARS: tuple[Callable[[Commands], None], ...] = (
     _register_serve,
     _register_scheduler,
-    _register_users,
+    cli_users.register,
     _register_db,
 )
 """Each adds its sub-command(s) to the parser; nothing here reads a setting."""

@@ -39,6 +39,8 @@ FIELDS: dict[str, str] = {
     "UserCreated.token": "The bearer token, shown this once; only its hash is stored.",
     "token": "A bearer token, shown this once; only its hash is stored.",
     "active": "False once the user is deactivated: the token then gets a 401.",
+    "licenses": "The clinician's licences: a US state and, optionally, the last day it is valid.",
+    "user_id": "The id of the user this event is about.",
     # cases
     "patient_ref": "An opaque reference to the patient: never a name.",
     "patient_state": "The US state (two-letter code) where the patient is treated.",
@@ -156,7 +158,13 @@ FIELD_EXAMPLES: dict[str, Any] = {
 """Example values of trigger body fields (the trigger bodies are built from the table)."""
 
 EXAMPLES: dict[str, Any] = {
-    "UserCreate": {"name": "nina", "role": "clinician", "license_states": ["CA", "NY"]},
+    "UserCreate": {
+        "name": "nina",
+        "role": "clinician",
+        "licenses": [{"state": "CA", "expires_on": "2027-06-30"}],
+        "license_states": ["NY"],
+    },
+    "UserLicenses": {"licenses": [{"state": "CA", "expires_on": "2027-06-30"}]},
     "CaseCreate": {"patient_ref": "MRN-000123", "patient_state": "CA"},
     "HistoryIn": {
         "insomnia_nights_per_week": 5,

@@ -55,7 +55,9 @@ class TriggerDoc(BaseModel):
 
 class WorkflowDoc(BaseModel):
     initial: str
-    admin_role: str = Field(description="The role that may do everything.")
+    admin_role: str = Field(
+        description="The role that manages users and reads everything; it makes no write to a case."
+    )
     phases: list[PhaseDoc]
     states: list[StateDoc]
     triggers: list[TriggerDoc]

@@ -7,7 +7,7 @@ and a reminder's delivery bookkeeping stay inside.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,16 +64,45 @@ class EventPublic(Public):
     data: dict[str, Any]
 
 
-class UserPublic(Public):
+class LicensePublic(BaseModel):
+    state: str
+    expires_on: date | None = Field(description="The last day it is valid; null: no expiry.")
+
+
+class UserPublic(BaseModel):
     id: int
     name: str
     role: str
-    license_states: list[str]
+    licenses: list[LicensePublic]
+    license_states: list[str] = Field(description="The states whose licence is valid today.")
+    active: bool = Field(description="A deactivated user's token is refused (401).")
     created_at: datetime
 
 
 class UserCreated(UserPublic):
     token: str = Field(description="The user's bearer token. It is shown this once only.")
+
+
+class UserPage(BaseModel):
+    items: list[UserPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
+
+
+class UserEventPublic(Public):
+    id: int
+    user_id: int
+    at: datetime
+    actor_id: int | None = Field(description="The admin who made the change; null: the CLI.")
+    kind: str = Field(
+        description="`created`, `licenses_changed`, `deactivated`, `reactivated` or "
+        "`token_rotated`."
+    )
+    data: dict[str, Any]
+
+
+class UserEventPage(BaseModel):
+    items: list[UserEventPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
 
 
 class ReminderPublic(Public):

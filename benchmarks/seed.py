@@ -15,6 +15,7 @@ from harness import run_checked, uv_run
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from api.auth import as_actor
 from models.db import session_scope
 from models.migrate import upgrade
 from models.schemas import AssessmentCreate, CaseCreate, HistoryIn, Instrument, VitalCreate
@@ -55,7 +56,7 @@ def add_user(url: str, engine: Engine, name: str, role: str, *states: str) -> St
     token = run_checked(argv, env={"CAREPATH_DATABASE_URL": url}).strip().splitlines()[-1]
     with session_scope(engine) as session:
         user = session.exec(select(User).where(User.name == name)).one()
-        actor = Actor(id=user.id, role=user.role, license_states=tuple(user.license_states))
+        actor = as_actor(user)
     return Staff(token=token, actor=actor)
 
 

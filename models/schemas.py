@@ -54,14 +54,58 @@ def _check_state(code: str) -> str:
     return code
 
 
+class LicenseIn(Body):
+    state: USState
+    expires_on: date | None = Field(
+        default=None, description="The last day the licence is valid; none: no expiry."
+    )
+
+    @model_validator(mode="after")
+    def _state(self) -> Self:
+        _check_state(self.state)
+        return self
+
+
+Licenses = Annotated[list[LicenseIn], Field(max_length=60)]
+
+
+def merge_licenses(licenses: list[LicenseIn]) -> list[LicenseIn]:
+    """One licence per state, the longest-lasting (no expiry lasts longest), sorted by state."""
+    best: dict[str, LicenseIn] = {}
+    for licence in licenses:
+        held = best.get(licence.state)
+        if held is None or _lasts(licence) > _lasts(held):
+            best[licence.state] = licence
+    return [best[state] for state in sorted(best)]
+
+
+def _lasts(licence: LicenseIn) -> date:
+    return licence.expires_on or date.max
+
+
 class UserCreate(Body):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")
     role: Role
-    license_states: list[USState] = Field(default_factory=list, max_length=60)
+    licenses: Licenses = Field(default_factory=list)
+    license_states: list[USState] = Field(
+        default_factory=list, max_length=60, description="Licences without an expiry date."
+    )
 
     @model_validator(mode="after")
-    def _states(self) -> Self:
-        self.license_states = sorted({_check_state(s) for s in self.license_states})
+    def _licenses(self) -> Self:
+        given = self.licenses + [LicenseIn(state=_check_state(s)) for s in self.license_states]
+        if given and self.role != "clinician":
+            raise ValueError("only a clinician holds licences")
+        self.licenses, self.license_states = merge_licenses(given), []
+        return self
+
+
+class UserLicenses(Body):
+    licenses: Licenses
+
+    @model_validator(mode="after")
+    def _merge(self) -> Self:
+        self.licenses = merge_licenses(self.licenses)
         return self
 
 

@@ -7,7 +7,9 @@ them without touching code.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +41,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./carepath.db"
     admin_token: str | None = None
+    timezone: str = "UTC"
+    """The IANA zone whose date is "today" (SPEC.md section 0): licences expire by it."""
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -84,6 +88,19 @@ class Settings(BaseSettings):
         except (ArgumentError, ValueError):
             raise ValueError("malformed URL (check the port and any special characters)") from None
         return url
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone name") from exc
+        return value
+
+    def today(self, now: datetime) -> date:
+        """The date ``now`` falls on in the ``timezone`` setting's zone."""
+        return now.astimezone(ZoneInfo(self.timezone)).date()
 
     @model_validator(mode="after")
     def _no_negative_duration(self) -> Settings:

@@ -1,4 +1,4 @@
-"""The tables carepath keeps: users, cases, and the audit trail.
+"""The tables carepath keeps: users and their events, cases, and the audit trail.
 
 Facts recorded on a case live in ``models.facts`` and reminders in
 ``models.reminders``. A case's ``state`` is written only by the workflow
@@ -16,17 +16,42 @@ from sqlmodel import Field, SQLModel
 from models.types import timestamp_field
 
 
+def name_key(name: str) -> str:
+    """What makes two user names the same: ``Admin`` and ``admin`` are one name."""
+    return name.lower()
+
+
 class User(SQLModel, table=True):
     """A member of staff who signs in with a bearer token."""
 
     __tablename__ = "users"
+    __table_args__ = (Index("uq_users_name_key", "name_key", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(100), unique=True, nullable=False))
+    name_key: str = Field(max_length=100)
+    """``name_key(name)``: the database keeps names unique without regard to case."""
     role: str = Field(max_length=20)
-    license_states: list[str] = Field(default_factory=list, sa_type=JSON)
+    licenses: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    """A clinician's licences: ``{"state": "CA", "expires_on": "2027-06-30" or None}``."""
+    active: bool = Field(default=True)
     token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     created_at: datetime = timestamp_field()
+
+
+class UserEvent(SQLModel, table=True):
+    """One change to a user (created, licences, deactivated, ...). Never updated, never deleted."""
+
+    __tablename__ = "user_events"
+    __table_args__ = (Index("ix_user_events_user_id_id", "user_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id")
+    at: datetime = timestamp_field()
+    actor_id: int | None = Field(default=None)
+    """The admin who made the change; None for the command line and the bootstrap."""
+    kind: str = Field(max_length=30)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
 CLOSED_PHASE = "closed"

@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 
 from models import migrate
 from models.db import make_engine, session_scope
-from models.tables import User
+from models.tables import User, name_key
 from workflow import hooks
 from workflow.definition import Actor
 
@@ -120,7 +120,14 @@ def now() -> datetime:
 def add_user(engine: Engine, name: str, role: str, states: tuple[str, ...] = ()) -> Actor:
     """Store a user (no usable token) and return it as an actor."""
     with session_scope(engine) as session:
-        user = User(name=name, role=role, license_states=list(states), token_hash=uuid.uuid4().hex)
+        licenses = [{"state": state, "expires_on": None} for state in states]
+        user = User(
+            name=name,
+            name_key=name_key(name),
+            role=role,
+            licenses=licenses,
+            token_hash=uuid.uuid4().hex,
+        )
         session.add(user)
         session.flush()
         return Actor(id=user.id, role=role, license_states=states)

@@ -8,6 +8,7 @@ Mermaid diagram.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 COORDINATOR = "coordinator"
 CLINICIAN = "clinician"
@@ -72,6 +73,7 @@ class TriggerDef:
 
 
 APPROVAL_REQUIREMENTS = (
+    "clinician.licensed",
     "history.recorded",
     "assessments.baseline",
     "vitals.baseline",
@@ -177,8 +179,8 @@ def triggers_from(state: str) -> list[TriggerDef]:
 
 
 def may_fire(role: str, trigger: TriggerDef) -> bool:
-    """Whether a user of ``role`` may fire ``trigger``: admins may fire every one."""
-    return role == ADMIN or role in trigger.roles
+    """Whether a user of ``role`` may fire ``trigger`` (an admin may fire none)."""
+    return role in trigger.roles
 
 
 def destination(trigger: TriggerDef, state: str, held_from: str | None) -> str:
@@ -198,8 +200,8 @@ DOSING_STATES = ("integration", "monitoring")
 class FactDef:
     """One kind of fact: who may record it, and in which states of the case.
 
-    A write in another state is refused with a conflict. Admins may record
-    every fact (SPEC.md section 1).
+    A write in another state is refused with a conflict. Admins record no
+    fact (SPEC.md section 1).
     """
 
     name: str
@@ -226,17 +228,40 @@ FACT_BY_NAME = {f.name: f for f in FACTS}
 
 
 @dataclass(frozen=True)
+class License:
+    """A licence to practise in one US state, valid through ``expires_on`` (None: no expiry)."""
+
+    state: str
+    expires_on: date | None = None
+
+    def valid_on(self, day: date) -> bool:
+        """Whether the licence is valid on ``day``."""
+        return self.expires_on is None or day <= self.expires_on
+
+
+@dataclass(frozen=True)
 class Actor:
-    """Who is acting: a user's id, role and license states, or the system itself."""
+    """Who is acting: a user's id, role and licences, or the system itself.
+
+    ``license_states`` are states licensed with no expiry date; ``licenses``
+    carry their own expiry. A user loaded from the database has ``licenses``.
+    """
 
     id: int | None
     role: str
     license_states: tuple[str, ...] = ()
+    licenses: tuple[License, ...] = ()
+
+    def licensed_in(self, state: str, day: date) -> bool:
+        """Whether the actor holds a licence valid on ``day`` in ``state``."""
+        if state in self.license_states:
+            return True
+        return any(lic.state == state and lic.valid_on(day) for lic in self.licenses)
 
 
 SYSTEM_ACTOR = Actor(id=None, role=SYSTEM)
 
 
 def may_record(role: str, fact: str) -> bool:
-    """Whether a user of ``role`` may record ``fact``."""
-    return role == ADMIN or role in FACT_BY_NAME[fact].roles
+    """Whether a user of ``role`` may record ``fact`` (an admin may record none)."""
+    return role in FACT_BY_NAME[fact].roles

@@ -281,9 +281,10 @@ def taper_confirmed(facts: CaseFacts) -> str | None:
 @requirement("clinician.licensed")
 def clinician_licensed(facts: CaseFacts) -> str | None:
     state = facts.case.patient_state
-    if facts.actor is not None and state in (facts.actor.license_states or []):
+    today = facts.rules.today(facts.now)
+    if facts.actor is not None and facts.actor.licensed_in(state, today):
         return None
-    return f"The acting clinician must be licensed in {state}, the patient's state."
+    return f"The acting clinician must hold a licence valid today in {state}, the patient's state."
 
 
 # -- sessions and safety -----------------------------------------------------

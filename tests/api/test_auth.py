@@ -1,15 +1,24 @@
-"""Tokens: stored only as hashes, and the CAREPATH_ADMIN_TOKEN bootstrap."""
+"""Tokens: stored as hashes, refused once deactivated or rotated; the admin token bootstrap."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from api import auth
 from api.main import create_app
 from models.db import session_scope
+from models.schemas import UserCreate
 from models.settings import settings
-from models.tables import User
+from models.tables import User, UserEvent
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -18,7 +27,13 @@ def bearer(token: str) -> dict[str, str]:
 
 def admins(engine) -> list[User]:
     with session_scope(engine) as session:
-        return list(session.exec(select(User).where(User.name == "admin")).all())
+        return list(session.exec(select(User).where(User.name_key == "admin")).all())
+
+
+def event_kinds(engine) -> list[tuple[str, str]]:
+    with session_scope(engine) as session:
+        events = session.exec(select(UserEvent).order_by(UserEvent.id)).all()
+        return [(e.kind, e.data["via"]) for e in events]
 
 
 def test_tokens_are_stored_only_as_sha256_hashes(engine, tokens):
@@ -29,7 +44,20 @@ def test_tokens_are_stored_only_as_sha256_hashes(engine, tokens):
     assert all(len(h) == 64 for h in stored)
 
 
-FIRST, SECOND = "first-admin-token-0123456789", "second-admin-token-987654321"
+def test_a_token_lookup_sees_deactivation_and_rotation_at_once(engine, tokens, now):
+    with session_scope(engine) as session:
+        assert auth.actor_for_token(session, tokens["coordinator"]).role == "coordinator"
+        user = auth.find_user(session, "cora")
+        auth.deactivate(session, user=user, now=now)
+        assert auth.actor_for_token(session, tokens["coordinator"]) is None
+        auth.reactivate(session, user=user, now=now)
+        assert auth.actor_for_token(session, tokens["coordinator"]) is not None
+        new = auth.rotate_token(session, user=user, now=now)
+        assert auth.actor_for_token(session, tokens["coordinator"]) is None
+        assert auth.actor_for_token(session, new).id == user.id
+
+
+FIRST, SECOND = "first-admin-token-0123456789abcdef", "second-admin-token-987654321fedcba"
 
 
 def test_admin_token_bootstrap_creates_then_rekeys(engine, monkeypatch):
@@ -40,15 +68,42 @@ def test_admin_token_bootstrap_creates_then_rekeys(engine, monkeypatch):
     with TestClient(create_app(engine)) as client:
         assert client.get("/api/v1/users", headers=bearer(FIRST)).status_code == 401
         assert client.get("/api/v1/users", headers=bearer(SECOND)).status_code == 200
+    with TestClient(create_app(engine)) as client:  # the same token again: nothing to record
+        assert client.get("/api/v1/users/me", headers=bearer(SECOND)).json()["name"] == "admin"
     assert [u.role for u in admins(engine)] == ["admin"]
+    assert event_kinds(engine) == [("created", "bootstrap"), ("token_rotated", "bootstrap")]
 
 
-def test_bootstrap_restores_the_admin_role(engine):
+def test_bootstrap_reactivates_a_deactivated_admin(engine, now):
+    auth.bootstrap_admin(engine, FIRST)
     with session_scope(engine) as session:
-        session.add(User(name="admin", role="coordinator", token_hash=auth.hash_token("x")))
-    auth.bootstrap_admin(engine, SECOND)
+        auth.create_user(session, data=UserCreate(name="root", role="admin"), now=now)
+        auth.deactivate(session, user=auth.find_user(session, "admin"), now=now)
+    auth.bootstrap_admin(engine, FIRST)
     [user] = admins(engine)
-    assert (user.role, user.token_hash) == ("admin", auth.hash_token(SECOND))
+    assert user.active and user.token_hash == auth.hash_token(FIRST)
+    assert event_kinds(engine)[-2:] == [("deactivated", "cli"), ("reactivated", "bootstrap")]
+
+
+@pytest.mark.parametrize("name", ["admin", "Admin", "ADMIN"])
+def test_bootstrap_refuses_a_non_admin_named_admin_in_any_case(engine, now, name):
+    with session_scope(engine) as session:
+        data = UserCreate(name=name, role="coordinator")
+        _, token = auth.create_user(session, data=data, now=now)
+    with pytest.raises(auth.BootstrapRefused, match="not admin"):
+        auth.bootstrap_admin(engine, SECOND)
+    [kept] = admins(engine)
+    assert (kept.name, kept.role, kept.token_hash) == (name, "coordinator", auth.hash_token(token))
+    assert event_kinds(engine) == [("created", "cli")]
+
+
+@pytest.mark.parametrize("token", ["", "x", "a" * 31])
+def test_bootstrap_refuses_a_token_shorter_than_32_characters(engine, token):
+    with pytest.raises(auth.BootstrapRefused, match="at least 32"):
+        auth.bootstrap_admin(engine, token)
+    assert admins(engine) == []
+    auth.bootstrap_admin(engine, "a" * 32)
+    assert len(admins(engine)) == 1
 
 
 def test_no_admin_token_no_admin_user(engine, monkeypatch):
@@ -56,3 +111,37 @@ def test_no_admin_token_no_admin_user(engine, monkeypatch):
     with TestClient(create_app(engine)) as client:
         assert client.get("/health").status_code == 200
     assert admins(engine) == []
+
+
+def run_serve(database_url: str, admin_token: str) -> subprocess.CompletedProcess[str]:
+    """``carepath serve`` in a process of its own, as an operator starts it."""
+    env = {**os.environ, "CAREPATH_DATABASE_URL": database_url, "CAREPATH_ADMIN_TOKEN": admin_token}
+    command = [sys.executable, "-m", "api.cli", "serve", "--no-scheduler", "--port", "0"]
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def refusal_lines(stderr: str) -> list[str]:
+    """What the command says of its own (log records carry a time stamp and a level)."""
+    assert "Traceback" not in stderr
+    return [line for line in stderr.splitlines() if line.startswith("carepath:")]
+
+
+@pytest.mark.slow
+def test_serve_stops_with_one_line_on_a_short_admin_token(database_url):
+    finished = run_serve(database_url, "too-short-0123456789")
+    assert finished.returncode != 0 and finished.stdout == ""
+    assert refusal_lines(finished.stderr) == [
+        "carepath: CAREPATH_ADMIN_TOKEN is 20 characters long; it must be at least 32."
+    ]
+
+
+@pytest.mark.slow
+def test_serve_stops_with_one_line_when_admin_is_taken_by_a_non_admin(engine, database_url, now):
+    with session_scope(engine) as session:
+        auth.create_user(session, data=UserCreate(name="ADMIN", role="clinician"), now=now)
+    finished = run_serve(database_url, SECOND)
+    assert finished.returncode != 0
+    [line] = refusal_lines(finished.stderr)
+    assert "'ADMIN' exists with the role clinician, not admin" in line
+    [kept] = admins(engine)
+    assert kept.role == "clinician"

@@ -1,7 +1,9 @@
 """The authorization matrix: every route, with no token, a wrong token and each role.
 
-Expected roles are written out from SPEC.md section 1, not read from the
-workflow's tables, so that a wrong table entry fails here.
+Expected roles are written out from the tables of SPEC.md sections 1 and 2,
+not read from the workflow's tables, so that a wrong table entry fails here.
+An admin manages users and reads everything, and makes no write to a case:
+every fact and every trigger is a 403 for an admin.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from tests.api.helpers import (
 )
 
 EVERYONE = ("admin", "coordinator", "clinician")
-CLINICAL = ("admin", "clinician")
+STAFF = ("coordinator", "clinician")
+CLINICIANS = ("clinician",)
 ADMINS = ("admin",)
 PUBLIC = {("GET", "/health")}
 _names = itertools.count(1)
@@ -41,18 +44,18 @@ class Cell:
 
 
 def _case(api: Api, suffix: str = "", body: Any = None) -> Request:
-    return case_url(open_case(api, "admin"), suffix), body
+    return case_url(open_case(api), suffix), body
 
 
 def _with(api: Api, suffix: str, body: Any) -> tuple[int, dict]:
-    """A new case with one record posted by an admin; the case id and the record."""
-    case_id = open_case(api, "admin")
-    return case_id, api.post("admin", case_url(case_id, suffix), body)
+    """A new case with one record posted by a clinician; the case id and the record."""
+    case_id = open_case(api)
+    return case_id, api.post("clinician", case_url(case_id, suffix), body)
 
 
 def _history(api: Api) -> Request:
-    case_id = open_case(api, "admin")
-    api.call("admin", "PUT", case_url(case_id, "/history"), json=ELIGIBLE_HISTORY, expect=200)
+    case_id = open_case(api)
+    api.call("coordinator", "PUT", case_url(case_id, "/history"), json=ELIGIBLE_HISTORY, expect=200)
     return case_url(case_id, "/history"), None
 
 
@@ -72,7 +75,7 @@ def _plan_taper(api: Api) -> Request:
 
 def _confirm_taper(api: Api) -> Request:
     path, body = _plan_taper(api)
-    taper = api.post("admin", path, body)
+    taper = api.post("clinician", path, body)
     return f"{path}/{taper['id']}/confirm", {"last_dose_on": api.ago(days=1)[:10]}
 
 
@@ -87,6 +90,13 @@ def _resolve(api: Api) -> Request:
     return case_url(case_id, f"/adverse-events/{record['id']}/resolve"), {"note": "Gone."}
 
 
+def _new_user(api: Api, suffix: str = "", body: Any = None) -> Request:
+    """A fresh coordinator to change, so that no caller of the matrix is touched."""
+    user = {"name": f"u{next(_names)}", "role": "coordinator"}
+    return f"/api/v1/users/{api.post('admin', '/api/v1/users', user)['id']}{suffix}", body
+
+
+USER = "/api/v1/users/{user_id}"
 CASE = "/api/v1/cases/{case_id}"
 VITAL = {"systolic": 120, "diastolic": 80}
 MATRIX: dict[tuple[str, str], Cell] = {
@@ -95,8 +105,15 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("GET", "/api/v1/users"): Cell(ADMINS, 200, lambda api: ("/api/v1/users", None)),
     ("GET", "/metrics"): Cell(ADMINS, 200, lambda api: ("/metrics", None)),
+    ("GET", "/api/v1/users/me"): Cell(EVERYONE, 200, lambda api: ("/api/v1/users/me", None)),
+    ("GET", USER): Cell(ADMINS, 200, lambda api: _new_user(api)),
+    ("PATCH", USER): Cell(ADMINS, 200, lambda api: _new_user(api, "", {"licenses": []})),
+    ("POST", USER + "/deactivate"): Cell(ADMINS, 200, lambda api: _new_user(api, "/deactivate")),
+    ("POST", USER + "/reactivate"): Cell(ADMINS, 200, lambda api: _new_user(api, "/reactivate")),
+    ("POST", USER + "/token"): Cell(ADMINS, 200, lambda api: _new_user(api, "/token")),
+    ("GET", USER + "/events"): Cell(ADMINS, 200, lambda api: _new_user(api, "/events")),
     ("POST", "/api/v1/cases"): Cell(
-        EVERYONE,
+        STAFF,
         201,
         lambda api: ("/api/v1/cases", {"patient_ref": f"M-{next(_names)}", "patient_state": "NY"}),
     ),
@@ -104,14 +121,14 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ("GET", CASE): Cell(EVERYONE, 200, lambda api: _case(api)),
     ("GET", CASE + "/transitions"): Cell(EVERYONE, 200, lambda api: _case(api, "/transitions")),
     ("POST", CASE + "/transitions/{trigger}"): Cell(
-        EVERYONE, 200, lambda api: _case(api, "/transitions/hold", {"reason": "Away."})
+        STAFF, 200, lambda api: _case(api, "/transitions/hold", {"reason": "Away."})
     ),
     ("PUT", CASE + "/history"): Cell(
-        EVERYONE, 200, lambda api: _case(api, "/history", ELIGIBLE_HISTORY)
+        STAFF, 200, lambda api: _case(api, "/history", ELIGIBLE_HISTORY)
     ),
     ("GET", CASE + "/history"): Cell(EVERYONE, 200, _history),
     ("POST", CASE + "/assessments"): Cell(
-        EVERYONE,
+        STAFF,
         201,
         lambda api: _case(
             api, "/assessments", {"instrument": "isi", "score": 9, "taken_at": api.ago(hours=1)}
@@ -119,35 +136,35 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("GET", CASE + "/assessments"): Cell(EVERYONE, 200, lambda api: _case(api, "/assessments")),
     ("POST", CASE + "/vitals"): Cell(
-        EVERYONE, 201, lambda api: _case(api, "/vitals", {**VITAL, "taken_at": api.ago(hours=1)})
+        STAFF, 201, lambda api: _case(api, "/vitals", {**VITAL, "taken_at": api.ago(hours=1)})
     ),
     ("GET", CASE + "/vitals"): Cell(EVERYONE, 200, lambda api: _case(api, "/vitals")),
     ("POST", CASE + "/medications"): Cell(
-        EVERYONE, 201, lambda api: _case(api, "/medications", {"name": "sertraline"})
+        STAFF, 201, lambda api: _case(api, "/medications", {"name": "sertraline"})
     ),
     ("GET", CASE + "/medications"): Cell(EVERYONE, 200, lambda api: _case(api, "/medications")),
-    ("PATCH", CASE + "/medications/{medication_id}"): Cell(EVERYONE, 200, _patch_medication),
+    ("PATCH", CASE + "/medications/{medication_id}"): Cell(STAFF, 200, _patch_medication),
     ("POST", CASE + "/interaction-screenings"): Cell(
-        CLINICAL, 201, lambda api: _case(api, "/interaction-screenings", {"notes": "Checked."})
+        CLINICIANS, 201, lambda api: _case(api, "/interaction-screenings", {"notes": "Checked."})
     ),
     ("GET", CASE + "/interaction-screenings"): Cell(
         EVERYONE, 200, lambda api: _case(api, "/interaction-screenings")
     ),
-    ("POST", CASE + "/tapers"): Cell(CLINICAL, 201, _plan_taper),
+    ("POST", CASE + "/tapers"): Cell(CLINICIANS, 201, _plan_taper),
     ("GET", CASE + "/tapers"): Cell(EVERYONE, 200, lambda api: _case(api, "/tapers")),
-    ("POST", CASE + "/tapers/{taper_id}/confirm"): Cell(CLINICAL, 200, _confirm_taper),
+    ("POST", CASE + "/tapers/{taper_id}/confirm"): Cell(CLINICIANS, 200, _confirm_taper),
     ("POST", CASE + "/dose-clearances"): Cell(
-        EVERYONE,
+        STAFF,
         201,
         lambda api: _case(api, "/dose-clearances", {**VITAL, "monitor_present": True}),
     ),
     ("GET", CASE + "/dose-clearances"): Cell(
         EVERYONE, 200, lambda api: _case(api, "/dose-clearances")
     ),
-    ("POST", CASE + "/sessions"): Cell(EVERYONE, 201, _session),
+    ("POST", CASE + "/sessions"): Cell(STAFF, 201, _session),
     ("GET", CASE + "/sessions"): Cell(EVERYONE, 200, lambda api: _case(api, "/sessions")),
     ("POST", CASE + "/adverse-events"): Cell(
-        EVERYONE,
+        STAFF,
         201,
         lambda api: _case(
             api, "/adverse-events", {"kind": "nausea", "severity": "mild", "description": "Mild."}
@@ -156,9 +173,17 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ("GET", CASE + "/adverse-events"): Cell(
         EVERYONE, 200, lambda api: _case(api, "/adverse-events")
     ),
-    ("POST", CASE + "/adverse-events/{event_id}/resolve"): Cell(CLINICAL, 200, _resolve),
+    ("POST", CASE + "/adverse-events/{event_id}/resolve"): Cell(CLINICIANS, 200, _resolve),
     ("GET", CASE + "/events"): Cell(EVERYONE, 200, lambda api: _case(api, "/events")),
     ("GET", CASE + "/reminders"): Cell(EVERYONE, 200, lambda api: _case(api, "/reminders")),
+    ("GET", CASE + "/outcomes"): Cell(EVERYONE, 200, lambda api: _case(api, "/outcomes")),
+    ("GET", CASE + "/fhir"): Cell(EVERYONE, 200, lambda api: _case(api, "/fhir")),
+    ("GET", "/api/v1/reports/outcomes"): Cell(
+        EVERYONE, 200, lambda api: ("/api/v1/reports/outcomes", None)
+    ),
+    ("GET", "/api/v1/reports/outcomes.svg"): Cell(
+        EVERYONE, 200, lambda api: ("/api/v1/reports/outcomes.svg", None)
+    ),
     ("GET", "/api/v1/reminders"): Cell(EVERYONE, 200, lambda api: ("/api/v1/reminders", None)),
     ("GET", "/api/v1/workflow"): Cell(EVERYONE, 200, lambda api: ("/api/v1/workflow", None)),
     ("GET", "/api/v1/workflow/diagram"): Cell(
@@ -166,7 +191,7 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
 }
 
-# SPEC.md section 1 and 2: who may fire each trigger (admins may fire all).
+# SPEC.md section 2: who may fire each trigger (an admin may fire none).
 TRIGGER_ROLES = {
     "approve": ("clinician",),
     "decline": ("clinician",),
@@ -218,9 +243,17 @@ def test_route_answers_each_caller_as_the_spec_says(api: Api, method, template):
 
 @pytest.mark.parametrize("trigger", sorted(TRIGGER_ROLES))
 def test_trigger_roles_are_the_spec_s(api: Api, trigger):
-    case_id = open_case(api, "admin")
+    case_id = open_case(api)
     for role in EVERYONE:
         response = api.call(role, "POST", case_url(case_id, f"/transitions/{trigger}"))
-        may = role == "admin" or role in TRIGGER_ROLES[trigger]
+        may = role in TRIGGER_ROLES[trigger]
         assert (response.status_code != 403) == may, (role, response.text)
     assert api.get("admin", case_url(case_id))["version"] == 1
+
+
+def test_an_admin_is_refused_every_write_to_a_case():
+    """SPEC.md section 1: facts, assignment and triggers are all 403 for an admin."""
+    writes = {(m, p) for m, p in app_routes() if m != "GET" and p.startswith("/api/v1/cases")}
+    assert len(writes) >= 14 and writes <= set(MATRIX)
+    assert [key for key in writes if "admin" in MATRIX[key].allowed] == []
+    assert all("admin" not in roles for roles in TRIGGER_ROLES.values())

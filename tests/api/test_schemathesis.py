@@ -1,7 +1,8 @@
 """Schemathesis against the app's own OpenAPI schema: no 5xx, no answer that breaks the schema.
 
-Every operation is fuzzed as an admin, with data that fits its schema and data
-that does not, on a database seeded with cases and their facts. Generated ids
+Every operation is fuzzed as the role that may call it (users as an admin,
+cases as a clinician, who may make every write to a case), with data that fits
+its schema and data that does not, on a database seeded with cases and their facts. Generated ids
 and triggers are sometimes pinned to the seeded ones, so that the fuzzer
 reaches stored rows and real transitions, not only 404s.
 """
@@ -53,6 +54,9 @@ SEEDED_IDS = (1, 2, 3)
 """Cases 1 to 3 exist, and so does record 1 (or more) of every collection seeded."""
 TRIGGER_NAMES = tuple(t.name for t in TRIGGERS)
 ID_PARAMETERS = ("case_id", "medication_id", "taper_id", "event_id")
+STAFF_USER_IDS = (2, 3)
+"""The seeded coordinator and clinician: users the admin may deactivate and re-key without
+locking itself out of the rest of the run."""
 
 
 @SCHEMA.hook
@@ -64,6 +68,8 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any] | None
     for name, value in path_parameters.items():
         if name in ID_PARAMETERS and type(value) is int and value >= 1:
             strategies[name] = st.sampled_from((value, *SEEDED_IDS))
+        elif name == "user_id" and type(value) is int and value >= 1:
+            strategies[name] = st.sampled_from((value, *STAFF_USER_IDS))
         elif name == "trigger" and isinstance(value, str) and len(value) <= 40:
             strategies[name] = st.sampled_from((value, *TRIGGER_NAMES))
         else:
@@ -98,7 +104,7 @@ def seed(api: Api) -> None:
 
 
 @pytest.fixture
-def admin_api(api: Api) -> Api:
+def seeded_api(api: Api) -> Api:
     seed(api)
     return api
 
@@ -110,9 +116,10 @@ def admin_api(api: Api) -> Api:
     # The database is one per operation on purpose: examples build on each other's rows.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_every_operation_keeps_to_its_schema(case, admin_api: Api) -> None:
+def test_every_operation_keeps_to_its_schema(case, seeded_api: Api) -> None:
+    role = "admin" if case.path.startswith("/api/v1/users") else "clinician"
     case.call_and_validate(
-        app=admin_api.client.app, headers=admin_api.headers("admin"), checks=CHECKS
+        app=seeded_api.client.app, headers=seeded_api.headers(role), checks=CHECKS
     )
 
 

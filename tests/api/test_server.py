@@ -40,7 +40,7 @@ def wait_for_health(base: str, server: subprocess.Popen, log: Path) -> None:
 def test_carepath_serve_starts_answers_and_stops_on_sigterm(tmp_path):
     uv = shutil.which("uv")
     assert uv, "the README's way needs uv on PATH"
-    port, token = free_port(), "test-admin-token-0123456789"
+    port, token = free_port(), "test-admin-token-0123456789abcdef"
     env = {
         **os.environ,
         "CAREPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'carepath.db'}",
@@ -59,7 +59,7 @@ def test_carepath_serve_starts_answers_and_stops_on_sigterm(tmp_path):
         base = f"http://127.0.0.1:{port}"
         wait_for_health(base, server, log)
         users = httpx.get(f"{base}/api/v1/users", headers={"Authorization": f"Bearer {token}"})
-        assert users.status_code == 200 and users.json()[0]["name"] == "admin"
+        assert users.status_code == 200 and users.json()["items"][0]["name"] == "admin"
         assert httpx.get(f"{base}/api/v1/users").status_code == 401
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0, log.read_text()[-3000:]

@@ -74,15 +74,22 @@ def test_a_held_or_late_case_is_still_open(clinic, case_in, state):
         clinic.open_case(patient_ref=ref)
 
 
-@pytest.mark.parametrize("role", ["clinician", "admin"])
-def test_a_clinician_or_an_admin_may_open_a_case(clinic, admin, role):
-    actor = admin if role == "admin" else clinic.clinician
+@pytest.mark.parametrize("role", ["clinician", "coordinator"])
+def test_a_clinician_or_a_coordinator_may_open_a_case(clinic, role):
+    actor = clinic.coordinator if role == "coordinator" else clinic.clinician
     data = CaseCreate(patient_ref="p-9", patient_state="CA")
 
     case = clinic.call(cases.create_case, data=data, actor=actor)
 
     assert case.state == "evaluation"
     assert clinic.events(case.id)[0].actor_role == role
+
+
+def test_an_admin_may_not_open_a_case(clinic, admin):
+    data = CaseCreate(patient_ref="p-9", patient_state="CA")
+    with pytest.raises(Forbidden):
+        clinic.call(cases.create_case, data=data, actor=admin)
+    assert clinic.read(lambda s: cases.list_cases(s)[0]) == []
 
 
 def test_unknown_case_and_unknown_trigger_are_not_found(clinic):
@@ -145,9 +152,13 @@ def test_a_coordinator_may_fire_the_logistics_triggers(clinic, case_in, trigger)
     assert clinic.events(case_id)[-1].actor_role == "coordinator"
 
 
-def test_an_admin_may_fire_a_clinician_trigger(clinic, case_in, admin):
-    case_id = case_in("evaluation")
-    assert clinic.fire(case_id, "approve", actor=admin).assigned_clinician_id == admin.id
+@pytest.mark.parametrize("trigger", [t.name for t in TRIGGERS])
+def test_an_admin_may_fire_no_trigger(clinic, case_in, admin, trigger):
+    case_id = case_in(TRIGGER_BY_NAME[trigger].sources[0])
+    before = clinic.case(case_id).version
+    with pytest.raises(Forbidden):
+        clinic.fire(case_id, trigger, actor=admin)
+    assert clinic.case(case_id).version == before
 
 
 def test_approve_assigns_the_approving_clinician(clinic, case_in):

@@ -9,8 +9,8 @@ settings tests show the thresholds are read from ``Settings``, not literals.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from models.tables import Case
 from tests.workflow.conftest import ELIGIBLE_SCORES, Clinic
 from workflow import cases
 from workflow.casefacts import CaseFacts
-from workflow.definition import APPROVAL_REQUIREMENTS, TRIGGER_BY_NAME, Actor
+from workflow.definition import APPROVAL_REQUIREMENTS, TRIGGER_BY_NAME, Actor, License
 from workflow.errors import TransitionBlocked
 from workflow.guards import GUARDS, NO_HISTORY, evaluate
 
@@ -110,6 +110,23 @@ def add_and_screen(name: str) -> Callable[[Clinic, int], Any]:
         clinic.screen(case_id)
 
     return change
+
+
+def licensed_in_ca_through(clinic: Clinic, last_day: date) -> Actor:
+    """The clinic's clinician, holding one CA licence valid through ``last_day``."""
+    return replace(clinic.clinician, license_states=(), licenses=(License("CA", last_day),))
+
+
+def approve_as_tx_clinician(clinic: Clinic) -> Attempt:
+    tx = clinic.clinician_licensed_only_in("TX")
+    return Attempt(clinic.case_in("evaluation"), "approve", tx)
+
+
+def approve_with_a_licence_expired_yesterday(clinic: Clinic) -> Attempt:
+    yesterday = clinic.now.date() - timedelta(days=1)
+    return Attempt(
+        clinic.case_in("evaluation"), "approve", licensed_in_ca_through(clinic, yesterday)
+    )
 
 
 # -- prescribe ----------------------------------------------------------------
@@ -313,6 +330,12 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
     ("screening.interactions", "blocked by an MAOI", approve_after(add_and_screen("phenelzine"))),
     ("taper.planned", "active benzodiazepine", approve_after(add_and_screen("Xanax 0.5 mg"))),
     ("taper.planned", "active Z-drug", approve_after(add_and_screen("Ambien"))),
+    ("clinician.licensed", "approver licensed only in TX", approve_as_tx_clinician),
+    (
+        "clinician.licensed",
+        "approver's licence expired yesterday",
+        approve_with_a_licence_expired_yesterday,
+    ),
     ("clinician.licensed", "prescriber licensed only in TX", prescribe_as_tx_clinician),
     (
         "screening.interactions",
@@ -405,7 +428,9 @@ def test_approve_on_an_empty_case_reports_every_requirement_at_once(clinic):
     with pytest.raises(TransitionBlocked) as refused:
         clinic.fire(case_id, "approve")
 
-    expected = [c for c in APPROVAL_REQUIREMENTS if c != "taper.planned"]
+    expected = [
+        c for c in APPROVAL_REQUIREMENTS if c not in ("taper.planned", "clinician.licensed")
+    ]
     assert [u.code for u in refused.value.unmet] == expected
     assert len(expected) == 13
 
@@ -645,3 +670,51 @@ def test_session_dosing_needs_the_clearance_row_to_be_granted(clinic, granted):
         )
     unmet = evaluate(["session.dosing"], clinic.facts(case_id))
     assert [u.code for u in unmet] == ([] if granted else ["session.dosing"])
+
+
+# -- licences: valid through their expiry, today in the ``timezone`` setting ------
+
+
+def test_a_licence_expiring_today_still_lets_the_clinician_approve(clinic):
+    case_id = clinic.case_in("evaluation")
+    actor = licensed_in_ca_through(clinic, clinic.now.date())
+    assert clinic.fire(case_id, "approve", actor=actor).state == "delivery.awaiting_prescription"
+
+
+EARLY_UTC = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+"""2 November in UTC; still 1 November in Los Angeles, already 2 November in Kiritimati."""
+
+
+@pytest.mark.parametrize(
+    ("zone", "last_day", "licensed"),
+    [
+        ("UTC", date(2026, 11, 2), True),
+        ("UTC", date(2026, 11, 1), False),
+        ("America/Los_Angeles", date(2026, 11, 1), True),
+        ("America/Los_Angeles", date(2026, 10, 31), False),
+        ("Pacific/Kiritimati", date(2026, 11, 2), True),
+        ("Pacific/Kiritimati", date(2026, 11, 1), False),
+    ],
+)
+def test_today_is_read_in_the_timezone_setting(zone, last_day, licensed):
+    case = Case(id=1, patient_ref="p", patient_state="CA", state="evaluation", phase="evaluation")
+    actor = Actor(id=1, role="clinician", licenses=(License("CA", last_day),))
+    facts = CaseFacts(case=case, now=EARLY_UTC, actor=actor, rules=Settings(timezone=zone))
+    assert (GUARDS["clinician.licensed"](facts) is None) is licensed
+
+
+def test_a_licence_elsewhere_or_none_at_all_does_not_count():
+    case = Case(id=1, patient_ref="p", patient_state="CA", state="evaluation", phase="evaluation")
+    for actor in (
+        Actor(id=1, role="clinician", licenses=(License("TX"), License("NY", date(2030, 1, 1)))),
+        Actor(id=1, role="clinician"),
+        None,
+    ):
+        message = GUARDS["clinician.licensed"](CaseFacts(case=case, now=EARLY_UTC, actor=actor))
+        assert message is not None and "CA" in message
+
+
+def test_the_timezone_setting_must_be_an_iana_zone():
+    with pytest.raises(ValueError, match="IANA"):
+        Settings(timezone="Mars/Olympus_Mons")
+    assert Settings(timezone="America/Chicago").today(EARLY_UTC) == date(2026, 11, 1)
