@@ -1,4 +1,4 @@
-"""The medication list, interaction screenings and tapers.
+"""The medication list, interaction screenings and tapers (SPEC.md 4.3).
 
 Any change to the list bumps the case's ``medication_list_version``, which
 makes every earlier screening stale (``screening.interactions``).
@@ -6,9 +6,9 @@ makes every earlier screening stale (``screening.interactions``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from models.facts import InteractionScreening, Medication, Taper
 from models.schemas import (
@@ -18,11 +18,56 @@ from models.schemas import (
     TaperConfirm,
     TaperCreate,
 )
-from workflow import drugs
+from models.settings import settings
+from models.tables import AuditEvent, Case
+from workflow import drugs, safety
 from workflow.casefacts import CaseFacts
-from workflow.definition import Actor
-from workflow.errors import Conflict, ValidationFailed
+from workflow.definition import CLINICIAN, Actor
+from workflow.errors import Conflict, Forbidden, ValidationFailed
 from workflow.records import finish_write, get_record, open_write
+
+
+def _today(now: datetime) -> date:
+    return now.date()
+
+
+def _not_future(day: date, now: datetime, field: str) -> date:
+    if day > _today(now):
+        raise ValidationFailed.field((field,), f"{field} is in the future.")
+    return day
+
+
+def is_approved(session: Session, case_id: int) -> bool:
+    """Whether the case has an ``approve`` transition event."""
+    query = select(AuditEvent.id).where(
+        AuditEvent.case_id == case_id,
+        AuditEvent.kind == "transition",
+        AuditEvent.trigger == "approve",
+    )
+    return session.exec(query).first() is not None
+
+
+def _warn_if_interacting(
+    session: Session, case: Case, medication: Medication, now: datetime
+) -> None:
+    """A blocking-class medication added or made active on an approved case is an adverse event."""
+    blocking = drugs.blocking_classes(drugs.current_table(settings))
+    found = [c for c in medication.drug_classes if c in blocking]
+    if medication.status != "active" or not found or not is_approved(session, case.id or 0):
+        return
+    safety.record_system_event(
+        session,
+        case,
+        kind="other",
+        severity="moderate",
+        description=f"new interacting medication: {medication.name} ({', '.join(found)})",
+        now=now,
+    )
+
+
+def _classify(medication: Medication) -> None:
+    found = drugs.classes_of(medication, drugs.current_table(settings))
+    medication.drug_classes, medication.drug_class = list(found.drug_classes), found.drug_class
 
 
 def add_medication(
@@ -34,18 +79,31 @@ def add_medication(
     now: datetime,
     expected_version: int | None = None,
 ) -> Medication:
-    """Add a medication, classified from the drug table."""
+    """Add a medication, classified from the drug table; ``stopped`` if already stopped."""
     case = open_write(session, case_id, "medication", actor, expected_version)
+    stopped_on = None
+    if data.status == "stopped":
+        stopped_on = _not_future(data.stopped_on or _today(now), now, "stopped_on")
+    found = drugs.classify_name(data.name, drugs.current_table(settings))
     medication = Medication(
         case_id=case_id,
-        drug_class=drugs.classify(data.name),
+        drug_class=found.drug_class,
+        drug_classes=list(found.drug_classes),
         created_at=now,
         updated_at=now,
-        **data.model_dump(),
+        **data.model_dump(exclude={"stopped_on"}),
+        stopped_on=stopped_on,
     )
     changes = {"medication_list_version": case.medication_list_version + 1}
     finish_write(session, case, actor, now, "medication", medication, **changes)
+    _warn_if_interacting(session, case, medication, now)
     return medication
+
+
+def _guarded_classes(medication: Medication) -> list[str]:
+    table = drugs.current_table(settings)
+    found = drugs.classes_of(medication, table)
+    return [c for c in found.drug_classes if c in drugs.TAPER_CLASSES or table.is_watched(c)]
 
 
 def update_medication(
@@ -58,15 +116,75 @@ def update_medication(
     now: datetime,
     expected_version: int | None = None,
 ) -> Medication:
-    """Mark a medication active or stopped."""
+    """Mark a medication active or stopped; a clinician may classify an unknown name."""
     case = open_write(session, case_id, "medication_update", actor, expected_version)
     medication = get_record(session, case_id, Medication, medication_id)
+    before = (medication.status, medication.stopped_on, list(medication.drug_classes))
+    if data.drug_class is not None:
+        _set_class(medication, data, actor)
+    if data.status == "stopped" and medication.status != "stopped":
+        guarded = _guarded_classes(medication)
+        if guarded and actor.role != CLINICIAN:
+            raise Forbidden(
+                f"Only a clinician may stop {medication.name} ({', '.join(guarded)}): "
+                "a taper-required or blocking medication."
+            )
+        medication.stopped_on = _not_future(data.stopped_on or _today(now), now, "stopped_on")
+        medication.status = "stopped"
+    elif data.status == "active" and medication.status != "active":
+        medication.status, medication.stopped_on = "active", None
+        _end_tapers(session, medication, now)
+    elif data.status == "stopped" and data.stopped_on is not None:
+        medication.stopped_on = _not_future(data.stopped_on, now, "stopped_on")
+    _classify(medication)
     changes = {}
-    if medication.status != data.status:
-        medication.status, medication.updated_at = data.status, now
+    if (medication.status, medication.stopped_on, medication.drug_classes) != before:
+        medication.updated_at = now
         changes["medication_list_version"] = case.medication_list_version + 1
     finish_write(session, case, actor, now, "medication_update", medication, **changes)
+    if before[0] != "active" and medication.status == "active":
+        _warn_if_interacting(session, case, medication, now)
     return medication
+
+
+def _set_class(medication: Medication, data: MedicationUpdate, actor: Actor) -> None:
+    if actor.role != CLINICIAN:
+        raise Forbidden("Only a clinician may classify a medication.")
+    table = drugs.current_table(settings)
+    if data.drug_class not in table.interactions or data.drug_class == drugs.UNKNOWN:
+        known = ", ".join(c for c in table.interactions if c != drugs.UNKNOWN)
+        raise ValidationFailed.field(("drug_class",), f"drug_class must be one of: {known}.")
+    found = drugs.classify_name(medication.name, table)
+    if drugs.UNKNOWN not in found.drug_classes:
+        raise Conflict(
+            f"The drug table already classifies {medication.name!r} as "
+            f"{', '.join(found.drug_classes)}; a clinician classifies only unknown names."
+        )
+    table_classes = [c for c in found.drug_classes if c != drugs.UNKNOWN]
+    medication.drug_classes = list(dict.fromkeys([*table_classes, data.drug_class]))
+    medication.class_reason, medication.class_set_by = data.class_reason, actor.id
+
+
+def _end_tapers(session: Session, medication: Medication, now: datetime) -> None:
+    query = select(Taper).where(Taper.medication_id == medication.id, col(Taper.ended_at).is_(None))
+    for taper in session.exec(query).all():
+        taper.ended_at = now
+        session.add(taper)
+
+
+def last_taken(medications: list[Medication], tapers: list[Taper]) -> dict[int, date]:
+    """Each stopped medication's last dose: the later of ``stopped_on`` and its taper's."""
+    result: dict[int, date] = {}
+    for medication in medications:
+        days = [medication.stopped_on] + [
+            t.last_dose_on
+            for t in tapers
+            if t.medication_id == medication.id and t.confirmed_at and t.ended_at is None
+        ]
+        known = [d for d in days if d is not None]
+        if known and medication.id is not None:
+            result[medication.id] = max(known)
+    return result
 
 
 def screen_interactions(
@@ -78,10 +196,23 @@ def screen_interactions(
     now: datetime,
     expected_version: int | None = None,
 ) -> InteractionScreening:
-    """A clinician screens the active medication list against the interaction table."""
+    """A clinician screens the medication list against the current drug table.
+
+    Every medication is classified again first, so a name the table has since
+    learnt is no longer ``unknown``.
+    """
     case = open_write(session, case_id, "interaction_screening", actor, expected_version)
-    medications = CaseFacts(case=case, now=now, session=session).medications
-    findings, result = drugs.screen(medications)
+    facts = CaseFacts(case=case, now=now, session=session)
+    table = drugs.current_table(settings)
+    for medication in facts.medications:
+        _classify(medication)
+        session.add(medication)
+    findings, result = drugs.screen(
+        facts.medications,
+        today=_today(now),
+        last_taken=last_taken(facts.medications, facts.tapers),
+        table=table,
+    )
     screening = InteractionScreening(
         case_id=case_id,
         clinician_id=actor.id,
@@ -89,6 +220,7 @@ def screen_interactions(
         result=str(result),
         findings=findings,
         notes=data.notes,
+        drug_table_version=table.version,
         created_at=now,
     )
     finish_write(session, case, actor, now, "interaction_screening", screening)
@@ -109,10 +241,15 @@ def plan_taper(
     medication = session.get(Medication, data.medication_id)
     if medication is None or medication.case_id != case_id:
         raise ValidationFailed.field(("medication_id",), "No such medication on this case.")
-    if medication.status != "active":
-        raise Conflict(f"Medication {medication.id} is already stopped.")
+    if "antiseizure_benzodiazepine" in medication.drug_classes:
+        raise Conflict(
+            f"{medication.name} is taken for seizures: refer the patient, do not taper it."
+        )
     open_tapers = CaseFacts(case=case, now=now, session=session).tapers
-    if any(t.medication_id == medication.id and t.confirmed_at is None for t in open_tapers):
+    if any(
+        t.medication_id == medication.id and t.confirmed_at is None and t.ended_at is None
+        for t in open_tapers
+    ):
         raise Conflict(f"Medication {medication.id} already has a taper in progress.")
     taper = Taper(case_id=case_id, planned_by=actor.id, created_at=now, **data.model_dump())
     finish_write(session, case, actor, now, "taper", taper)
@@ -134,13 +271,16 @@ def confirm_taper(
     taper = get_record(session, case_id, Taper, taper_id)
     if taper.confirmed_at is not None:
         raise Conflict(f"Taper {taper_id} is already confirmed.")
-    if data.last_dose_on > now.date():
-        raise ValidationFailed.field(("last_dose_on",), "last_dose_on is in the future.")
-    taper.confirmed_at, taper.confirmed_by, taper.last_dose_on = now, actor.id, data.last_dose_on
+    if taper.ended_at is not None:
+        raise Conflict(f"Taper {taper_id} ended when its medication was made active again.")
+    last_dose_on = _not_future(data.last_dose_on, now, "last_dose_on")
     medication = get_record(session, case_id, Medication, taper.medication_id)
+    taper.confirmed_at, taper.confirmed_by, taper.last_dose_on = now, actor.id, last_dose_on
     changes = {}
     if medication.status != "stopped":
         medication.status, medication.updated_at = "stopped", now
         changes["medication_list_version"] = case.medication_list_version + 1
+    if medication.stopped_on is None or medication.stopped_on > last_dose_on:
+        medication.stopped_on = last_dose_on
     finish_write(session, case, actor, now, "taper_confirm", taper, **changes)
     return taper
