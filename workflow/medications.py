@@ -280,6 +280,7 @@ def confirm_taper(
     if medication.status != "stopped":
         medication.status, medication.updated_at = "stopped", now
         changes["medication_list_version"] = case.medication_list_version + 1
+    # The last dose is the stop date, unless an earlier one is recorded.
     if medication.stopped_on is None or medication.stopped_on > last_dose_on:
         medication.stopped_on = last_dose_on
     finish_write(session, case, actor, now, "taper_confirm", taper, **changes)

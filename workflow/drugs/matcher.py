@@ -81,11 +81,10 @@ def _near_misses(words: list[str], table: DrugTable) -> list[str]:
     for candidate in sorted(candidates, key=len, reverse=True):
         if len(candidate) < 3 or len(candidate) > _LONGEST_NEAR_MISS:
             continue
-        for length in range(len(candidate) - 2, len(candidate) + 3):
-            for name in table.watched.get(length, ()):
-                limit = 1 if min(len(name), len(candidate)) < 5 else 2
-                if name not in found and within(candidate, name, limit):
-                    found.append(name)
+        for name in table.resembling(candidate):
+            limit = 1 if min(len(name), len(candidate)) < 5 else 2
+            if name not in found and within(candidate, name, limit):
+                found.append(name)
     return found
 
 

@@ -72,8 +72,9 @@ class DrugTable:
     compact_names: dict[str, NameRow] = field(default_factory=dict)
     """Keyed by the name's letters and digits without spaces: "oxy-codone" finds oxycodone."""
     longest: int = 1
-    watched: dict[int, list[str]] = field(default_factory=dict)
-    """Compact taper-required and blocking names by length, for the near-miss check."""
+    watched: dict[str, list[str]] = field(default_factory=dict)
+    """Every string two deletions or fewer away from a compact taper-required or blocking
+    name, to that name: two strings within Damerau-Levenshtein distance 2 share one."""
 
     def order(self, drug_class: str) -> int:
         return list(self.interactions).index(drug_class)
@@ -86,8 +87,22 @@ class DrugTable:
         """Whether a class is taper-required or blocking."""
         return RANK[self.severity(drug_class)] >= RANK[Severity.TAPER_REQUIRED]
 
-    def watched_names(self) -> list[str]:
-        return [name for names in self.watched.values() for name in names]
+    def resembling(self, text: str) -> list[str]:
+        """Watched names that may lie within distance 2 of ``text`` (to be verified)."""
+        found: dict[str, None] = {}
+        for variant in deletions(text):
+            found.update(dict.fromkeys(self.watched.get(variant, ())))
+        return list(found)
+
+
+def deletions(text: str, depth: int = 2) -> set[str]:
+    """``text`` and every string made from it by deleting up to ``depth`` characters."""
+    found = {text}
+    frontier = {text}
+    for _ in range(depth):
+        frontier = {s[:i] + s[i + 1 :] for s in frontier for i in range(len(s))}
+        found |= frontier
+    return found
 
 
 def _read(directory: Path | None, filename: str) -> str:
@@ -146,7 +161,10 @@ def parse(names_text: str, interactions_text: str) -> DrugTable:
         table.longest = max(table.longest, len(words))
         if any(RANK[interactions[c].severity] >= RANK[Severity.TAPER_REQUIRED] for c in classes):
             name = compact(words)
-            table.watched.setdefault(len(name), []).append(name)
+            for variant in deletions(name):
+                names = table.watched.setdefault(variant, [])
+                if name not in names:
+                    names.append(name)
     return table
 
 
