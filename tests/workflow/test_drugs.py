@@ -466,3 +466,45 @@ def test_a_stopped_taper_or_caution_medication_is_not_screened() -> None:
         Med(2, "Adderall", "stopped", today),
     ]
     assert screen(meds, today=today) == ([], ScreeningResult.CLEAR)
+
+
+# The names issue 11 found missing or misclassified, each with the class it must get.
+ISSUE_NAMES = [
+    ("meperidine", "opioid"),
+    ("Opana", "opioid"),
+    ("kratom", "opioid"),
+    ("linezolid", "maoi"),
+    ("methylene blue", "maoi"),
+    ("rasagiline", "maoi"),
+    ("amantadine", "nmda_antagonist"),
+    ("sodium oxybate", "cns_depressant"),
+    ("phenobarbital", "cns_depressant"),
+    ("butalbital", "cns_depressant"),
+    ("Theo-24", "methylxanthine"),
+    ("esketamine", "ketamine"),
+    ("Spravato", "ketamine"),
+    ("clobazam", "antiseizure_benzodiazepine"),
+    ("Onfi", "antiseizure_benzodiazepine"),
+    ("Nayzilam", "antiseizure_benzodiazepine"),
+    ("Valtoco", "antiseizure_benzodiazepine"),
+    ("Diastat", "antiseizure_benzodiazepine"),
+    ("midazolam", "benzodiazepine"),
+    ("Loreev XR", "benzodiazepine"),
+    ("Niravam", "benzodiazepine"),
+    ("trazodone", "sedating"),
+    ("mirtazapine", "sedating"),
+    ("quetiapine", "sedating"),
+    ("Belsomra", "sedating"),
+    ("clarithromycin", "cyp3a4_inhibitor"),
+    ("Paxlovid", "cyp3a4_inhibitor"),
+    ("gabapentin", "gabapentinoid"),
+    ("Lyrica", "gabapentinoid"),
+    ("lisinopril", "no_known_interaction"),
+    ("atorvastatin", "no_known_interaction"),
+    ("metformin", "no_known_interaction"),
+]
+
+
+@pytest.mark.parametrize(("name", "drug_class"), ISSUE_NAMES)
+def test_the_names_the_issue_found_missing(name: str, drug_class: str) -> None:
+    assert classify(name) == drug_class
