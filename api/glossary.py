@@ -39,6 +39,12 @@ FIELDS: dict[str, str] = {
     "UserCreated.token": "The bearer token, shown this once; only its hash is stored.",
     "token": "A bearer token, shown this once; only its hash is stored.",
     "active": "False once the user is deactivated: the token then gets a 401.",
+    "drug_table_version": "The version of the drug table the screening classified against.",
+    "drug_classes": "Every drug class the name contains (a combination product has several).",
+    "stopped_on": "The day the patient stopped taking it (YYYY-MM-DD).",
+    "class_reason": "Why a clinician set the class of a name the drug table does not know.",
+    "class_set_by": "The clinician who set the class by hand, if one did.",
+    "ended_at": "When the taper was ended because its medication was made active again.",
     "licenses": "The clinician's licences: a US state and, optionally, the last day it is valid.",
     "user_id": "The id of the user this event is about.",
     # cases

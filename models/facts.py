@@ -66,7 +66,13 @@ class Medication(SQLModel, table=True):
     dose: str | None = Field(default=None, max_length=100)
     frequency: str | None = Field(default=None, max_length=100)
     drug_class: str = Field(max_length=40)
+    drug_classes: list[str] = Field(default_factory=list, sa_type=JSON)
+    """Every class the name contains (a combination product has several)."""
     status: str = Field(default="active", max_length=10)
+    stopped_on: date | None = None
+    class_reason: str | None = Field(default=None, max_length=4000)
+    """Why a clinician assigned the class of a name the drug table does not know."""
+    class_set_by: int | None = None
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 
@@ -83,6 +89,7 @@ class InteractionScreening(SQLModel, table=True):
     result: str = Field(max_length=10)
     findings: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     notes: str | None = Field(default=None, max_length=4000)
+    drug_table_version: str | None = Field(default=None, max_length=40)
     created_at: datetime = timestamp_field()
 
 
@@ -99,6 +106,8 @@ class Taper(SQLModel, table=True):
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     confirmed_by: int | None = None
     last_dose_on: date | None = None
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """Set when the medication is made active again: the taper no longer counts."""
     created_at: datetime = timestamp_field()
 
 

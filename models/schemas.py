@@ -155,14 +155,55 @@ class AssessmentCreate(Body):
         return self
 
 
+MedicationStatus = Literal["active", "stopped"]
+DrugClass = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")]
+
+
 class MedicationCreate(Body):
     name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     dose: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
     frequency: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
+    status: MedicationStatus = Field(
+        default="active", description="`stopped` for a medication the patient already stopped."
+    )
+    stopped_on: date | None = Field(
+        default=None, description="When a `stopped` medication was last taken (default today)."
+    )
+
+    @model_validator(mode="after")
+    def _stopped_on(self) -> Self:
+        if self.stopped_on is not None and self.status != "stopped":
+            raise ValueError("stopped_on is only for a medication with status 'stopped'")
+        return self
 
 
 class MedicationUpdate(Body):
-    status: Literal["active", "stopped"]
+    status: MedicationStatus | None = Field(default=None, description="`active` or `stopped`.")
+    stopped_on: date | None = Field(
+        default=None, description="With status `stopped`: the last day taken (default today)."
+    )
+    drug_class: DrugClass | None = Field(
+        default=None,
+        description="Clinician only: the class of a name the drug table does not know.",
+        examples=["no_known_interaction"],
+    )
+    class_reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4000,
+        pattern=NO_NUL,
+        description="Why the clinician assigns `drug_class` (required with it).",
+    )
+
+    @model_validator(mode="after")
+    def _fields(self) -> Self:
+        if self.status is None and self.drug_class is None:
+            raise ValueError("send a status, or a drug_class with a class_reason")
+        if self.stopped_on is not None and self.status != "stopped":
+            raise ValueError("stopped_on is only for status 'stopped'")
+        if (self.drug_class is None) != (self.class_reason is None):
+            raise ValueError("drug_class and class_reason go together")
+        return self
 
 
 class ScreeningCreate(Body):

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     """An ISI this far above baseline after the first dose records worsened insomnia."""
     phq9_item9_min: int = Field(default=1, ge=0)
     """A PHQ-9 item 9 at or above this records suicidal ideation."""
+    screening_valid_days: float = Field(default=30, gt=0)
+    """An interaction screening counts for screening.interactions for at most this long."""
+    drug_table_dir: str | None = None
+    """A directory holding drug_names.csv and interactions.csv; default: the packaged table."""
     clock_skew_seconds: int = Field(default=60, ge=0)
     """How far past the server's clock a client's timestamp may be before it is "future"."""
 

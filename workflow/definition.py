@@ -86,6 +86,7 @@ APPROVAL_REQUIREMENTS = (
     "contraindication.hypertension",
     "contraindication.psychosis",
     "contraindication.respiratory",
+    "medications.classified",
     "screening.interactions",
     "taper.planned",
 )

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from workflow import drugs
 from workflow.casefacts import CaseFacts
 from workflow.drugs import TAPER_CLASSES
 
@@ -93,8 +94,27 @@ def first_dosing_at(facts: CaseFacts) -> datetime | None:
     return None if dosing is None else dosing.first
 
 
+def _classes(medication: Any) -> list[str]:
+    return list(medication.drug_classes or [medication.drug_class])
+
+
 def _taper_meds(facts: CaseFacts) -> list[Any]:
-    return [m for m in facts.medications if m.drug_class in TAPER_CLASSES]
+    return [m for m in facts.medications if TAPER_CLASSES & set(_classes(m))]
+
+
+def _live_tapers(facts: CaseFacts) -> list[Any]:
+    """Tapers not ended by their medication being made active again."""
+    return [t for t in facts.tapers if getattr(t, "ended_at", None) is None]
+
+
+def last_taken(facts: CaseFacts, medication: Any) -> date | None:
+    """The later of a medication's ``stopped_on`` and its confirmed taper's ``last_dose_on``."""
+    days = [medication.stopped_on] + [
+        t.last_dose_on
+        for t in _live_tapers(facts)
+        if t.medication_id == medication.id and t.confirmed_at is not None
+    ]
+    return max((d for d in days if d is not None), default=None)
 
 
 # -- evaluation --------------------------------------------------------------
@@ -247,22 +267,44 @@ def respiratory(facts: CaseFacts) -> str | None:
 # -- medications -------------------------------------------------------------
 
 
+@requirement("medications.classified")
+def medications_classified(facts: CaseFacts) -> str | None:
+    table = drugs.current_table(facts.rules)
+    unknown = []
+    for medication in facts.medications:
+        if medication.status != "active":
+            continue
+        found = drugs.classes_of(medication, table)
+        if drugs.UNKNOWN in found.drug_classes:
+            why = f" ({'; '.join(found.notes)})" if found.notes else ""
+            unknown.append(f"{medication.name}{why}")
+    if not unknown:
+        return None
+    names = ", ".join(unknown)
+    return f"A clinician must classify the medications the drug table does not know: {names}."
+
+
 @requirement("screening.interactions")
 def interactions_screened(facts: CaseFacts) -> str | None:
-    screening = current_screening(facts)
-    if screening is None:
-        if facts.latest_screening is not None:
-            return "The medication list changed since the last screening: screen it again."
+    latest = facts.latest_screening
+    if latest is None:
         return "A clinician must screen the medication list for interactions."
-    if screening.result == "blocked":
-        blocking = [f["medication"] for f in screening.findings if f["severity"] == "blocking"]
-        return f"The interaction screening is blocked by: {', '.join(blocking)}."
+    if latest.medication_list_version != facts.case.medication_list_version:
+        return "The medication list changed since the last screening: screen it again."
+    if latest.drug_table_version != drugs.current_table(facts.rules).version:
+        return "The drug table changed since the last screening: screen the list again."
+    days = facts.rules.screening_valid_days
+    if latest.created_at < facts.now - timedelta(days=days):
+        return f"The last interaction screening is more than {days:g} days old: screen again."
+    if latest.result == "blocked":
+        blocking = [f["medication"] for f in latest.findings if f["severity"] == "blocking"]
+        return f"The interaction screening is blocked by: {', '.join(dict.fromkeys(blocking))}."
     return None
 
 
 @requirement("taper.planned")
 def taper_planned(facts: CaseFacts) -> str | None:
-    planned = {t.medication_id for t in facts.tapers}
+    planned = {t.medication_id for t in _live_tapers(facts)}
     missing = [m.name for m in _taper_meds(facts) if m.status == "active" and m.id not in planned]
     if not missing:
         return None
@@ -271,11 +313,35 @@ def taper_planned(facts: CaseFacts) -> str | None:
 
 @requirement("taper.confirmed")
 def taper_confirmed(facts: CaseFacts) -> str | None:
-    confirmed = {t.medication_id for t in facts.tapers if t.confirmed_at is not None}
+    confirmed = {t.medication_id for t in _live_tapers(facts) if t.confirmed_at is not None}
     missing = [m.name for m in _taper_meds(facts) if m.id not in confirmed or m.status == "active"]
     if not missing:
         return None
     return f"A clinician must confirm the taper is complete for: {', '.join(missing)}."
+
+
+@requirement("taper.washout")
+def taper_washout(facts: CaseFacts) -> str | None:
+    table = drugs.current_table(facts.rules)
+    today = facts.now.date()
+    waiting = []
+    for medication in facts.medications:
+        found = drugs.classes_of(medication, table)
+        watched = [c for c in found.drug_classes if c in TAPER_CLASSES or table.is_watched(c)]
+        if not watched:
+            continue
+        if medication.status == "active":
+            waiting.append(f"{medication.name} (still taken)")
+            continue
+        last = last_taken(facts, medication)
+        if last is None:
+            waiting.append(f"{medication.name} (no stop date recorded)")
+        elif last + timedelta(days=found.washout_days) > today:
+            ends = last + timedelta(days=found.washout_days)
+            waiting.append(f"{medication.name} (last taken {last}, washout ends {ends})")
+    if not waiting:
+        return None
+    return f"Wait for the washout of: {', '.join(waiting)}."
 
 
 @requirement("clinician.licensed")

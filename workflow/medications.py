@@ -1,4 +1,4 @@
-"""The medication list, interaction screenings and tapers.
+"""The medication list, interaction screenings and tapers (SPEC.md 4.3).
 
 Any change to the list bumps the case's ``medication_list_version``, which
 makes every earlier screening stale (``screening.interactions``).
@@ -6,7 +6,9 @@ makes every earlier screening stale (``screening.interactions``).
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date, datetime
+
+from sqlmodel import Session, col, select
 
 from models.facts import InteractionScreening, Medication, Taper
 from models.schemas import (
@@ -16,53 +18,189 @@ from models.schemas import (
     TaperConfirm,
     TaperCreate,
 )
-from workflow import drugs
-from workflow.errors import Conflict, ValidationFailed
+from models.settings import settings
+from models.tables import AuditEvent
+from workflow import drugs, safety
+from workflow.definition import CLINICIAN, Actor
+from workflow.errors import Conflict, Forbidden, ValidationFailed
 from workflow.records import get_record
 from workflow.unit import CaseWrite, writes
 
 
+def _today(now: datetime) -> date:
+    return now.date()
+
+
+def _not_future(day: date, now: datetime, field: str) -> date:
+    if day > _today(now):
+        raise ValidationFailed.field((field,), f"{field} is in the future.")
+    return day
+
+
+def is_approved(session: Session, case_id: int) -> bool:
+    """Whether the case has an ``approve`` transition event."""
+    query = select(AuditEvent.id).where(
+        AuditEvent.case_id == case_id,
+        AuditEvent.kind == "transition",
+        AuditEvent.trigger == "approve",
+    )
+    return session.exec(query).first() is not None
+
+
+def _warn_if_interacting(write: CaseWrite, medication: Medication) -> None:
+    """A blocking-class medication added or made active on an approved case is an adverse event."""
+    blocking = drugs.blocking_classes(drugs.current_table(settings))
+    found = [c for c in medication.drug_classes if c in blocking]
+    if medication.status != "active" or not found or not is_approved(write.session, write.case_id):
+        return
+    safety.record_system_event(
+        write,
+        kind="other",
+        severity="moderate",
+        description=f"new interacting medication: {medication.name} ({', '.join(found)})",
+    )
+
+
+def _classify(medication: Medication) -> None:
+    found = drugs.classes_of(medication, drugs.current_table(settings))
+    medication.drug_classes, medication.drug_class = list(found.drug_classes), found.drug_class
+
+
 @writes("medication")
 def add_medication(write: CaseWrite, *, data: MedicationCreate) -> Medication:
-    """Add a medication, classified from the drug table."""
+    """Add a medication, classified from the drug table; ``stopped`` if already stopped."""
+    _session, case, case_id = write.session, write.case, write.case_id
+    _actor, now = write.actor, write.now
+    stopped_on = None
+    if data.status == "stopped":
+        stopped_on = _not_future(data.stopped_on or _today(now), now, "stopped_on")
+    found = drugs.classify_name(data.name, drugs.current_table(settings))
     medication = Medication(
-        case_id=write.case_id,
-        drug_class=drugs.classify(data.name),
-        created_at=write.now,
-        updated_at=write.now,
-        **data.model_dump(),
+        case_id=case_id,
+        drug_class=found.drug_class,
+        drug_classes=list(found.drug_classes),
+        created_at=now,
+        updated_at=now,
+        **data.model_dump(exclude={"stopped_on"}),
+        stopped_on=stopped_on,
     )
-    changes: dict[str, Any] = {"medication_list_version": write.case.medication_list_version + 1}
-    write.record("medication", medication, **changes)
+    changes = {"medication_list_version": case.medication_list_version + 1}
+    write.record("medication", medication, changes)
+    _warn_if_interacting(write, medication)
     return medication
+
+
+def _guarded_classes(medication: Medication) -> list[str]:
+    table = drugs.current_table(settings)
+    found = drugs.classes_of(medication, table)
+    return [c for c in found.drug_classes if c in drugs.TAPER_CLASSES or table.is_watched(c)]
 
 
 @writes("medication_update")
 def update_medication(
     write: CaseWrite, *, medication_id: int, data: MedicationUpdate
 ) -> Medication:
-    """Mark a medication active or stopped."""
-    medication = get_record(write.session, write.case_id, Medication, medication_id)
-    changes: dict[str, Any] = {}
-    if medication.status != data.status:
-        medication.status, medication.updated_at = data.status, write.now
-        changes["medication_list_version"] = write.case.medication_list_version + 1
-    write.record("medication_update", medication, **changes)
+    """Mark a medication active or stopped; a clinician may classify an unknown name."""
+    session, case, case_id = write.session, write.case, write.case_id
+    actor, now = write.actor, write.now
+    medication = get_record(session, case_id, Medication, medication_id)
+    before = (medication.status, medication.stopped_on, list(medication.drug_classes))
+    if data.drug_class is not None:
+        _set_class(medication, data, actor)
+    if data.status == "stopped" and medication.status != "stopped":
+        guarded = _guarded_classes(medication)
+        if guarded and actor.role != CLINICIAN:
+            raise Forbidden(
+                f"Only a clinician may stop {medication.name} ({', '.join(guarded)}): "
+                "a taper-required or blocking medication."
+            )
+        medication.stopped_on = _not_future(data.stopped_on or _today(now), now, "stopped_on")
+        medication.status = "stopped"
+    elif data.status == "active" and medication.status != "active":
+        medication.status, medication.stopped_on = "active", None
+        _end_tapers(session, medication, now)
+    elif data.status == "stopped" and data.stopped_on is not None:
+        medication.stopped_on = _not_future(data.stopped_on, now, "stopped_on")
+    _classify(medication)
+    changes = {}
+    if (medication.status, medication.stopped_on, medication.drug_classes) != before:
+        medication.updated_at = now
+        changes["medication_list_version"] = case.medication_list_version + 1
+    write.record("medication_update", medication, changes)
+    if before[0] != "active" and medication.status == "active":
+        _warn_if_interacting(write, medication)
     return medication
+
+
+def _set_class(medication: Medication, data: MedicationUpdate, actor: Actor) -> None:
+    if actor.role != CLINICIAN:
+        raise Forbidden("Only a clinician may classify a medication.")
+    table = drugs.current_table(settings)
+    if data.drug_class not in table.interactions or data.drug_class == drugs.UNKNOWN:
+        known = ", ".join(c for c in table.interactions if c != drugs.UNKNOWN)
+        raise ValidationFailed.field(("drug_class",), f"drug_class must be one of: {known}.")
+    found = drugs.classify_name(medication.name, table)
+    if drugs.UNKNOWN not in found.drug_classes:
+        raise Conflict(
+            f"The drug table already classifies {medication.name!r} as "
+            f"{', '.join(found.drug_classes)}; a clinician classifies only unknown names."
+        )
+    table_classes = [c for c in found.drug_classes if c != drugs.UNKNOWN]
+    medication.drug_classes = list(dict.fromkeys([*table_classes, data.drug_class]))
+    medication.class_reason, medication.class_set_by = data.class_reason, actor.id
+
+
+def _end_tapers(session: Session, medication: Medication, now: datetime) -> None:
+    query = select(Taper).where(Taper.medication_id == medication.id, col(Taper.ended_at).is_(None))
+    for taper in session.exec(query).all():
+        taper.ended_at = now
+        session.add(taper)
+
+
+def last_taken(medications: list[Medication], tapers: list[Taper]) -> dict[int, date]:
+    """Each stopped medication's last dose: the later of ``stopped_on`` and its taper's."""
+    result: dict[int, date] = {}
+    for medication in medications:
+        days = [medication.stopped_on] + [
+            t.last_dose_on
+            for t in tapers
+            if t.medication_id == medication.id and t.confirmed_at and t.ended_at is None
+        ]
+        known = [d for d in days if d is not None]
+        if known and medication.id is not None:
+            result[medication.id] = max(known)
+    return result
 
 
 @writes("interaction_screening")
 def screen_interactions(write: CaseWrite, *, data: ScreeningCreate) -> InteractionScreening:
-    """A clinician screens the active medication list against the interaction table."""
-    findings, result = drugs.screen(write.facts.medications)
+    """A clinician screens the medication list against the current drug table.
+
+    Every medication is classified again first, so a name the table has since
+    learnt is no longer ``unknown``.
+    """
+    session, case, case_id = write.session, write.case, write.case_id
+    actor, now = write.actor, write.now
+    facts = write.facts
+    table = drugs.current_table(settings)
+    for medication in facts.medications:
+        _classify(medication)
+        session.add(medication)
+    findings, result = drugs.screen(
+        facts.medications,
+        today=_today(now),
+        last_taken=last_taken(facts.medications, facts.tapers),
+        table=table,
+    )
     screening = InteractionScreening(
-        case_id=write.case_id,
-        clinician_id=write.actor.id,
-        medication_list_version=write.case.medication_list_version,
+        case_id=case_id,
+        clinician_id=actor.id,
+        medication_list_version=case.medication_list_version,
         result=str(result),
         findings=findings,
         notes=data.notes,
-        created_at=write.now,
+        drug_table_version=table.version,
+        created_at=now,
     )
     write.record("interaction_screening", screening)
     return screening
@@ -71,17 +209,22 @@ def screen_interactions(write: CaseWrite, *, data: ScreeningCreate) -> Interacti
 @writes("taper")
 def plan_taper(write: CaseWrite, *, data: TaperCreate) -> Taper:
     """A clinician plans the taper of a medication on the case's list."""
-    medication = write.session.get(Medication, data.medication_id)
-    if medication is None or medication.case_id != write.case_id:
+    session, _case, case_id = write.session, write.case, write.case_id
+    actor, now = write.actor, write.now
+    medication = session.get(Medication, data.medication_id)
+    if medication is None or medication.case_id != case_id:
         raise ValidationFailed.field(("medication_id",), "No such medication on this case.")
-    if medication.status != "active":
-        raise Conflict(f"Medication {medication.id} is already stopped.")
+    if "antiseizure_benzodiazepine" in medication.drug_classes:
+        raise Conflict(
+            f"{medication.name} is taken for seizures: refer the patient, do not taper it."
+        )
     open_tapers = write.facts.tapers
-    if any(t.medication_id == medication.id and t.confirmed_at is None for t in open_tapers):
+    if any(
+        t.medication_id == medication.id and t.confirmed_at is None and t.ended_at is None
+        for t in open_tapers
+    ):
         raise Conflict(f"Medication {medication.id} already has a taper in progress.")
-    taper = Taper(
-        case_id=write.case_id, planned_by=write.actor.id, created_at=write.now, **data.model_dump()
-    )
+    taper = Taper(case_id=case_id, planned_by=actor.id, created_at=now, **data.model_dump())
     write.record("taper", taper)
     return taper
 
@@ -89,18 +232,22 @@ def plan_taper(write: CaseWrite, *, data: TaperCreate) -> Taper:
 @writes("taper_confirm")
 def confirm_taper(write: CaseWrite, *, taper_id: int, data: TaperConfirm) -> Taper:
     """A clinician confirms a taper complete; the medication is stopped."""
-    now = write.now
-    taper = get_record(write.session, write.case_id, Taper, taper_id)
+    session, case, case_id = write.session, write.case, write.case_id
+    actor, now = write.actor, write.now
+    taper = get_record(session, case_id, Taper, taper_id)
     if taper.confirmed_at is not None:
         raise Conflict(f"Taper {taper_id} is already confirmed.")
-    if data.last_dose_on > now.date():
-        raise ValidationFailed.field(("last_dose_on",), "last_dose_on is in the future.")
-    taper.confirmed_at, taper.confirmed_by = now, write.actor.id
-    taper.last_dose_on = data.last_dose_on
-    medication = get_record(write.session, write.case_id, Medication, taper.medication_id)
-    changes: dict[str, Any] = {}
+    if taper.ended_at is not None:
+        raise Conflict(f"Taper {taper_id} ended when its medication was made active again.")
+    last_dose_on = _not_future(data.last_dose_on, now, "last_dose_on")
+    medication = get_record(session, case_id, Medication, taper.medication_id)
+    taper.confirmed_at, taper.confirmed_by, taper.last_dose_on = now, actor.id, last_dose_on
+    changes = {}
     if medication.status != "stopped":
         medication.status, medication.updated_at = "stopped", now
-        changes["medication_list_version"] = write.case.medication_list_version + 1
-    write.record("taper_confirm", taper, **changes)
+        changes["medication_list_version"] = case.medication_list_version + 1
+    # The last dose is the stop date, unless an earlier one is recorded.
+    if medication.stopped_on is None or medication.stopped_on > last_dose_on:
+        medication.stopped_on = last_dose_on
+    write.record("taper_confirm", taper, changes)
     return taper

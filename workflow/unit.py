@@ -76,12 +76,17 @@ class CaseWrite:
         return record_id(self.case)
 
     def record(
-        self, fact: str, record: SQLModel, *, actor: Actor | None = None, **case_changes: Any
+        self,
+        fact: str,
+        record: SQLModel,
+        changes: dict[str, Any] | None = None,
+        *,
+        actor: Actor | None = None,
     ) -> None:
-        """Store ``record``, bump the case, append the audit event and tell the hooks."""
+        """Store ``record``, write ``changes`` to the case and bump it, audit it, tell the hooks."""
         self.session.add(record)
         self.session.flush()
-        save_case(self.session, self.case, self.now, **case_changes)
+        save_case(self.session, self.case, self.now, **(changes or {}))
         append_event(
             self.session,
             self.case,

@@ -26,13 +26,16 @@ from workflow import medications, records
 router = APIRouter(
     prefix="/api/v1/cases/{case_id}",
     tags=["medications"],
-    responses=problem_responses(401, 404, 422, 503),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 
 
 @router.post("/medications", status_code=201, responses=write_responses(201))
 def add_medication(data: MedicationCreate, write: CaseWrite) -> Medication:
-    """Add a medication; its `drug_class` comes from the drug table. Screenings go stale."""
+    """Add a medication, classified from the drug table (`drug_classes`, and `drug_class` the
+    most severe). Send `status` `stopped` with `stopped_on` for one already stopped. A
+    blocking-class medication added on an approved case records an adverse event. Screenings
+    go stale."""
     return write(medications.add_medication, data=data)
 
 
@@ -48,7 +51,10 @@ def update_medication(
     data: MedicationUpdate,
     write: CaseWrite,
 ) -> Medication:
-    """Mark a medication `active` or `stopped` (200)."""
+    """Mark a medication `active` or `stopped` (with `stopped_on`, default today), or, as a
+    clinician, classify a name the drug table does not know (`drug_class`, `class_reason`).
+    A coordinator may not stop a taper-required or blocking medication (403). Making one
+    active again clears `stopped_on` and ends its earlier taper (200)."""
     return write(medications.update_medication, medication_id=medication_id, data=data)
 
 

@@ -113,8 +113,16 @@ def test_collections_read_back_newest_last(api: Api):
     assert scores == [5, 7, 9]
     med = api.post("coordinator", case_url(case_id, "/medications"), {"name": "Ambien"})
     assert med["drug_class"] == "z_drug" and med["status"] == "active"
-    response = api.call(
+    # SPEC.md 4.3: only a clinician may stop a taper-required or blocking medication.
+    api.call(
         "coordinator",
+        "PATCH",
+        case_url(case_id, f"/medications/{med['id']}"),
+        json={"status": "stopped"},
+        expect=403,
+    )
+    response = api.call(
+        "clinician",
         "PATCH",
         case_url(case_id, f"/medications/{med['id']}"),
         json={"status": "stopped"},

@@ -296,14 +296,19 @@ class Clinic:
         )
 
     def set_med_status(
-        self, case_id: int, medication_id: int | None, status: MedicationStatus
+        self,
+        case_id: int,
+        medication_id: int | None,
+        status: MedicationStatus,
+        actor: Actor | None = None,
+        stopped_on: date | None = None,
     ) -> Medication:
         return self.call(
             medications.update_medication,
             case_id=case_id,
             medication_id=medication_id,
-            data=MedicationUpdate(status=status),
-            actor=self.coordinator,
+            data=MedicationUpdate(status=status, stopped_on=stopped_on),
+            actor=actor or self.coordinator,
         )
 
     def screen(self, case_id: int, actor: Actor | None = None) -> InteractionScreening:

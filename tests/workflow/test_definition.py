@@ -75,6 +75,7 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
             "contraindication.hypertension",
             "contraindication.psychosis",
             "contraindication.respiratory",
+            "medications.classified",
             "screening.interactions",
             "taper.planned",
         ],

@@ -42,9 +42,11 @@ SPEC_CODES = {
     "contraindication.hypertension",
     "contraindication.psychosis",
     "contraindication.respiratory",
+    "medications.classified",
     "screening.interactions",
     "taper.planned",
     "taper.confirmed",
+    "taper.washout",
     "clinician.licensed",
     "session.preparation",
     "session.dosing",
@@ -155,7 +157,7 @@ def prescribe_with_taper_unconfirmed(clinic: Clinic) -> Attempt:
 def prescribe_after_stopping_without_taper(clinic: Clinic) -> Attempt:
     case_id = clinic.case_in("delivery.awaiting_prescription")
     medication = clinic.add_med(case_id, "Ambien")
-    clinic.set_med_status(case_id, medication.id, "stopped")
+    clinic.set_med_status(case_id, medication.id, "stopped", actor=clinic.clinician)
     clinic.screen(case_id)
     return Attempt(case_id, "prescribe")
 
@@ -328,6 +330,12 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
     ),
     ("screening.interactions", "blocked by an opioid", approve_after(add_and_screen("oxycodone"))),
     ("screening.interactions", "blocked by an MAOI", approve_after(add_and_screen("phenelzine"))),
+    (
+        "medications.classified",
+        "a name the table does not know",
+        approve_after(add_and_screen("Frobnitol 5 mg")),
+    ),
+    ("medications.classified", "a near miss", approve_after(add_and_screen("alprazolm"))),
     ("taper.planned", "active benzodiazepine", approve_after(add_and_screen("Xanax 0.5 mg"))),
     ("taper.planned", "active Z-drug", approve_after(add_and_screen("Ambien"))),
     ("clinician.licensed", "approver licensed only in TX", approve_as_tx_clinician),
@@ -375,16 +383,22 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
 ]
 
 
+# Required by the ONGOING set of SPEC.md 3.2, which the dosing work adds at merge; its
+# rules are tested in tests/workflow/test_medications.py.
+NOT_YET_REQUIRED = {"taper.washout"}
+
+
 def test_the_guards_are_exactly_the_spec_codes():
     assert set(GUARDS) == SPEC_CODES
-    assert len(SPEC_CODES) == 21
+    assert len(SPEC_CODES) == 23
 
 
 def test_every_code_is_required_by_some_trigger_and_has_a_scenario():
     required = {code for t in TRIGGER_BY_NAME.values() for code in t.requires}
-    assert required == SPEC_CODES
+    assert required == SPEC_CODES - NOT_YET_REQUIRED
     # history.recorded cannot be the only unmet code: see the test below.
-    assert {code for code, _, _ in SCENARIOS} == SPEC_CODES - {"history.recorded"}
+    expected = SPEC_CODES - {"history.recorded"} - NOT_YET_REQUIRED
+    assert {code for code, _, _ in SCENARIOS} == expected
 
 
 @pytest.mark.parametrize(
@@ -428,8 +442,11 @@ def test_approve_on_an_empty_case_reports_every_requirement_at_once(clinic):
     with pytest.raises(TransitionBlocked) as refused:
         clinic.fire(case_id, "approve")
 
+    # An empty list has nothing to classify and nothing to taper; the clinician is licensed.
     expected = [
-        c for c in APPROVAL_REQUIREMENTS if c not in ("taper.planned", "clinician.licensed")
+        c
+        for c in APPROVAL_REQUIREMENTS
+        if c not in {"taper.planned", "medications.classified", "clinician.licensed"}
     ]
     assert [u.code for u in refused.value.unmet] == expected
     assert len(expected) == 13

@@ -82,7 +82,11 @@ WRITES: dict[str, tuple[str, Callable[[Clinic, int], dict], Callable[..., Any], 
     ),
     "medication_update": (
         "evaluation",
-        lambda c, i: {"medication_id": _med(c, i), "data": MedicationUpdate(status="stopped")},
+        # Only a clinician may stop a taper-required or blocking medication: stop another.
+        lambda c, i: {
+            "medication_id": _med(c, i, "sertraline"),
+            "data": MedicationUpdate(status="stopped"),
+        },
         medications.update_medication,
         "coordinator",
     ),

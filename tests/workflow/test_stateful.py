@@ -71,7 +71,7 @@ from models.schemas import (
 from models.tables import Case
 from tests.conftest import add_user
 from tests.workflow.conftest import ELIGIBLE_HISTORY, MedicationStatus, body_for
-from workflow import cases, dosing, medications, records
+from workflow import cases, dosing, drugs, medications, records
 from workflow.definition import (
     ACTIVE_STATES,
     TRIGGER_BY_NAME,
@@ -167,18 +167,30 @@ CATCH_UP: dict[str, tuple[str, ...]] = {
     "contraindication.hypertension": ("history", "vital"),
     "contraindication.psychosis": HISTORY,
     "contraindication.respiratory": HISTORY,
+    "medications.classified": ("classify",),
     "screening.interactions": ("screen",),
     "taper.planned": ("tapers",),
     "taper.confirmed": ("tapers", "screen"),
+    "taper.washout": ("tapers",),
     "clinician.licensed": (),
     "session.preparation": ("dose",),
     "session.dosing": ("dose",),
     "session.integration": ("dose",),
     "adverse_events.resolved": ("resolve",),
 }
-CATCH_UP_ORDER = ("history", "vital", "baseline", "recent", "tapers", "screen", "dose", "resolve")
+CATCH_UP_ORDER = (
+    "history",
+    "vital",
+    "baseline",
+    "recent",
+    "classify",
+    "tapers",
+    "screen",
+    "dose",
+    "resolve",
+)
 OFF_PATHWAY = {"decline", "hold", "withdraw"}
-BLOCKING_CLASSES = {"maoi", "nmda_antagonist", "methylxanthine", "opioid"}
+BLOCKING_CLASSES = drugs.blocking_classes()
 
 # Core tables: reading rows without building ORM objects keeps each step cheap.
 CASES = SQLModel.metadata.tables["cases"]
@@ -230,6 +242,11 @@ def _no_disk_sync(dbapi_connection: Any, _record: Any) -> None:
 # -- the independent model: a replay of one case's audit trail -----------------------------
 
 
+def listed(record: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """What of a medication record, besides its status, changes the list."""
+    return record.get("stopped_on"), tuple(record.get("drug_classes") or ())
+
+
 def _at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
@@ -265,7 +282,7 @@ class Replay:
     def tapers_confirmed(self) -> bool:
         return all(
             mid in self.confirmed and status == "stopped"
-            for mid, (cls, status) in self.meds.items()
+            for mid, (cls, status, _) in self.meds.items()
             if cls in TAPER_CLASSES
         )
 
@@ -299,7 +316,9 @@ class Replay:
             self.prescribed = True
         if e.trigger == "approve":
             assert self.screening_ok(), f"{where}: approved without a current screening"
-            active = {m for m, (c, s) in self.meds.items() if c in TAPER_CLASSES and s == "active"}
+            active = {
+                m for m, (c, s, _) in self.meds.items() if c in TAPER_CLASSES and s == "active"
+            }
             assert active <= self.planned, f"{where}: approved with a taper unplanned"
         if e.trigger in ("discharge", "resume"):
             assert not self.open_events, f"{where}: with adverse events open"
@@ -317,11 +336,16 @@ class Replay:
     def fact(self, i: int, e: Any, where: str) -> None:
         fact, record = e.data["fact"], e.data["record"]
         if fact == "medication":
-            self.meds[record["id"]] = [record["drug_class"], record["status"]]
+            self.meds[record["id"]] = [record["drug_class"], record["status"], listed(record)]
             self.changed(i)
         elif fact == "medication_update":
-            if self.meds[record["id"]][1] != record["status"]:
-                self.meds[record["id"]][1] = record["status"]
+            medication = self.meds[record["id"]]
+            if medication[1] != record["status"] and record["status"] == "active":
+                # Made active again: its earlier taper no longer counts (SPEC.md 4.3).
+                self.planned.discard(record["id"])
+                self.confirmed.discard(record["id"])
+            if medication[1:] != [record["status"], listed(record)]:
+                medication[1:] = [record["status"], listed(record)]
                 self.changed(i)
         elif fact == "interaction_screening":
             assert record["medication_list_version"] == self.list_changes, where
@@ -330,9 +354,15 @@ class Replay:
             self.planned.add(record["medication_id"])
         elif fact == "taper_confirm":
             self.confirmed.add(record["medication_id"])
-            if self.meds[record["medication_id"]][1] == "active":
-                self.meds[record["medication_id"]][1] = "stopped"
+            medication = self.meds[record["medication_id"]]
+            stopped_on, classes = medication[2]
+            last = record["last_dose_on"]
+            # stopped_on becomes the last dose unless an earlier one is recorded.
+            kept = stopped_on if stopped_on is not None and stopped_on <= last else last
+            # Only stopping an active medication changes the list; the date follows along.
+            if medication[1] != "stopped":
                 self.changed(i)
+            medication[1:] = ["stopped", (kept, classes)]
         elif fact == "dose_clearance":
             self.clearance(record, where)
         elif fact == "session":
@@ -566,15 +596,17 @@ class CarepathMachine(RuleBasedStateMachine):
             actor=self.actors["coordinator"],
         )
 
-    @rule(pick=picks, med=picks, status=st.sampled_from(["active", "stopped"]))
-    def set_medication_status(self, pick: int, med: int, status: MedicationStatus) -> None:
+    @rule(pick=picks, med=picks, status=st.sampled_from(["active", "stopped"]), actor=actors)
+    def set_medication_status(
+        self, pick: int, med: int, status: MedicationStatus, actor: str
+    ) -> None:
         case_id = self.case_id(pick)
         self.call(
             medications.update_medication,
             case_id=case_id,
             medication_id=self.record_id(Medication, case_id, med),
             data=MedicationUpdate(status=status),
-            actor=self.actors["coordinator"],
+            actor=self.actors[actor],
         )
 
     @rule(pick=picks, actor=actors)
@@ -798,15 +830,30 @@ class CarepathMachine(RuleBasedStateMachine):
                         actor=clinician,
                     )
 
-    def _catch_up_screen(self, case_id: int) -> None:
+    def _catch_up_classify(self, case_id: int) -> None:
         for medication in self.rows(Medication, case_id):
-            if medication.drug_class in BLOCKING_CLASSES and medication.status == "active":
+            if "unknown" in medication.drug_classes and medication.status == "active":
+                data = MedicationUpdate(drug_class="no_known_interaction", class_reason="Checked.")
                 self.call(
                     medications.update_medication,
                     case_id=case_id,
                     medication_id=medication.id,
-                    data=MedicationUpdate(status="stopped"),
-                    actor=self.actors["coordinator"],
+                    data=data,
+                    actor=self.actors["clinician"],
+                )
+
+    def _catch_up_screen(self, case_id: int) -> None:
+        # Stopped long enough ago that its washout has passed.
+        long_ago = self.now.date() - timedelta(days=15)
+        for medication in self.rows(Medication, case_id):
+            blocking = BLOCKING_CLASSES & set(medication.drug_classes)
+            if blocking and (medication.status == "active" or medication.stopped_on != long_ago):
+                self.call(
+                    medications.update_medication,
+                    case_id=case_id,
+                    medication_id=medication.id,
+                    data=MedicationUpdate(status="stopped", stopped_on=long_ago),
+                    actor=self.actors["clinician"],
                 )
         self.call(
             medications.screen_interactions,
