@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from api import auth
+from api import auth, pages
 from api.problems import install_handlers, problem_media_type
 from api.routers import ROUTERS
 from models.db import get_engine, read_only
@@ -65,6 +65,8 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by ``api.pages``, with Swagger UI's files from the package
+        redoc_url=None,
     )
     app.state.engine = engine if engine is not None else get_engine()
     app.state.read_engine = read_only(app.state.engine)
@@ -73,6 +75,7 @@ def create_app(
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    pages.install(app)
     _problem_openapi(app)
     return app
 
