@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     """An ISI this far above baseline after the first dose records worsened insomnia."""
     phq9_item9_min: int = Field(default=1, ge=0)
     """A PHQ-9 item 9 at or above this records suicidal ideation."""
+    screening_valid_days: float = Field(default=30, gt=0)
+    """An interaction screening is current for this long; ``screening_due`` comes 3 days before."""
     clock_skew_seconds: int = Field(default=60, ge=0)
     """How far past the server's clock a client's timestamp may be before it is "future"."""
 

@@ -17,23 +17,30 @@ from workflow import hooks
 
 DAY = timedelta(days=1)
 
-# SPEC.md section 7's table, copied by hand so a change to the policies fails here.
+HOUR = timedelta(hours=1)
+
+# SPEC.md section 7's table, copied by hand so a change to the policies fails here:
+# kind: (to, repeat_after, escalate_after, escalate_to). count_due waits for its fact.
 SPEC_TABLE = {
-    "evaluation_overdue": "coordinator",
-    "taper_checkin": "clinician",
-    "prescription_pending": "clinician",
-    "shipment_pending": "coordinator",
-    "delivery_overdue": "coordinator",
-    "preparation_due": "coordinator",
-    "integration_followup": "coordinator",
-    "checkin_due": "coordinator",
-    "hold_review": "clinician",
-    "safety_review": "clinician",
+    "evaluation_overdue": ("coordinator", DAY, 3 * DAY, "clinician"),
+    "taper_checkin": ("clinician", DAY, 3 * DAY, "clinician"),
+    "prescription_pending": ("clinician", DAY, 2 * DAY, "clinician"),
+    "shipment_pending": ("coordinator", DAY, 2 * DAY, "clinician"),
+    "delivery_overdue": ("coordinator", DAY, 2 * DAY, "clinician"),
+    "preparation_due": ("coordinator", DAY, 3 * DAY, "clinician"),
+    "integration_followup": ("coordinator", DAY, 2 * DAY, "clinician"),
+    "checkin_due": ("coordinator", DAY, 3 * DAY, "clinician"),
+    "screening_due": ("clinician", DAY, 3 * DAY, "clinician"),
+    "hold_review": ("clinician", 4 * HOUR, 24 * HOUR, "clinician"),
+    "safety_review": ("clinician", HOUR / 4, HOUR, "clinician"),
+    "event_review": ("clinician", DAY, 2 * DAY, "clinician"),
+    "escalation": ("clinician", HOUR, None, None),
 }
 
 
 def test_the_table_declares_every_kind_of_the_spec_once_for_its_role():
-    assert {p.kind: p.to for p in POLICIES} == SPEC_TABLE
+    declared = {p.kind: (p.to, p.repeat_after, p.escalate_after, p.escalate_to) for p in POLICIES}
+    assert declared == SPEC_TABLE
     assert len(POLICIES) == len(SPEC_TABLE)
 
 
@@ -134,7 +141,8 @@ def test_a_sent_taper_checkin_is_followed_by_the_next_while_the_taper_is_open(
     reminders.dispatch(now + 35 * DAY)
     third = reminders.pending(case_id)["taper_checkin"]
     assert third.due_at == now + 42 * DAY
-    assert reminders.recorder.kinds().count("taper_checkin") == 2
+    firsts = [d for d in reminders.recorder.deliveries if d.kind == "taper_checkin"]
+    assert len([d for d in firsts if not d.repeat]) == 2
 
     clinic.tick(days=36)
     clinic.confirm_taper(case_id, taper.id)
@@ -226,22 +234,23 @@ def test_a_checkin_needs_both_a_phq9_and_an_isi_after_the_first_dose(clinic, rem
     clinic.assess(case_id, "isi", 13)  # half of the next check-in: nothing moves
     assert reminders.pending(case_id)["checkin_due"].due_at == isi_at + 7 * DAY
 
-    # After the first four weeks, a check-in is due every 28 days.
+    # After the first four weeks, a check-in is due every 12 days.
     late = first.completed_at + 30 * DAY
     clinic.now = late
     clinic.assess(case_id, "isi", 14)
     clinic.assess(case_id, "phq9", 9)
-    assert reminders.pending(case_id)["checkin_due"].due_at == late + 28 * DAY
+    assert reminders.pending(case_id)["checkin_due"].due_at == late + 12 * DAY
 
 
-def test_a_sent_checkin_is_followed_weekly_then_every_28_days(clinic, reminders):
+def test_a_sent_checkin_is_followed_weekly_then_every_12_days(clinic, reminders):
     case_id = clinic.case_in("integration", prepared=False)
     first = clinic.dose(case_id).completed_at
     dues = []
     for week in (7, 14, 21, 28, 56):
         reminders.dispatch(first + week * DAY)
         dues.append(reminders.pending(case_id)["checkin_due"].due_at - first)
-    assert dues == [14 * DAY, 21 * DAY, 28 * DAY, 56 * DAY, 84 * DAY]
+    # The one due at 40 days is sent late, at 56: the next skips the missed 52 for 64.
+    assert dues == [14 * DAY, 21 * DAY, 28 * DAY, 40 * DAY, 64 * DAY]
 
 
 # -- hold_review -------------------------------------------------------------------
