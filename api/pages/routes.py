@@ -124,7 +124,12 @@ def _case(
     status: int = 200,
 ) -> HTMLResponse:
     with Session(request.app.state.read_engine) as session:
-        page = views.case_page(session, case_id=case_id, actor=user.actor, now=now)
+        try:
+            page = views.case_page(session, case_id=case_id, actor=user.actor, now=now)
+        except NotFound as exc:
+            return render(
+                request, "refused.html", 404, user=user, heading="Not found", message=exc.detail
+            )
     done = request.query_params.get("done")
     return render(request, "case.html", status, user=user, failure=failure, done=done, **page)
 

@@ -62,8 +62,15 @@ def sign_in(session: Session, *, token: str, now: datetime) -> tuple[str, Signed
         last_seen_at=now,
     )
     session.add(row)
+    _forget_idle(session, now)
     session.flush()
     return secret, _signed_in(row, user)
+
+
+def _forget_idle(session: Session, now: datetime) -> None:
+    """Delete the sessions that have ended by being idle: their cookies open nothing now."""
+    cutoff = now - idle_limit()
+    session.exec(delete(WebSession).where(col(WebSession.last_seen_at) <= cutoff))
 
 
 def find(session: Session, *, secret: str, now: datetime) -> tuple[WebSession, SignedIn] | None:

@@ -11,14 +11,15 @@ from sqlmodel import Session
 from api.pages import chart
 from api.pages.facts import FACT_FORMS, FactForm
 from api.pages.forms import FormField, fields_of, local_input, trigger_fields
-from models.reminders import Reminder
-from models.tables import Case
+from models.reminders import PENDING, SENT, Reminder
+from models.tables import AuditEvent, Case
 from schedules.service import list_reminders
 from workflow import audit, cases, records
 from workflow.cases import TriggerOption
 from workflow.definition import TRIGGER_BY_NAME, Actor, may_fire, may_record
 from workflow.errors import NotFound
 
+OPEN_STATUSES = (PENDING, SENT)
 FACT_SECTIONS = (
     ("assessments", "Assessments"),
     ("vitals", "Blood pressure"),
@@ -31,6 +32,7 @@ FACT_SECTIONS = (
 )
 HIDDEN_COLUMNS = {"case_id", "created_at", "updated_at", "findings", "unmet"}
 REMINDER_PAGE = 200
+PRESCRIBING = ("prescribe", "adjust_dose")
 
 
 @dataclass
@@ -82,6 +84,7 @@ def case_page(session: Session, *, case_id: int, actor: Actor, now: datetime) ->
         name: records.list_records(session, case_id=case_id, collection=name)
         for name, _ in FACT_SECTIONS
     }
+    events = audit.list_events(session, case_id)
     trigger_forms = _trigger_forms(case, options, actor)
     fact_forms = [
         _fact_form(case, form, collections)
@@ -93,8 +96,9 @@ def case_page(session: Session, *, case_id: int, actor: Actor, now: datetime) ->
         "options": options,
         "history": _history(session, case_id),
         "sections": [(title, _table(collections[name])) for name, title in FACT_SECTIONS],
-        "reminders": case_reminders(session, case_id),
-        "events": audit.list_events(session, case_id),
+        "reminders": sorted(case_reminders(session, case_id), key=_open_first),
+        "events": events,
+        "prescription": _prescription(events),
         "chart": chart.build(collections["assessments"]),
         "trigger_forms": trigger_forms,
         "fact_forms": fact_forms,
@@ -112,6 +116,18 @@ def case_reminders(session: Session, case_id: int) -> list[Reminder]:
         found += rows
         if after is None:
             return found
+
+
+def _open_first(reminder: Reminder) -> tuple[bool, datetime]:
+    return reminder.status not in OPEN_STATUSES, reminder.due_at
+
+
+def _prescription(events: list[AuditEvent]) -> dict[str, Any] | None:
+    """The body of the case's latest ``prescribe`` or ``adjust_dose``: the dose in force."""
+    for event in reversed(events):
+        if event.trigger in PRESCRIBING:
+            return {"at": event.at, "trigger": event.trigger, **event.data}
+    return None
 
 
 def _history(session: Session, case_id: int) -> list[tuple[str, Any]] | None:

@@ -223,3 +223,11 @@ def test_the_api_sends_the_security_headers_too(api: Api):
     response = api.call("coordinator", "GET", "/api/v1/cases", expect=200)
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_an_unknown_case_is_a_page_saying_so(client, tokens):
+    signed_in_csrf(client, tokens["coordinator"])
+    response = client.get("/app/cases/999")
+    assert response.status_code == 404
+    assert "Case 999 does not exist." in response.text
+    assert response.headers["content-type"].startswith("text/html")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.api.helpers import approve, clearance, deliver, open_case, record_evaluation
+from tests.api.helpers import Api, approve, clearance, deliver, open_case, record_evaluation
 from tests.browser.conftest import Server
 
 pytestmark = pytest.mark.slow
@@ -20,6 +20,8 @@ def overdue_integration(server: Server) -> int:
     """A case in integration, dosed four days ago, its integration session not yet recorded."""
     api = server.api
     case_id = open_case(api)
+    scores(api, case_id, days_ago=24, phq9=21, gad7=16, isi=23)
+    scores(api, case_id, days_ago=12, phq9=19, gad7=14, isi=22)
     approve(api, case_id)
     deliver(api, case_id)
     sessions = f"/api/v1/cases/{case_id}/sessions"
@@ -29,8 +31,17 @@ def overdue_integration(server: Server) -> int:
     cleared = clearance(api, case_id)
     dosing = {"kind": "dosing", "completed_at": api.ago(), "clearance_id": cleared["id"]}
     api.post("coordinator", sessions, dosing)
-    api.clock.advance(days=4)
+    api.clock.advance(days=3)
+    scores(api, case_id, days_ago=0, phq9=11, gad7=9, isi=14)
+    api.clock.advance(days=1)
     return case_id
+
+
+def scores(api: Api, case_id: int, days_ago: float, **scores: int) -> None:
+    """A PHQ-9, GAD-7 and ISI taken ``days_ago``."""
+    for instrument, score in scores.items():
+        body = {"instrument": instrument, "score": score, "taken_at": api.ago(days=days_ago)}
+        api.post("coordinator", f"/api/v1/cases/{case_id}/assessments", body)
 
 
 def sign_in(page: Page, server: Server, role: str = "coordinator") -> None:
