@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from api import auth, pages
 from api.problems import install_handlers, problem_media_type
+from api.queries import QUERY_CHECK
 from api.routers import ROUTERS
 from models.db import get_engine, read_only
 from models.settings import settings
@@ -74,7 +75,7 @@ def create_app(
     app.state.run_scheduler = run_scheduler
     install_handlers(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[QUERY_CHECK])
     pages.install(app)
     _problem_openapi(app)
     return app

@@ -14,6 +14,7 @@ from api.routers import (
     transitions,
     users,
     workflow,
+    worklist,
 )
 
 ROUTERS = (
@@ -27,5 +28,6 @@ ROUTERS = (
     adverse_events.router,
     events.router,
     reminders.router,
+    worklist.router,
     workflow.router,
 )
