@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.deps import CaseId, Now, TriggerName
+from api.deps import CaseId, Now, RecordId, TriggerName
 from api.pages import sessions, views, worklist
 from api.pages.auth import (
     CheckedUser,
@@ -37,10 +37,12 @@ from api.problems import DOMAIN_STATUS
 from models.db import write_lock
 from models.schemas import TransitionBody
 from workflow import cases
+from workflow import worklist as worklist_service
 from workflow.errors import DomainError, NotFound, TransitionBlocked
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters["show"] = views.show
+TEMPLATES.env.globals["may_acknowledge"] = worklist_service.may_acknowledge
 router = APIRouter(prefix="/app", include_in_schema=False)
 
 
@@ -170,6 +172,28 @@ def fire_trigger(
         return cases.fire_trigger(session, trigger=trigger, body=body, **kwargs)
 
     return _submit(request, user, form, case_id, now, f"trigger:{trigger}", service)
+
+
+@router.post("/reminders/{reminder_id}/acknowledge", response_model=None)
+def acknowledge(
+    request: Request, user: CheckedUser, form: Form, reminder_id: RecordId, now: Now
+) -> Response:
+    """Acknowledge a reminder, as the API does; back to the page the button was on."""
+    engine = request.app.state.engine
+    try:
+        with write_lock(engine), Session(engine, expire_on_commit=False) as session:
+            reminder = worklist_service.acknowledge(
+                session, reminder_id=reminder_id, actor=user.actor, now=now
+            )
+            session.commit()
+    except DomainError as exc:
+        status = DOMAIN_STATUS[type(exc)]
+        return render(request, "refused.html", status, user=user, message=exc.detail)
+    if form.values.get("back") == "worklist":
+        target = "/app/worklist"
+    else:
+        target = f"/app/cases/{reminder.case_id}?done=reminder:acknowledged"
+    return RedirectResponse(target, status_code=303)
 
 
 def _record_id(form: FormInput) -> int:

@@ -1,20 +1,20 @@
-"""The worklist page's data: the cases that need staff, most urgent first."""
+"""The worklist page's data, from ``workflow.worklist``: the same list as the API's."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlmodel import Session
 
-from api.pages.views import case_reminders
-from models.reminders import PENDING
-from models.tables import Case
-from workflow import cases
-from workflow.definition import OPEN_STATES, PHASES, Actor
+from api.queries import one_of
+from schedules.policies import KINDS
+from workflow import worklist
+from workflow.definition import STAFF, Actor
+
+PAGE_SIZE = 50
 
 
 def _blank_is_none(value: Any) -> Any:
@@ -29,47 +29,33 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    phase: Annotated[str | None, Blank, Field(json_schema_extra={"enum": list(PHASES)})] = None
+    assignee: Annotated[Literal["me"] | None, Blank] = None
+    role: Annotated[str | None, Blank, one_of(STAFF)] = None
+    kind: Annotated[str | None, Blank, one_of(KINDS)] = None
     cursor: Annotated[str | None, Blank, Field(max_length=200)] = None
 
 
-@dataclass(frozen=True)
-class ReminderView:
-    kind: str
-    recipient_role: str
-    status: str
-    overdue_by_seconds: float
-
-
-@dataclass(frozen=True)
-class Item:
-    """One case on the worklist: its open reminders and what blocks each next step."""
-
-    case: Case
-    reminders: list[ReminderView]
-    blocked: list[cases.TriggerOption]
-    in_state_since: datetime | None
-
-
 def page(session: Session, *, actor: Actor, now: datetime, filters: Filters) -> dict[str, Any]:
-    """The worklist items for ``filters``, and the choices its form offers."""
-    rows, _ = cases.list_cases(session, phase=filters.phase, limit=200)
-    items = [_item(session, case, actor, now) for case in rows if case.state in OPEN_STATES]
-    items.sort(key=lambda item: -max((r.overdue_by_seconds for r in item.reminders), default=-1e12))
+    """A page of the worklist for ``filters``, and what the page's filter form offers."""
+    items, next_cursor = worklist.worklist(
+        session,
+        actor=actor,
+        now=now,
+        assignee=actor.id if filters.assignee == "me" else None,
+        role=filters.role,
+        kind=filters.kind,
+        limit=PAGE_SIZE,
+        after=filters.cursor,
+    )
+    chosen = filters.model_dump(exclude={"cursor"}, exclude_none=True)
     return {
         "items": items,
-        "filter_choices": [("phase", PHASES, "Phase")],
-        "filters_active": filters.phase is not None,
-        "next_cursor": None,
-        "next_query": urlencode({}),
+        "filter_choices": [
+            ("assignee", ("me",), "Assigned to"),
+            ("role", STAFF, "For role"),
+            ("kind", KINDS, "Reminder kind"),
+        ],
+        "filters_active": bool(chosen),
+        "next_cursor": next_cursor,
+        "next_query": urlencode({**chosen, "cursor": next_cursor or ""}),
     }
-
-
-def _item(session: Session, case: Case, actor: Actor, now: datetime) -> Item:
-    reminders = [
-        ReminderView(r.kind, r.recipient_role, r.status, (now - r.due_at).total_seconds())
-        for r in case_reminders(session, case.id or 0)
-        if r.status == PENDING
-    ]
-    options = cases.list_triggers(session, case_id=case.id or 0, actor=actor, now=now)
-    return Item(case, reminders, [o for o in options if o.unmet], case.updated_at)

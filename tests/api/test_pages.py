@@ -231,3 +231,26 @@ def test_an_unknown_case_is_a_page_saying_so(client, tokens):
     assert response.status_code == 404
     assert "Case 999 does not exist." in response.text
     assert response.headers["content-type"].startswith("text/html")
+
+
+def test_the_worklist_filters_and_acknowledges(client, tokens, api: Api, clock):
+    case_id = open_case(api)
+    clock.advance(days=8)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    page = client.get("/app/worklist", params={"kind": "evaluation_overdue", "role": ""})
+    assert page.status_code == 200
+    assert f'href="/app/cases/{case_id}"' in page.text and "overdue by 1d" in page.text
+    other = client.get("/app/worklist", params={"kind": "safety_review"})
+    assert f'href="/app/cases/{case_id}"' not in other.text
+    assert client.get("/app/worklist", params={"role": "janitor"}).status_code == 422
+
+    (reminder,) = api.get("coordinator", case_url(case_id, "/reminders"))
+    assert f"/app/reminders/{reminder['id']}/acknowledge" in page.text
+    path = f"/app/reminders/{reminder['id']}/acknowledge"
+    assert client.post(path, data={"csrf_token": "forged"}).status_code == 403
+    done = client.post(path, data={"csrf_token": csrf, "back": "worklist"}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/app/worklist"
+    (after,) = api.get("coordinator", case_url(case_id, "/reminders"))
+    assert after["status"] == "acknowledged"
+    again = client.post(path, data={"csrf_token": csrf})
+    assert again.status_code == 409
