@@ -185,9 +185,12 @@ def test_a_trigger_fires_through_the_form(client, tokens, api: Api):
     csrf = signed_in_csrf(client, tokens["coordinator"])
     page = client.get(f"/app/cases/{case_id}")
     version = re.search(r'name="version" value="(\d+)"', page.text).group(1)  # type: ignore[union-attr]
-    body = {"csrf_token": csrf, "version": version, "reason": "patient travelling"}
+    reason = "travelling <script>alert(1)</script>"
+    body = {"csrf_token": csrf, "version": version, "reason": reason}
     response = client.post(f"/app/cases/{case_id}/triggers/hold", data=body)
     assert response.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text  # shown, never run
+    assert "<script" not in response.text
     assert api.get("coordinator", case_url(case_id))["state"] == "on_hold"
     stale = client.post(f"/app/cases/{case_id}/triggers/withdraw", data=body)
     assert stale.status_code == 412  # the page was older than the case
