@@ -36,21 +36,20 @@ BACKFILL = (
     UPDATE work_items SET rank = 2, sort_at = state_since
     WHERE case_id IN (SELECT id FROM cases WHERE phase != 'closed')
     """,
+    # Grouped first, then joined: a correlated min() per case lets SQLite pick the
+    # (status, due_at) index and scan every open reminder once per case.
     """
-    UPDATE work_items SET rank = 1, sort_at = (
-        SELECT min(r.due_at) FROM reminders r
-        WHERE r.case_id = work_items.case_id AND r.status IN ('pending', 'sent'))
-    WHERE EXISTS (SELECT 1 FROM reminders r
-        WHERE r.case_id = work_items.case_id AND r.status IN ('pending', 'sent'))
+    UPDATE work_items SET rank = 1, sort_at = open_reminders.due_at
+    FROM (SELECT case_id, min(due_at) AS due_at FROM reminders
+          WHERE status IN ('pending', 'sent') GROUP BY case_id) AS open_reminders
+    WHERE work_items.case_id = open_reminders.case_id
     """,
     """
-    UPDATE work_items SET rank = 0, sort_at = (
-        SELECT min(r.due_at) FROM reminders r
-        WHERE r.case_id = work_items.case_id AND r.status IN ('pending', 'sent')
-        AND r.kind IN ('safety_review', 'escalation'))
-    WHERE EXISTS (SELECT 1 FROM reminders r
-        WHERE r.case_id = work_items.case_id AND r.status IN ('pending', 'sent')
-        AND r.kind IN ('safety_review', 'escalation'))
+    UPDATE work_items SET rank = 0, sort_at = urgent.due_at
+    FROM (SELECT case_id, min(due_at) AS due_at FROM reminders
+          WHERE status IN ('pending', 'sent') AND kind IN ('safety_review', 'escalation')
+          GROUP BY case_id) AS urgent
+    WHERE work_items.case_id = urgent.case_id
     """,
 )
 
