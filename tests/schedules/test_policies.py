@@ -311,13 +311,60 @@ def test_an_adverse_event_the_service_records_asks_a_clinician_at_once(clinic, r
     assert "safety_review" not in reminders.pending(case_id)
 
 
-def test_an_adverse_event_staff_record_asks_for_no_safety_review(clinic, reminders):
+def test_an_event_staff_record_that_holds_opens_a_safety_review_a_mild_one_nothing(
+    clinic, reminders
+):
     case_id = clinic.case_in("integration", prepared=False)
-    clinic.assess(case_id, "phq9", 14, item9=1)
-    reminders.dispatch(clinic.now)  # the service's safety review went out; its event is open
-    assert "safety_review" not in reminders.pending(case_id)
+    clinic.adverse_event(case_id, "nausea", "mild")
+    assert {"safety_review", "event_review"}.isdisjoint(reminders.pending(case_id))
+    at = clinic.tick(minutes=5)
     clinic.adverse_event(case_id, "dizziness", "severe")
+    review = reminders.pending(case_id)["safety_review"]
+    assert (review.due_at, review.recipient_role) == (at, "clinician")
+
+
+def test_a_review_waits_for_events_recorded_while_it_is_open(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    first = clinic.adverse_event(case_id, "dizziness", "severe")
+    clinic.tick(minutes=5)
+    later = clinic.adverse_event(case_id, "nausea", "mild")  # recorded while the review is open
+    clinic.resolve(case_id, first.id)
+    assert "safety_review" in reminders.pending(case_id)
+    clinic.resolve(case_id, later.id)
     assert "safety_review" not in reminders.pending(case_id)
+
+
+def test_another_event_the_service_records_opens_an_event_review_a_day_later(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    clinic.dose(case_id)
+    at = clinic.tick(days=1)
+    clinic.assess(case_id, "isi", 28)  # far above the baseline: worsened insomnia, moderate
+    pending = reminders.pending(case_id)
+    assert "safety_review" not in pending
+    assert (pending["event_review"].due_at, pending["event_review"].recipient_role) == (
+        at + DAY,
+        "clinician",
+    )
+    (event,) = [e for e in clinic.rows(AdverseEvent, case_id) if e.recorded_by_system]
+    clinic.resolve(case_id, event.id)
+    assert "event_review" not in reminders.pending(case_id)
+
+
+# -- screening_due -----------------------------------------------------------------
+
+
+def test_a_screening_on_an_approved_case_asks_for_the_next_before_it_lapses(clinic, reminders):
+    case_id = clinic.case_in("evaluation")  # eligible, and screened
+    assert "screening_due" not in reminders.pending(case_id)  # not approved yet
+    clinic.fire(case_id, "approve")
+    at = clinic.tick(days=2)
+    clinic.screen(case_id)
+    first = reminders.pending(case_id)["screening_due"]
+    assert (first.due_at, first.recipient_role) == (at + 27 * DAY, "clinician")
+    clinic.tick(days=10)
+    clinic.screen(case_id)
+    assert reminders.get(first.id).status == CANCELLED
+    assert reminders.pending(case_id)["screening_due"].due_at == clinic.now + 27 * DAY
 
 
 # -- closing, and never duplicated ---------------------------------------------------
