@@ -16,6 +16,7 @@ Target: each page at 100k within 2x the same page at 10k.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import statistics
 import time
@@ -111,17 +112,15 @@ def deep_cursor(engine: Engine) -> str:
         return cursor_for(ordered[len(ordered) // 2])
 
 
-def time_page(engine: Engine, repeat: int, **filters) -> float:
-    """Median seconds for one page, each in its own session (after a warm-up)."""
-    times = []
-    for _ in range(repeat + 1):
-        with session_scope(engine) as session:
-            began = time.perf_counter()
-            items, _ = worklist(session, actor=CLINICIAN, now=NOW, limit=PAGE, **filters)
-            times.append(time.perf_counter() - began)
-        if len(items) != PAGE:
-            raise RuntimeError(f"a page had {len(items)} items")
-    return statistics.median(times[1:])
+def time_page(engine: Engine, **filters) -> float:
+    """Seconds for one page, in its own session."""
+    with session_scope(engine) as session:
+        began = time.perf_counter()
+        items, _ = worklist(session, actor=CLINICIAN, now=NOW, limit=PAGE, **filters)
+        seconds = time.perf_counter() - began
+    if len(items) != PAGE:
+        raise RuntimeError(f"a page had {len(items)} items")
+    return seconds
 
 
 def page_plan(engine: Engine) -> str:
@@ -135,38 +134,40 @@ def page_plan(engine: Engine) -> str:
     return plan(engine, query)
 
 
-def measure(make_db, size: int, repeat: int) -> dict:
-    with make_db(f"worklist-{size}") as engine:
-        began = time.perf_counter()
-        seed(engine, size)
-        analyze(engine)
-        loaded = time.perf_counter() - began
-        after = deep_cursor(engine)
-        figures = {
-            "cases": size,
-            "first_ms": time_page(engine, repeat) * 1000,
-            "deep_ms": time_page(engine, repeat, after=after) * 1000,
-            "kind_ms": time_page(engine, repeat, kind="safety_review") * 1000,
-        }
-        print(f"{size:,} cases loaded in {loaded:.1f} s; plan: {page_plan(engine)}", flush=True)
-        return figures
+PAGES = ("first_ms", "deep_ms", "kind_ms")
 
 
 def run_database(label: str, make_db, args: argparse.Namespace) -> None:
+    """Load every size, then time their pages in turns, so that the machine's other load
+    falls on every size alike; the median of ``repeat`` turns after a warm-up."""
     print(f"\n## {label}")
-    pages = [measure(make_db, size, args.repeat) for size in args.cases]
-    first = pages[0]
+    with contextlib.ExitStack() as stack:
+        engines = {}
+        for size in args.cases:
+            engine = stack.enter_context(make_db(f"worklist-{size}"))
+            began = time.perf_counter()
+            seed(engine, size)
+            analyze(engine)
+            print(
+                f"{size:,} cases loaded in {time.perf_counter() - began:.1f} s; "
+                f"plan: {page_plan(engine)}",
+                flush=True,
+            )
+            engines[size] = (engine, {"after": deep_cursor(engine)})
+        times: dict[int, dict[str, list[float]]] = {s: {p: [] for p in PAGES} for s in engines}
+        for turn in range(args.repeat + 1):
+            for size, (engine, deep) in engines.items():
+                for name, filters in zip(PAGES, ({}, deep, {"kind": "safety_review"}), strict=True):
+                    seconds = time_page(engine, **filters)
+                    if turn:  # the first turn warms the caches
+                        times[size][name].append(seconds * 1000)
+    medians = {s: {p: statistics.median(v) for p, v in t.items()} for s, t in times.items()}
+    first = medians[args.cases[0]]
     rows = [
-        [
-            f"{p['cases']:,}",
-            f"{p['first_ms']:.1f}",
-            f"{p['deep_ms']:.1f}",
-            f"{p['kind_ms']:.1f}",
-            f"{max(p[k] / first[k] for k in ('first_ms', 'deep_ms', 'kind_ms')):.2f}",
-        ]
-        for p in pages
+        [f"{size:,}", *(f"{m[p]:.1f}" for p in PAGES), f"{max(m[p] / first[p] for p in PAGES):.2f}"]
+        for size, m in medians.items()
     ]
-    print(f"\none page ({PAGE}) of the worklist, median of {args.repeat}:")
+    print(f"\none page ({PAGE}) of the worklist, median of {args.repeat} interleaved turns:")
     headers = ["open cases", "first page ms", "page at 50% ms", "kind=safety_review ms", "worst x"]
     print(markdown_table(headers, rows))
 
@@ -174,7 +175,7 @@ def run_database(label: str, make_db, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, nargs="*", default=[10_000, 100_000])
-    parser.add_argument("--repeat", type=int, default=20, help="page timings per size")
+    parser.add_argument("--repeat", type=int, default=20, help="timed turns per size")
     parser.add_argument("--postgres", metavar="URL", help="also run on this PostgreSQL server")
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()

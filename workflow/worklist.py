@@ -111,7 +111,7 @@ class Item:
     case: CaseSummary
     reminders: list[OpenReminder]
     blocked: list[TriggerOption]
-    in_state_since: datetime | None
+    in_state_since: datetime
 
 
 def worklist(
@@ -148,7 +148,10 @@ def worklist(
     page = rows[:limit]
     next_cursor = cursor_for(page[-1][0]) if len(rows) > limit else None
     reminders = _open_reminders(session, [case.id for _, case in page if case.id is not None])
-    items = [_item(session, case, reminders.get(case.id or 0, []), actor, now) for _, case in page]
+    items = [
+        _item(session, item, case, reminders.get(case.id or 0, []), actor, now)
+        for item, case in page
+    ]
     return items, next_cursor
 
 
@@ -191,7 +194,12 @@ def _open_reminders(session: Session, case_ids: list[int]) -> dict[int, list[Rem
 
 
 def _item(
-    session: Session, case: Case, reminders: list[Reminder], actor: Actor, now: datetime
+    session: Session,
+    item: WorkItem,
+    case: Case,
+    reminders: list[Reminder],
+    actor: Actor,
+    now: datetime,
 ) -> Item:
     assert case.id is not None
     summary = CaseSummary(
@@ -205,7 +213,8 @@ def _item(
         OpenReminder(r, max(0, int((now - r.due_at).total_seconds()))) for r in reminders
     ]
     blocked = list_triggers(session, case_id=case.id, actor=actor, now=now)
-    return Item(summary, open_reminders, blocked, last_transition_at(session, case.id))
+    # state_since was written with the case's last transition event, at the same moment.
+    return Item(summary, open_reminders, blocked, item.state_since)
 
 
 # -- cursors ----------------------------------------------------------------------
