@@ -67,6 +67,12 @@ def _patch_medication(api: Api) -> Request:
     return case_url(case_id, f"/medications/{med['id']}"), {"status": "stopped"}
 
 
+def _acknowledge(api: Api) -> Request:
+    """A new case's evaluation reminder: a coordinator's, which any clinician may acknowledge."""
+    (reminder,) = api.get("admin", case_url(open_case(api, "admin"), "/reminders"))
+    return f"/api/v1/reminders/{reminder['id']}/acknowledge", None
+
+
 def _plan_taper(api: Api) -> Request:
     case_id, med = _medication(api, "lorazepam")
     return case_url(case_id, "/tapers"), {"medication_id": med["id"], "plan": "Slowly."}
@@ -161,6 +167,10 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ("GET", CASE + "/events"): Cell(EVERYONE, 200, lambda api: _case(api, "/events")),
     ("GET", CASE + "/reminders"): Cell(EVERYONE, 200, lambda api: _case(api, "/reminders")),
     ("GET", "/api/v1/reminders"): Cell(EVERYONE, 200, lambda api: ("/api/v1/reminders", None)),
+    ("POST", "/api/v1/reminders/{reminder_id}/acknowledge"): Cell(
+        ("coordinator", "clinician"), 200, _acknowledge
+    ),
+    ("GET", "/api/v1/worklist"): Cell(EVERYONE, 200, lambda api: ("/api/v1/worklist", None)),
     ("GET", "/api/v1/workflow"): Cell(EVERYONE, 200, lambda api: ("/api/v1/workflow", None)),
     ("GET", "/api/v1/workflow/diagram"): Cell(
         EVERYONE, 200, lambda api: ("/api/v1/workflow/diagram", None)
