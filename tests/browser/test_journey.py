@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.api.helpers import Api, approve, clearance, deliver, open_case, record_evaluation
+from tests.api.helpers import Api, approve, clearance, deliver, record_evaluation
 from tests.browser.conftest import Server
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 def overdue_integration(server: Server) -> int:
     """A case in integration, dosed four days ago, its integration session not yet recorded."""
     api = server.api
-    case_id = open_case(api)
+    case_id = new_case(api, "PT-0107")
     scores(api, case_id, days_ago=24, phq9=21, gad7=16, isi=23)
     scores(api, case_id, days_ago=12, phq9=19, gad7=14, isi=22)
     approve(api, case_id)
@@ -35,6 +35,12 @@ def overdue_integration(server: Server) -> int:
     scores(api, case_id, days_ago=0, phq9=11, gad7=9, isi=14)
     api.clock.advance(days=1)
     return case_id
+
+
+def new_case(api: Api, patient_ref: str) -> int:
+    """A new case with a fixed reference, so that the screenshots do not depend on test order."""
+    body = {"patient_ref": patient_ref, "patient_state": "CA"}
+    return int(api.post("coordinator", "/api/v1/cases", body)["id"])
 
 
 def scores(api: Api, case_id: int, days_ago: float, **scores: int) -> None:
@@ -53,7 +59,7 @@ def sign_in(page: Page, server: Server, role: str = "coordinator") -> None:
 
 def test_a_coordinator_unblocks_an_overdue_case(page: Page, server: Server) -> None:
     case_id = overdue_integration(server)
-    waiting = open_case(server.api)
+    waiting = new_case(server.api, "PT-0112")
     record_evaluation(server.api, waiting)
     ref = server.api.get("admin", f"/api/v1/cases/{case_id}")["patient_ref"]
 
