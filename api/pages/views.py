@@ -91,6 +91,8 @@ def case_page(session: Session, *, case_id: int, actor: Actor, now: datetime) ->
         for form in FACT_FORMS
         if may_record(actor.role, form.fact)
     ]
+    # A form about an existing record is shown only when there is a record to pick.
+    fact_forms = [form for form in fact_forms if form.targets is None or form.targets]
     return {
         "case": case,
         "options": options,

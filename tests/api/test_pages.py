@@ -177,6 +177,8 @@ def test_a_blocked_trigger_shows_every_unmet_requirement(client, tokens, api: Ap
     alert = response.text[response.text.index('id="trigger-approve"') :]
     for requirement in approve["unmet"]:
         assert requirement["code"] in alert
+    assert "/facts/interaction_screening" in response.text  # a clinician's form
+    assert "/facts/adverse_event_resolve" not in response.text  # no event to resolve yet
     assert api.snapshot(case_id) == before
 
 
