@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from api import auth, logs, metrics, openapi_docs
+from api import auth, logs, metrics, openapi_docs, pages
 from api.problems import install_handlers, problem_media_type
+from api.queries import QUERY_CHECK
 from api.routers import ROUTERS
 from api.routers import metrics as metrics_route
 from models.db import get_engine, read_only
@@ -66,6 +67,8 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by ``api.pages``, with Swagger UI's files from the package
+        redoc_url=None,
     )
     app.state.engine = engine if engine is not None else get_engine()
     app.state.read_engine = read_only(app.state.engine)
@@ -73,10 +76,12 @@ def create_app(
     app.state.run_scheduler = run_scheduler
     install_handlers(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[QUERY_CHECK])
     app.include_router(metrics_route.router)
+    pages.install(app)
     logs.install_transition_log()
     logs.on_transition(metrics.count_transition)
+    # Last, so outermost: every response is logged and counted, the pages' included.
     app.add_middleware(logs.RequestLog, observe=metrics.observe_request)
     _problem_openapi(app)
     return app

@@ -1,4 +1,5 @@
-"""Query parameters of the list endpoints: filters, page size and opaque cursors.
+"""Query parameters: the list endpoints' filters, page size and opaque cursors, and the
+refusal of any query parameter an endpoint does not declare.
 
 A cursor is the last id seen, named for its list and base64url-encoded: clients
 pass it back unread, and a cursor of another list, or garbage, is a 422.
@@ -10,8 +11,9 @@ import base64
 import binascii
 from typing import Annotated, Any
 
-from fastapi import Query
-from pydantic import AfterValidator
+from fastapi import Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+from pydantic import AfterValidator, BaseModel
 
 from api.deps import MAX_ID
 from workflow.errors import ValidationFailed
@@ -62,3 +64,50 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
             [{"loc": ["query", "cursor"], "msg": "Invalid cursor", "type": "value_error"}],
         )
     return last_id
+
+
+def _declared_query(route: Any) -> frozenset[str]:
+    """The query parameters ``route`` declares, its dependencies' included (cached per route)."""
+    names = _DECLARED.get(id(route))
+    if names is None:
+        dependant = getattr(route, "dependant", None)
+        names = frozenset(_query_names(dependant)) if dependant is not None else frozenset()
+        _DECLARED[id(route)] = names
+    return names
+
+
+_DECLARED: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """Every query parameter name of ``dependant`` and its dependencies (a model's fields too)."""
+    names: set[str] = set()
+    for param in dependant.query_params:
+        model = param.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names |= {f.alias or name for name, f in model.model_fields.items()}
+        else:
+            names.add(param.alias)
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _unknown(name: str) -> dict[str, Any]:
+    return {"loc": ["query", name], "msg": "Unknown query parameter", "type": "extra_forbidden"}
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """A 422 for any query parameter the route does not declare (SPEC.md section 5): a
+    misspelt filter must not silently return everything."""
+    declared = _declared_query(request.scope.get("route"))
+    unknown = sorted({name for name in request.query_params if name not in declared})
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown query parameter: {', '.join(unknown)}.",
+            [_unknown(name) for name in unknown],
+        )
+
+
+QUERY_CHECK = Depends(refuse_unknown_query)
+"""Added to every API router by ``api.main``."""

@@ -111,9 +111,16 @@ class ReminderPublic(Public):
     kind: str
     due_at: datetime
     recipient_role: str
-    status: str
+    recipient_id: int | None = Field(description="The case's assigned user of that role, if any.")
+    status: str = Field(
+        description="`pending`, `sent` (waiting for a person), `acknowledged`, `cancelled`, "
+        "`failed`."
+    )
     attempts: int
     sent_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: int | None
+    escalates: int | None = Field(description="For an escalation: the original reminder's id.")
     created_at: datetime
     updated_at: datetime
 

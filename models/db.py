@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
@@ -123,7 +122,8 @@ class _QueuedLock:
         self._lock.release()
 
 
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, _QueuedLock] = weakref.WeakKeyDictionary()
+_WRITE_LOCKS: dict[str, _QueuedLock] = {}
+"""One lock per SQLite database file in this process, whichever engine writes to it."""
 
 
 def writers_waiting() -> int:
@@ -143,7 +143,7 @@ def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
     engine = bind.engine
     if engine.dialect.name != "sqlite":
         return nullcontext()
-    return _WRITE_LOCKS.setdefault(engine, _QueuedLock())
+    return _WRITE_LOCKS.setdefault(engine.url.database or ":memory:", _QueuedLock())
 
 
 @lru_cache(maxsize=1)

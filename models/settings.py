@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=100, ge=1)
     delivery_max_attempts: int = Field(default=5, ge=1)
     delivery_backoff_seconds: float = Field(default=30.0, gt=0)
+    reminder_time_scale: float = Field(default=1.0, ge=0)
+    """Multiplies every reminder delay, repeat and escalation, and the 4-week check-in
+    boundary (SPEC.md section 7): 0 or a fraction runs a week of reminders in a minute."""
+    session_idle_minutes: float = Field(default=720, gt=0)
+    """A web page session ends after this long without a request (SPEC.md section 9)."""
 
     # Clinical thresholds (SPEC.md section 3 and 4).
     baseline_window_days: int = Field(default=30, ge=1)
@@ -73,7 +78,8 @@ class Settings(BaseSettings):
     phq9_item9_min: int = Field(default=1, ge=0)
     """A PHQ-9 item 9 at or above this records suicidal ideation."""
     screening_valid_days: float = Field(default=30, gt=0)
-    """An interaction screening counts for screening.interactions for at most this long."""
+    """An interaction screening counts for screening.interactions for at most this long;
+    ``screening_due`` comes 3 days before it runs out."""
     drug_table_dir: str | None = None
     """A directory holding drug_names.csv and interactions.csv; default: the packaged table."""
     clock_skew_seconds: int = Field(default=60, ge=0)

@@ -105,3 +105,21 @@ class AuditEvent(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=40)
     to_state: str | None = Field(default=None, max_length=40)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser of the web pages: the cookie holds a secret, this row its hash.
+
+    The row keeps the user's token hash at sign-in: the session is valid only
+    while the user's token is still that one, so a rotated token ends it.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    secret_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = timestamp_field()
+    last_seen_at: datetime = timestamp_field()

@@ -1,15 +1,17 @@
 """Delivering due reminders: claim, notify, record the outcome, each in its own transaction.
 
-A claim is a lease. Claiming a reminder bumps ``attempts`` (the claim token)
-and sets ``next_attempt_at`` to the end of the lease, in one short transaction
-that takes the row with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite's
-``BEGIN IMMEDIATE`` serialises it) and re-checks it with a conditional
-``UPDATE ... WHERE attempts = <seen>``, so only one dispatcher wins it. The row
-stays ``pending`` while it is delivered. The outcome (``sent``; a retry after
-backoff; ``failed``) is written only if the token still matches. If the process
-dies between claim and outcome, the lease runs out, the row is due again, and
-the next pass delivers it with the same ``Idempotency-Key``: nothing is lost,
-and a receiver that honours the key acts once. A crashed claim counts as an
+A claim is a lease. Claiming a reminder bumps ``attempts`` (the claim token) and sets
+``next_attempt_at`` to the end of the lease, in one short transaction that takes the row
+with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite's ``BEGIN IMMEDIATE`` serialises
+it) and re-checks it with a conditional ``UPDATE ... WHERE attempts = <seen>``, so only
+one dispatcher wins it. The row keeps its status while it is delivered. A ``sent``
+reminder nobody acknowledged is claimed again at its ``next_attempt_at`` (its policy's
+``repeat_after``) the same way, so a repeat is exactly-once too; escalations are made by
+``schedules.escalation`` at the start of each pass and delivered like any other. The
+outcome (``sent``; a retry after backoff; ``failed``) is written only if the token still
+matches. If the process dies between claim and outcome, the lease runs out, the row is
+due again, and the next pass delivers it with the same ``Idempotency-Key``: nothing is
+lost, and a receiver that honours the key acts once. A crashed claim counts as an
 attempt, so a reminder that kills its process ends ``failed``, never loops."""
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -30,9 +32,12 @@ from models.reminders import FAILED, PENDING, SENT, Reminder
 from models.settings import Settings, settings
 from models.tables import Case
 from models.types import utcnow
+from schedules.escalation import Escalator, recipients
 from schedules.notifiers import Delivery, Notifier, default_notifiers
 from schedules.policies import POLICY_BY_KIND
-from schedules.scheduling import schedule_next
+from schedules.rules import scaled
+from schedules.scheduling import cancel, schedule_next
+from workflow import worklist
 from workflow.audit import lock_case
 from workflow.unit import write_transaction
 
@@ -44,22 +49,27 @@ LEASE_BASE_SECONDS = 60
 
 
 def due_clause(now: datetime) -> tuple:
-    """Pending, due, and neither leased nor backing off."""
-    return (
+    """Pending and due, or sent and due for a repeat; neither leased nor backing off."""
+    first = and_(
         col(Reminder.status) == PENDING,
         col(Reminder.due_at) <= now,
         or_(col(Reminder.next_attempt_at).is_(None), col(Reminder.next_attempt_at) <= now),
     )
+    repeat = and_(col(Reminder.status) == SENT, col(Reminder.next_attempt_at) <= now)
+    return (or_(first, repeat),)
 
 
-def _finish(session: Session, reminder_id: int, attempt: int, now: datetime, **values: Any) -> bool:
-    """Write an attempt's outcome, only if the reminder is still pending under that claim."""
+def _finish(session: Session, delivery: Delivery, now: datetime, **values: Any) -> bool:
+    """Write an attempt's outcome, only if the reminder is as it was claimed (same status, same
+    token): an acknowledgement or a cancellation meanwhile wins."""
     values = {"next_attempt_at": None, "last_error": None, "updated_at": now, **values}
+    status = SENT if delivery.repeat else PENDING
+    reminder_id, attempt = delivery.id, delivery.attempt
     done = session.connection().execute(
         update(Reminder)
         .where(
             col(Reminder.id) == reminder_id,
-            col(Reminder.status) == PENDING,
+            col(Reminder.status) == status,
             col(Reminder.attempts) == attempt,
         )
         .values(**values)
@@ -78,13 +88,32 @@ def _finish(session: Session, reminder_id: int, attempt: int, now: datetime, **v
 def _schedule_next(session: Session, case: Case, delivery: Delivery, now: datetime) -> None:
     """Schedule a recurring reminder's next occurrence; an error here must not undo the outcome."""
     policy = POLICY_BY_KIND.get(delivery.kind)  # a kind since dropped from the table recurs no more
-    if policy is None or not policy.repeats:
+    if policy is None or not policy.recurs or delivery.repeat:
         return
     try:
         with session.begin_nested():
+            _supersede(session, delivery, now)
             schedule_next(session, case, policy, delivery.due_at, now)
     except Exception:
         logger.exception("reminder %s: could not schedule its next occurrence", delivery.id)
+
+
+def _supersede(session: Session, delivery: Delivery, now: datetime) -> None:
+    """A recurring reminder's new occurrence, once delivered, replaces the one before it."""
+    earlier = select(Reminder).where(
+        col(Reminder.case_id) == delivery.case_id,
+        col(Reminder.kind) == delivery.kind,
+        col(Reminder.status) == SENT,
+        col(Reminder.id) != delivery.id,
+    )
+    for reminder in session.exec(earlier):
+        cancel(session, reminder, now)
+
+
+def repeat_at(kind: str, now: datetime, rules: Settings) -> datetime | None:
+    """When a sent, unacknowledged reminder of ``kind`` is delivered again."""
+    policy = POLICY_BY_KIND.get(kind)
+    return None if policy is None else now + scaled(policy.repeat_after, rules)
 
 
 @dataclass(frozen=True)
@@ -105,6 +134,7 @@ class PassResult:
     failed: int = 0
     skipped: int = 0
     errors: int = 0
+    escalated: int = 0
 
 
 class Dispatcher:
@@ -123,11 +153,16 @@ class Dispatcher:
         self.rules = rules
         self.notifiers = list(notifiers) if notifiers is not None else default_notifiers(rules)
         self.lease = timedelta(seconds=LEASE_BASE_SECONDS + 4 * rules.webhook_timeout_seconds)
+        self.escalator = Escalator(engine, clock=clock, rules=rules)
+        self.newest = 0
 
     def run_pass(self) -> PassResult:
-        """Deliver every reminder due now, batch by batch; one failing never stops the rest."""
+        """Escalate what waited too long, then deliver every reminder due now, batch by batch;
+        one failing never stops the rest."""
         result = PassResult()
+        result.escalated = self.escalator.run()
         seen: set[int] = set()
+        self.newest = self.newest_id()
         while True:
             # A reminder that failed to claim for a database error stays due: seen
             # keeps the pass from spinning on it; the next pass tries it again.
@@ -138,11 +173,17 @@ class Dispatcher:
             for reminder_id in batch:
                 self.process(reminder_id, result)
 
+    def newest_id(self) -> int:
+        """The newest reminder's id: a pass delivers none made after it began (a recurring
+        reminder with a zero delay would otherwise keep one pass going forever)."""
+        with session_scope(read_only(self.engine)) as session:
+            return session.exec(select(func.max(Reminder.id))).one() or 0
+
     def due_query(self) -> SelectOfScalar[int | None]:
-        """The next batch of due reminders, oldest first (uses ``ix_reminders_status_due_at``)."""
+        """The next batch of due reminders, oldest first (uses the status indexes)."""
         return (
             select(col(Reminder.id))
-            .where(*due_clause(self.clock()))
+            .where(*due_clause(self.clock()), col(Reminder.id) <= self.newest)
             .order_by(col(Reminder.due_at), col(Reminder.id))
             .limit(self.rules.dispatch_batch_size)
         )
@@ -175,13 +216,15 @@ class Dispatcher:
             row = session.exec(query.with_for_update(skip_locked=True)).first()
             if row is None:
                 return None
-            exhausted = row.attempts >= self.rules.delivery_max_attempts
+            # Only a first delivery gives up: a repeat was delivered once already.
+            exhausted = row.status == PENDING and row.attempts >= self.rules.delivery_max_attempts
             token = row.attempts if exhausted else row.attempts + 1
             claimed = session.connection().execute(
                 update(Reminder)
                 .where(
                     col(Reminder.id) == reminder_id,
                     col(Reminder.attempts) == row.attempts,
+                    col(Reminder.status) == row.status,
                     *due_clause(now),
                 )
                 .values(attempts=token, next_attempt_at=now + self.lease, updated_at=now)
@@ -198,6 +241,9 @@ class Dispatcher:
                 attempt=token,
                 state=case.state,
                 phase=case.phase,
+                recipient_ids=recipients(session, row),
+                escalates=row.escalates,
+                repeat=row.deliveries if row.status == SENT else 0,
             )
             return Claim(delivery, exhausted)
 
@@ -212,13 +258,21 @@ class Dispatcher:
         return "sent"
 
     def record_sent(self, delivery: Delivery) -> None:
-        """Mark the reminder sent, and schedule its next occurrence if it recurs."""
+        """Mark the reminder sent and due for a repeat; schedule the next one if it recurs."""
         now = self.clock()
         with write_transaction(self.engine) as session:
             # Lock the case as every workflow write does, before touching its reminders.
             case = lock_case(session, delivery.case_id)
-            if _finish(session, delivery.id, delivery.attempt, now, status=SENT, sent_at=now):
+            values: dict[str, Any] = {
+                "status": SENT,
+                "next_attempt_at": repeat_at(delivery.kind, now, self.rules),
+                "deliveries": delivery.repeat + 1,
+            }
+            if not delivery.repeat:
+                values["sent_at"] = now
+            if _finish(session, delivery, now, **values):
                 _schedule_next(session, case, delivery, now)
+                worklist.refresh(session, case, now)
                 delivered = True
             else:
                 delivered = False
@@ -232,19 +286,26 @@ class Dispatcher:
                     "kind": delivery.kind,
                     "recipient_role": delivery.recipient_role,
                     "attempt": delivery.attempt,
+                    "repeat": delivery.repeat,
                 },
             )
 
     def record_failure(self, delivery: Delivery, error: str) -> str:
-        """Back off for a retry, or give up after the last attempt; returns which."""
+        """Back off for a retry, or give up after the last attempt; returns which.
+
+        A repeat that fails is tried again at the next repeat: the reminder was
+        delivered once, and stays ``sent``."""
         now, error = self.clock(), error[:1000]
         with write_transaction(self.engine) as session:
             case = lock_case(session, delivery.case_id)
-            if delivery.attempt < self.rules.delivery_max_attempts:
-                backoff = self.rules.delivery_backoff_seconds * 2 ** (delivery.attempt - 1)
-                retry_at = now + timedelta(seconds=backoff)
+            if delivery.repeat or delivery.attempt < self.rules.delivery_max_attempts:
+                if delivery.repeat:
+                    retry_at = repeat_at(delivery.kind, now, self.rules) or now + self.lease
+                else:
+                    backoff = self.rules.delivery_backoff_seconds * 2 ** (delivery.attempt - 1)
+                    retry_at = now + timedelta(seconds=backoff)
                 values = {"next_attempt_at": retry_at, "last_error": error}
-                if _finish(session, delivery.id, delivery.attempt, now, **values):
+                if _finish(session, delivery, now, **values):
                     logger.warning(
                         "reminder %s: attempt %s failed, retry at %s: %s",
                         delivery.id,
@@ -253,9 +314,7 @@ class Dispatcher:
                         error,
                     )
                 return "retried"
-            if _finish(
-                session, delivery.id, delivery.attempt, now, status=FAILED, last_error=error
-            ):
+            if _finish(session, delivery, now, status=FAILED, last_error=error):
                 logger.error(
                     "reminder %s: delivery failed after %s attempts: %s",
                     delivery.id,
@@ -264,6 +323,8 @@ class Dispatcher:
                 )
                 # A recurring reminder goes on: an outage must not end the series.
                 _schedule_next(session, case, delivery, now)
+                worklist.end_escalations(session, session.get_one(Reminder, delivery.id), now)
+                worklist.refresh(session, case, now)
             return "failed"
 
     def close(self) -> None:

@@ -36,6 +36,17 @@ class Delivery:
     attempt: int
     state: str
     phase: str
+    recipient_ids: tuple[int, ...] = ()
+    """The users it goes to: the assigned one, or for an escalation every other user of the
+    role; empty when nobody is assigned (then it is for the role)."""
+    escalates: int | None = None
+    repeat: int = 0
+    """0 for the first delivery; n for the n-th repeat of one nobody acknowledged."""
+
+    @property
+    def key(self) -> str:
+        """The same for every attempt at one delivery, new for each repeat."""
+        return str(self.id) if not self.repeat else f"{self.id}-r{self.repeat}"
 
     def payload(self) -> dict[str, Any]:
         """The JSON body a webhook receives."""
@@ -45,6 +56,9 @@ class Delivery:
             "kind": self.kind,
             "due_at": self.due_at.isoformat(),
             "recipient_role": self.recipient_role,
+            "recipient_ids": list(self.recipient_ids),
+            "escalates": self.escalates,
+            "repeat": self.repeat,
             "attempts": self.attempt,
             "state": self.state,
             "phase": self.phase,
@@ -62,13 +76,16 @@ class LogNotifier:
 
     def notify(self, delivery: Delivery) -> None:
         logger.info(
-            "reminder due id=%s case_id=%s kind=%s recipient_role=%s due_at=%s attempt=%s",
+            "reminder due id=%s case_id=%s kind=%s recipient_role=%s recipients=%s due_at=%s "
+            "attempt=%s repeat=%s",
             delivery.id,
             delivery.case_id,
             delivery.kind,
             delivery.recipient_role,
+            ",".join(map(str, delivery.recipient_ids)) or "-",
             delivery.due_at.isoformat(),
             delivery.attempt,
+            delivery.repeat,
             extra={"reminder": delivery.payload()},
         )
 
@@ -79,7 +96,7 @@ def sign(body: bytes, secret: str) -> str:
 
 
 class WebhookNotifier:
-    """POSTs each reminder as JSON; receivers dedupe on ``Idempotency-Key`` (the reminder id)."""
+    """POSTs each reminder as JSON; receivers dedupe on ``Idempotency-Key`` (``Delivery.key``)."""
 
     def __init__(self, url: str, *, secret: str | None = None, timeout: float = 5.0) -> None:
         self.url = url
@@ -88,7 +105,7 @@ class WebhookNotifier:
 
     def notify(self, delivery: Delivery) -> None:
         body = json.dumps(delivery.payload(), separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: str(delivery.id)}
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: delivery.key}
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         response = self.client.post(self.url, content=body, headers=headers)

@@ -1,26 +1,34 @@
 """The reminder policies of SPEC.md section 7, declared once as a table.
 
 Read a row as: a reminder of ``kind`` goes ``to`` a role; each event in
-``created_by`` schedules it, ``due`` after that event; it is cancelled as soon
-as any condition in ``until`` holds, and whenever the case closes. A case that
-goes on hold leaves its state, so that state's reminder is cancelled; resuming
-enters the state again, which schedules that state's reminder afresh.
-There is never more than one pending reminder per case and kind.
+``created_by`` schedules it, ``due`` after that event; while unacknowledged it
+is delivered again every ``repeat_after``, and ``escalate_after`` past due one
+escalation goes to ``escalate_to``. It is cancelled as soon as any condition in
+``until`` (or ``done``) holds, and when the case closes, except the two
+reviews. A case that goes on hold leaves its state, so that state's reminder
+is cancelled; resuming enters the state again, which schedules it afresh; a
+hold cancels no other reminder. One open reminder per case and kind, except
+escalations (one per original).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from models.reminders import ESCALATION, Reminder
+from models.tables import CLOSED_PHASE
 from schedules.rules import (
     AT_ONCE,
     CheckedIn,
+    Done,
     EarlyThenLater,
     Entered,
     Left,
     Policy,
     Recorded,
+    SettingDays,
     days,
     hours,
 )
@@ -28,6 +36,9 @@ from schedules.scheduling import ReminderListener
 from workflow import hooks
 from workflow.casefacts import CaseFacts
 from workflow.definition import CLINICIAN, COORDINATOR
+from workflow.safety import needs_hold
+
+MINUTE = timedelta(minutes=1)
 
 # -- what a reminder asks for, as small named predicates -----------------------
 
@@ -51,9 +62,19 @@ def integrated_since_last_dose(facts: CaseFacts) -> bool:
     return integration is not None and integration.last > dosing.last
 
 
-def service_events_resolved(facts: CaseFacts) -> bool:
-    """Every adverse event the service recorded itself has been resolved."""
-    return not any(e.recorded_by_system for e in facts.open_adverse_events)
+def approved_and_open(screening: Any, facts: CaseFacts) -> bool:
+    """The case is past approval and not closed (on hold counts, unless held from evaluation)."""
+    case = facts.case
+    state = case.held_from if case.state == "on_hold" else case.state
+    return case.phase != CLOSED_PHASE and state not in (None, "evaluation")
+
+
+def newer_screening(facts: CaseFacts, reminder: Reminder | None) -> bool:
+    """A screening was recorded after this reminder was made."""
+    if reminder is None:
+        return False
+    latest = facts.latest_screening
+    return latest is not None and latest.created_at > reminder.created_at
 
 
 def is_dosing(session: Any, facts: CaseFacts) -> bool:
@@ -65,11 +86,34 @@ def is_first_dose(session: Any, facts: CaseFacts) -> bool:
     return is_dosing(session, facts) and dosing is not None and dosing.count == 1
 
 
+def holds(event: Any, facts: CaseFacts) -> bool:
+    """An adverse event that holds a case (SPEC.md 4.6), whoever recorded it."""
+    return needs_hold(event)
+
+
 def found_by_the_service(event: Any, facts: CaseFacts) -> bool:
-    return bool(event.recorded_by_system)
+    """Any other adverse event the service recorded itself."""
+    return bool(event.recorded_by_system) and not needs_hold(event)
+
+
+def reviewed(opened_by: Callable[[Any, CaseFacts], bool]) -> Done:
+    """A review is done when every adverse event that opened it, or was recorded while it was
+    open, is resolved."""
+
+    def done(facts: CaseFacts, reminder: Reminder | None) -> bool:
+        since = reminder.created_at if reminder is not None else None
+        return not any(
+            opened_by(e, facts) or (since is not None and e.created_at >= since)
+            for e in facts.open_adverse_events
+        )
+
+    return done
 
 
 # -- the table -------------------------------------------------------------------
+# kind, to, created by, due, repeat_after, escalate_after, escalate_to: SPEC.md section 7.
+
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 
 POLICIES: tuple[Policy, ...] = (
     Policy(
@@ -77,6 +121,9 @@ POLICIES: tuple[Policy, ...] = (
         to=COORDINATOR,
         created_by=(Entered("evaluation"),),
         due=days(7),
+        repeat_after=DAY,
+        escalate_after=3 * DAY,
+        escalate_to=CLINICIAN,
         until=(Left("evaluation"),),
     ),
     Policy(
@@ -84,14 +131,20 @@ POLICIES: tuple[Policy, ...] = (
         to=CLINICIAN,
         created_by=(Recorded("taper"),),
         due=days(7),
+        repeat_after=DAY,
+        escalate_after=3 * DAY,
+        escalate_to=CLINICIAN,
         until=(every_taper_confirmed,),
-        repeats=True,
+        recurs=True,
     ),
     Policy(
         "prescription_pending",
         to=CLINICIAN,
         created_by=(Entered("delivery.awaiting_prescription"),),
         due=days(3),
+        repeat_after=DAY,
+        escalate_after=2 * DAY,
+        escalate_to=CLINICIAN,
         until=(Left("delivery.awaiting_prescription"),),
     ),
     Policy(
@@ -99,6 +152,9 @@ POLICIES: tuple[Policy, ...] = (
         to=COORDINATOR,
         created_by=(Entered("delivery.prescribed"),),
         due=days(2),
+        repeat_after=DAY,
+        escalate_after=2 * DAY,
+        escalate_to=CLINICIAN,
         until=(Left("delivery.prescribed"),),
     ),
     Policy(
@@ -106,6 +162,9 @@ POLICIES: tuple[Policy, ...] = (
         to=COORDINATOR,
         created_by=(Entered("delivery.shipped"),),
         due=days(5),
+        repeat_after=DAY,
+        escalate_after=2 * DAY,
+        escalate_to=CLINICIAN,
         until=(Left("delivery.shipped"),),
     ),
     Policy(
@@ -113,6 +172,9 @@ POLICIES: tuple[Policy, ...] = (
         to=COORDINATOR,
         created_by=(Entered("integration"),),
         due=days(3),
+        repeat_after=DAY,
+        escalate_after=3 * DAY,
+        escalate_to=CLINICIAN,
         until=(Left("integration"), preparation_recorded),
     ),
     Policy(
@@ -120,6 +182,9 @@ POLICIES: tuple[Policy, ...] = (
         to=COORDINATOR,
         created_by=(Recorded("session", where=is_dosing),),
         due=hours(72),
+        repeat_after=DAY,
+        escalate_after=2 * DAY,
+        escalate_to=CLINICIAN,
         until=(integrated_since_last_dose,),
     ),
     Policy(
@@ -127,9 +192,23 @@ POLICIES: tuple[Policy, ...] = (
         to=COORDINATOR,
         created_by=(Recorded("session", where=is_first_dose), CheckedIn()),
         due=EarlyThenLater(
-            early=timedelta(days=7), window=timedelta(weeks=4), later=timedelta(days=28)
+            early=timedelta(days=7), window=timedelta(weeks=4), later=timedelta(days=12)
         ),
-        repeats=True,
+        repeat_after=DAY,
+        escalate_after=3 * DAY,
+        escalate_to=CLINICIAN,
+        recurs=True,
+        restarts=True,
+    ),
+    Policy(
+        "screening_due",
+        to=CLINICIAN,
+        created_by=(Recorded("interaction_screening", where=approved_and_open),),
+        due=SettingDays(lambda rules: rules.screening_valid_days, before=3),
+        repeat_after=DAY,
+        escalate_after=3 * DAY,
+        escalate_to=CLINICIAN,
+        done=newer_screening,
         restarts=True,
     ),
     Policy(
@@ -137,16 +216,43 @@ POLICIES: tuple[Policy, ...] = (
         to=CLINICIAN,
         created_by=(Entered("on_hold"),),
         due=hours(24),
+        repeat_after=4 * HOUR,
+        escalate_after=24 * HOUR,
+        escalate_to=CLINICIAN,
         until=(Left("on_hold"),),
     ),
     Policy(
         "safety_review",
         to=CLINICIAN,
-        created_by=(Recorded("adverse_event", where=found_by_the_service),),
+        created_by=(Recorded("adverse_event", where=holds),),
         due=AT_ONCE,
-        until=(service_events_resolved,),
+        repeat_after=15 * MINUTE,
+        escalate_after=HOUR,
+        escalate_to=CLINICIAN,
+        done=reviewed(holds),
+        outlives_close=True,
+    ),
+    Policy(
+        "event_review",
+        to=CLINICIAN,
+        created_by=(Recorded("adverse_event", where=found_by_the_service),),
+        due=days(1),
+        repeat_after=DAY,
+        escalate_after=2 * DAY,
+        escalate_to=CLINICIAN,
+        done=reviewed(found_by_the_service),
+        outlives_close=True,
+    ),
+    Policy(
+        ESCALATION,
+        to=CLINICIAN,  # an escalation goes to its original's escalate_to
+        created_by=(),  # made by the dispatcher (schedules.escalation)
+        due=AT_ONCE,
+        repeat_after=HOUR,
+        outlives_close=True,  # ends with its original
     ),
 )
+"""``count_due`` (SPEC.md 7) waits for the dispense receipt fact it is created by."""
 
 POLICY_BY_KIND = {policy.kind: policy for policy in POLICIES}
 KINDS = tuple(POLICY_BY_KIND)

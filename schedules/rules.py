@@ -10,11 +10,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from models.facts import Assessment
+from models.reminders import Reminder
+from models.settings import Settings
 from models.tables import CLOSED_PHASE
 from workflow.casefacts import CaseFacts
 from workflow.guards import first_dosing_at
 
 Condition = Callable[[CaseFacts], bool]
+Done = Callable[[CaseFacts, Reminder | None], bool]
+"""Whether what one reminder (or, given None, a reminder about to be made) asks is done."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,11 @@ class CheckedIn:
         return done[-1].taken_at
 
 
+def scaled(delay: timedelta, rules: Settings) -> timedelta:
+    """``delay`` times ``reminder_time_scale``: every reminder duration goes through here."""
+    return delay * rules.reminder_time_scale
+
+
 class Delay(Protocol):
     """When a reminder is due, given when its delay started."""
 
@@ -108,7 +117,7 @@ class After:
     delay: timedelta
 
     def due(self, anchor: datetime, facts: CaseFacts) -> datetime:
-        return anchor + self.delay
+        return anchor + scaled(self.delay, facts.rules)
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,20 @@ class EarlyThenLater:
 
     def due(self, anchor: datetime, facts: CaseFacts) -> datetime:
         first_dose = first_dosing_at(facts) or anchor
-        return anchor + (self.early if anchor < first_dose + self.window else self.later)
+        early = anchor < first_dose + scaled(self.window, facts.rules)
+        return anchor + scaled(self.early if early else self.later, facts.rules)
+
+
+@dataclass(frozen=True)
+class SettingDays:
+    """A delay of a setting's number of days, less ``before`` days (``screening_due``)."""
+
+    setting: Callable[[Settings], float]
+    before: float = 0
+
+    def due(self, anchor: datetime, facts: CaseFacts) -> datetime:
+        days = max(self.setting(facts.rules) - self.before, 0)
+        return anchor + scaled(timedelta(days=days), facts.rules)
 
 
 def days(n: float) -> After:
@@ -147,26 +169,40 @@ class Left:
 
 @dataclass(frozen=True)
 class Policy:
-    """One kind of reminder: what creates it, when it is due, for whom, and what ends it.
+    """One kind of reminder, a row of SPEC.md section 7's table.
 
-    ``until``: any of these holding cancels a pending reminder (and stops one
-    being created); a closed case ends every reminder. ``repeats``: once
-    delivered (or given up on), the next is due one delay after this one, until
-    ``until`` holds. ``restarts``: a new creating event replaces the pending
-    reminder instead of keeping the earlier one.
+    ``created_by``: the events that make it, ``due`` after the event. ``until``:
+    any of these holding cancels an open reminder (and stops one being made);
+    ``done`` does the same with the reminder itself in view. A closed case ends
+    every reminder, unless ``outlives_close``. ``recurs``: once delivered (or
+    given up on), the next is due one delay after this one, while it is still
+    wanted. ``restarts``: a new creating event replaces the open reminder
+    instead of keeping it. While ``sent`` and unacknowledged it is delivered
+    again every ``repeat_after``; ``escalate_after`` past its due time, one
+    ``escalation`` goes to ``escalate_to``. All three durations are scaled by
+    ``reminder_time_scale`` where they are used.
     """
 
     kind: str
     to: str
     created_by: tuple[Event, ...]
     due: Delay
+    repeat_after: timedelta
+    escalate_after: timedelta | None = None
+    escalate_to: str | None = None
     until: tuple[Condition, ...] = ()
-    repeats: bool = False
+    done: Done | None = None
+    recurs: bool = False
     restarts: bool = False
+    outlives_close: bool = False
 
-    def satisfied(self, facts: CaseFacts) -> bool:
+    def satisfied(self, facts: CaseFacts, reminder: Reminder | None = None) -> bool:
         """Whether the reminder is no longer wanted: done, out of its state, or the case closed."""
-        return facts.case.phase == CLOSED_PHASE or any(done(facts) for done in self.until)
+        if facts.case.phase == CLOSED_PHASE and not self.outlives_close:
+            return True
+        if self.done is not None and self.done(facts, reminder):
+            return True
+        return any(done(facts) for done in self.until)
 
     def next_due(self, after: datetime, facts: CaseFacts, now: datetime) -> datetime:
         """The next occurrence after one due at ``after``, skipping those already past ``now``."""

@@ -1,45 +1,57 @@
 """Writing reminders: scheduled and cancelled inside the transaction of the change that causes them.
 
 The workflow locks the case before it calls the hook, and the dispatcher locks
-it before it schedules a recurring reminder's next occurrence, so checking for
-a pending reminder before inserting one cannot race: the partial unique index
+it before it writes a case's reminders, so checking for an open reminder before
+inserting one cannot race: the partial unique index
 ``uq_reminders_pending_case_kind`` is the database's backstop, never the path.
+Every change here ends with the case's place on the worklist brought up to date.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from models.reminders import CANCELLED, PENDING, Reminder
+from models.reminders import CANCELLED, OPEN_STATUSES, PENDING, Reminder
 from models.tables import Case
 from schedules.rules import Change, Policy
+from workflow import worklist
 from workflow.casefacts import CaseFacts
+from workflow.definition import CLINICIAN
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
+ASSIGNEE: dict[str, Callable[[Case], int | None]] = {
+    CLINICIAN: lambda case: case.assigned_clinician_id,
+}
+"""The case's assigned user of each role. Coordinators gain theirs with the case's
+``assigned_coordinator_id``; until then a coordinator's reminder names no one."""
 
-PENDING_OF_CASE = select(Reminder).where(
-    Reminder.case_id == bindparam("case_id"), Reminder.status == PENDING
+OPEN_OF_CASE = (
+    select(Reminder)
+    .where(Reminder.case_id == bindparam("case_id"), col(Reminder.status).in_(OPEN_STATUSES))
+    .order_by(col(Reminder.id))
 )
+"""Built once: every write to a case reads its open reminders."""
 
 
-def pending_reminders(session: Session, case_id: int | None) -> list[Reminder]:
-    """The case's pending reminders."""
-    return list(session.exec(PENDING_OF_CASE, params={"case_id": case_id}).all())
+def open_reminders(session: Session, case_id: int | None) -> list[Reminder]:
+    """The case's open reminders (pending or sent), oldest first."""
+    return list(session.exec(OPEN_OF_CASE, params={"case_id": case_id}).all())
 
 
 def cancel(session: Session, reminder: Reminder, now: datetime) -> None:
-    """Cancel a pending reminder, at once, so a new one of its kind may be inserted."""
+    """Cancel an open reminder, and its escalation, at once (so a new one may be inserted)."""
     reminder.status, reminder.next_attempt_at, reminder.updated_at = CANCELLED, None, now
     session.add(reminder)
     session.flush()
+    worklist.end_escalations(session, reminder, now)
 
 
 def schedule(
@@ -48,73 +60,80 @@ def schedule(
     policy: Policy,
     due_at: datetime,
     now: datetime,
-    pending: list[Reminder] | None = None,
+    existing: list[Reminder] | None = None,
 ) -> Reminder:
-    """The case's one pending reminder of ``policy``: the existing one, or a new one.
+    """The case's one open reminder of ``policy``: the existing one, or a new one.
 
-    ``pending``: the case's pending reminders, if the caller has read them
-    already; kept up to date here.
+    ``existing``: the reminders that count as the case's current ones (its open
+    reminders unless the caller says otherwise); kept up to date here.
     """
-    if pending is None:
-        pending = pending_reminders(session, case.id)
-    existing = next((r for r in pending if r.kind == policy.kind), None)
-    if existing is not None:
-        if not policy.restarts:
-            return existing
-        cancel(session, existing, now)
-        pending.remove(existing)
+    if existing is None:
+        existing = open_reminders(session, case.id)
+    current = [r for r in existing if r.kind == policy.kind]
+    if current and not policy.restarts:
+        return current[0]
+    for reminder in current:
+        cancel(session, reminder, now)
+        existing.remove(reminder)
     assert case.id is not None  # a case the workflow has written
     reminder = Reminder(
         case_id=case.id,
         kind=policy.kind,
         due_at=due_at,
         recipient_role=policy.to,
+        recipient_id=ASSIGNEE.get(policy.to, lambda _: None)(case),
         created_at=now,
         updated_at=now,
     )
     session.add(reminder)
     session.flush()
-    pending.append(reminder)
+    existing.append(reminder)
     return reminder
 
 
 def cancel_satisfied(
     session: Session, facts: CaseFacts, policies: dict[str, Policy], now: datetime
 ) -> list[Reminder]:
-    """Cancel every pending reminder of the case whose policy no longer wants it.
+    """Cancel every open reminder of the case whose policy no longer wants it.
 
-    Returns the reminders still pending.
+    Returns the reminders still open.
     """
-    still_pending = []
-    for reminder in pending_reminders(session, facts.case.id):
+    still_open = []
+    for reminder in open_reminders(session, facts.case.id):
+        if reminder.status not in OPEN_STATUSES:  # an escalation ended with its original
+            continue
         policy = policies.get(reminder.kind)
-        if policy is not None and policy.satisfied(facts):
+        if policy is not None and policy.satisfied(facts, reminder):
             cancel(session, reminder, now)
         else:
-            still_pending.append(reminder)
-    return still_pending
+            still_open.append(reminder)
+    return still_open
 
 
 def apply(session: Session, change: Change, policies: Iterable[Policy]) -> None:
     """Bring the case's reminders up to date with ``change``."""
     by_kind = {policy.kind: policy for policy in policies}
-    pending = cancel_satisfied(session, change.facts, by_kind, change.now)
+    still_open = cancel_satisfied(session, change.facts, by_kind, change.now)
     for policy in by_kind.values():
         for event in policy.created_by:
             anchor = event.anchor(change)
             if anchor is not None and not policy.satisfied(change.facts):
                 due_at = policy.due.due(anchor, change.facts)
-                schedule(session, change.facts.case, policy, due_at, change.now, pending)
+                schedule(session, change.facts.case, policy, due_at, change.now, still_open)
 
 
 def schedule_next(
     session: Session, case: Case, policy: Policy, previous_due: datetime, now: datetime
 ) -> Reminder | None:
-    """After a recurring reminder ends, schedule its next occurrence while it is still wanted."""
+    """After a recurring reminder is delivered, schedule its next occurrence while wanted."""
     facts = CaseFacts(case=case, now=now, session=session)
-    if not policy.repeats or policy.satisfied(facts):
+    if not policy.recurs or policy.satisfied(facts):
         return None
-    return schedule(session, case, policy, policy.next_due(previous_due, facts, now), now)
+    pending = [r for r in open_reminders(session, case.id) if r.status == PENDING]
+    due = policy.next_due(previous_due, facts, now)
+    reminder = schedule(session, case, policy, due, now, pending)
+    worklist.refresh(session, case, now)
+    return reminder
 
 
 class ReminderListener:
@@ -135,6 +154,7 @@ class ReminderListener:
     ) -> None:
         entered = case.state if case.state != from_state else None
         apply(session, Change(facts=facts, now=now, entered=entered), self.policies)
+        worklist.refresh(session, case, now, transitioned=True)
 
     def on_fact(
         self,
@@ -147,3 +167,4 @@ class ReminderListener:
         facts: CaseFacts,
     ) -> None:
         apply(session, Change(facts=facts, now=now, fact=fact, record=record), self.policies)
+        worklist.refresh(session, case, now)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from models.reminders import Reminder
+from models.reminders import OPEN, OPEN_STATUSES, Reminder
 
 
 def list_reminders(
@@ -19,11 +19,15 @@ def list_reminders(
     limit: int = 50,
     after_id: int | None = None,
 ) -> tuple[list[Reminder], int | None]:
-    """A page of reminders in id order, and the id to continue after (None on the last page)."""
+    """A page of reminders in id order, and the id to continue after (None on the last page).
+
+    ``status`` may be ``open``: pending or sent."""
     query = select(Reminder).order_by(col(Reminder.id)).limit(limit + 1)
     if case_id is not None:
         query = query.where(Reminder.case_id == case_id)
-    if status is not None:
+    if status == OPEN:
+        query = query.where(col(Reminder.status).in_(OPEN_STATUSES))
+    elif status is not None:
         query = query.where(Reminder.status == status)
     if kind is not None:
         query = query.where(Reminder.kind == kind)

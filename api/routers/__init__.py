@@ -15,6 +15,7 @@ from api.routers import (
     transitions,
     users,
     workflow,
+    worklist,
 )
 
 ROUTERS = (
@@ -29,5 +30,6 @@ ROUTERS = (
     events.router,
     reminders.router,
     reports.router,
+    worklist.router,
     workflow.router,
 )

@@ -1,27 +1,33 @@
-"""Reminders: what is due on a case, and across every case."""
+"""Reminders: what is due on a case and across every case, and acknowledging one."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import AwareDatetime
 
-from api.deps import CaseId, CurrentActor, SessionDep
+from api.deps import MAX_ID, CaseId, CurrentActor, Now, SessionDep
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, choice, decode_cursor, encode_cursor, one_of
 from api.schemas import ReminderPage, ReminderPublic
-from models.reminders import STATUSES
+from models.db import write_lock
+from models.reminders import OPEN, STATUSES
 from schedules.policies import KINDS
 from schedules.service import list_reminders
+from workflow import worklist
 from workflow.cases import get_case
 
 router = APIRouter(tags=["reminders"], responses=problem_responses(401, 422, 503))
 
+STATUS_CHOICES = (*STATUSES, OPEN)
 StatusFilter = Annotated[
-    str | None, choice(STATUSES, "Only reminders with this status."), one_of(STATUSES)
+    str | None,
+    choice(STATUS_CHOICES, "Only reminders with this status; `open`: pending or sent."),
+    one_of(STATUS_CHOICES),
 ]
 KindFilter = Annotated[str | None, choice(KINDS, "Only reminders of this kind."), one_of(KINDS)]
+ReminderId = Annotated[int, Path(ge=1, le=MAX_ID, description="The reminder's id.")]
 PAGE = 200
 
 
@@ -50,7 +56,9 @@ def all_reminders(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ReminderPage:
-    """A page of reminders in id order, filtered by status, kind and due time."""
+    """A page of reminders in id order, filtered by status, kind and due time.
+
+    `status=open` gives those still waiting (pending or sent), overdue ones included."""
     rows, last = list_reminders(
         session,
         status=status,
@@ -61,3 +69,19 @@ def all_reminders(
     )
     items = [ReminderPublic.model_validate(r) for r in rows]
     return ReminderPage(items=items, next_cursor=encode_cursor("reminders", last))
+
+
+@router.post(
+    "/api/v1/reminders/{reminder_id}/acknowledge", responses=problem_responses(403, 404, 409)
+)
+def acknowledge(
+    actor: CurrentActor, reminder_id: ReminderId, session: SessionDep, now: Now
+) -> ReminderPublic:
+    """Acknowledge an open reminder: its repeats stop and its escalation ends.
+
+    A user of the reminder's `recipient_role` may, and any clinician; others get 403.
+    A reminder that is no longer open is a 409."""
+    with write_lock(session.get_bind()):
+        reminder = worklist.acknowledge(session, reminder_id=reminder_id, actor=actor, now=now)
+        session.commit()
+    return ReminderPublic.model_validate(reminder)

@@ -29,7 +29,9 @@ EVERYONE = ("admin", "coordinator", "clinician")
 STAFF = ("coordinator", "clinician")
 CLINICIANS = ("clinician",)
 ADMINS = ("admin",)
-PUBLIC = {("GET", "/health")}
+PUBLIC = {("GET", "/health"), ("GET", "/docs")}
+PAGES = "/app"
+"""The web pages sign in with a session cookie, not a token: tests/api/test_pages.py."""
 _names = itertools.count(1)
 
 Request = tuple[str, Any]
@@ -66,6 +68,12 @@ def _medication(api: Api, name: str = "sertraline") -> tuple[int, dict]:
 def _patch_medication(api: Api) -> Request:
     case_id, med = _medication(api)
     return case_url(case_id, f"/medications/{med['id']}"), {"status": "stopped"}
+
+
+def _acknowledge(api: Api) -> Request:
+    """A new case's evaluation reminder: a coordinator's, which any clinician may acknowledge."""
+    (reminder,) = api.get("admin", case_url(open_case(api), "/reminders"))
+    return f"/api/v1/reminders/{reminder['id']}/acknowledge", None
 
 
 def _plan_taper(api: Api) -> Request:
@@ -185,6 +193,10 @@ MATRIX: dict[tuple[str, str], Cell] = {
         EVERYONE, 200, lambda api: ("/api/v1/reports/outcomes.svg", None)
     ),
     ("GET", "/api/v1/reminders"): Cell(EVERYONE, 200, lambda api: ("/api/v1/reminders", None)),
+    ("POST", "/api/v1/reminders/{reminder_id}/acknowledge"): Cell(
+        ("coordinator", "clinician"), 200, _acknowledge
+    ),
+    ("GET", "/api/v1/worklist"): Cell(EVERYONE, 200, lambda api: ("/api/v1/worklist", None)),
     ("GET", "/api/v1/workflow"): Cell(EVERYONE, 200, lambda api: ("/api/v1/workflow", None)),
     ("GET", "/api/v1/workflow/diagram"): Cell(
         EVERYONE, 200, lambda api: ("/api/v1/workflow/diagram", None)
@@ -212,7 +224,8 @@ def app_routes() -> set[tuple[str, str]]:
     routes = create_app().routes
     found: set[tuple[str, str]] = set()
     for route in routing.iter_route_contexts(routes):
-        if isinstance(route.original_route, routing.APIRoute):
+        api_route = isinstance(route.original_route, routing.APIRoute)
+        if api_route and not str(route.path).startswith(PAGES):
             found |= {(method, str(route.path)) for method in route.methods or ()}
     return found
 

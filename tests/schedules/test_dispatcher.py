@@ -41,11 +41,12 @@ def test_a_reminder_is_delivered_once_when_due_and_marked_sent(reminders, case_i
     )
     assert (delivery.attempt, delivery.state, delivery.phase) == (1, "evaluation", "evaluation")
     row = reminders.get(reminder.id)
+    # Sent, and due again a day later (evaluation_overdue's repeat_after) unless acknowledged.
     assert (row.status, row.attempts, row.sent_at, row.next_attempt_at) == (
         SENT,
         1,
         now + 10 * SECOND,
-        None,
+        now + 10 * SECOND + timedelta(days=1),
     )
 
 
@@ -212,7 +213,8 @@ def test_reminders_that_fell_due_while_nothing_ran_are_each_delivered_once_on_st
     fresh.run_pass()
     again = Dispatcher(make_engine(database_url), notifiers=[recorder], clock=lambda: later)
     again.run_pass()
-    assert sorted(recorder.kinds()) == ["shipment_pending"] * 3
+    # A month late: each is past escalate_after too, so each also gets its one escalation.
+    assert sorted(recorder.kinds()) == ["escalation"] * 3 + ["shipment_pending"] * 3
     assert set(recorder.counts().values()) == {1}
     assert {r.case_id for r in reminders.rows(status=SENT)} == set(cases)
 

@@ -81,6 +81,9 @@ def test_the_webhook_posts_the_reminder_signed_with_its_id_as_idempotency_key(
         "kind": "evaluation_overdue",
         "due_at": (now + timedelta(days=7)).isoformat(),
         "recipient_role": "coordinator",
+        "recipient_ids": [],  # no coordinator is assigned
+        "escalates": None,
+        "repeat": 0,
         "attempts": 1,
         "state": "evaluation",
         "phase": "evaluation",

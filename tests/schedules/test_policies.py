@@ -17,23 +17,30 @@ from workflow import hooks
 
 DAY = timedelta(days=1)
 
-# SPEC.md section 7's table, copied by hand so a change to the policies fails here.
+HOUR = timedelta(hours=1)
+
+# SPEC.md section 7's table, copied by hand so a change to the policies fails here:
+# kind: (to, repeat_after, escalate_after, escalate_to). count_due waits for its fact.
 SPEC_TABLE = {
-    "evaluation_overdue": "coordinator",
-    "taper_checkin": "clinician",
-    "prescription_pending": "clinician",
-    "shipment_pending": "coordinator",
-    "delivery_overdue": "coordinator",
-    "preparation_due": "coordinator",
-    "integration_followup": "coordinator",
-    "checkin_due": "coordinator",
-    "hold_review": "clinician",
-    "safety_review": "clinician",
+    "evaluation_overdue": ("coordinator", DAY, 3 * DAY, "clinician"),
+    "taper_checkin": ("clinician", DAY, 3 * DAY, "clinician"),
+    "prescription_pending": ("clinician", DAY, 2 * DAY, "clinician"),
+    "shipment_pending": ("coordinator", DAY, 2 * DAY, "clinician"),
+    "delivery_overdue": ("coordinator", DAY, 2 * DAY, "clinician"),
+    "preparation_due": ("coordinator", DAY, 3 * DAY, "clinician"),
+    "integration_followup": ("coordinator", DAY, 2 * DAY, "clinician"),
+    "checkin_due": ("coordinator", DAY, 3 * DAY, "clinician"),
+    "screening_due": ("clinician", DAY, 3 * DAY, "clinician"),
+    "hold_review": ("clinician", 4 * HOUR, 24 * HOUR, "clinician"),
+    "safety_review": ("clinician", HOUR / 4, HOUR, "clinician"),
+    "event_review": ("clinician", DAY, 2 * DAY, "clinician"),
+    "escalation": ("clinician", HOUR, None, None),
 }
 
 
 def test_the_table_declares_every_kind_of_the_spec_once_for_its_role():
-    assert {p.kind: p.to for p in POLICIES} == SPEC_TABLE
+    declared = {p.kind: (p.to, p.repeat_after, p.escalate_after, p.escalate_to) for p in POLICIES}
+    assert declared == SPEC_TABLE
     assert len(POLICIES) == len(SPEC_TABLE)
 
 
@@ -134,7 +141,8 @@ def test_a_sent_taper_checkin_is_followed_by_the_next_while_the_taper_is_open(
     reminders.dispatch(now + 35 * DAY)
     third = reminders.pending(case_id)["taper_checkin"]
     assert third.due_at == now + 42 * DAY
-    assert reminders.recorder.kinds().count("taper_checkin") == 2
+    firsts = [d for d in reminders.recorder.deliveries if d.kind == "taper_checkin"]
+    assert len([d for d in firsts if not d.repeat]) == 2
 
     clinic.tick(days=36)
     clinic.confirm_taper(case_id, taper.id)
@@ -226,22 +234,23 @@ def test_a_checkin_needs_both_a_phq9_and_an_isi_after_the_first_dose(clinic, rem
     clinic.assess(case_id, "isi", 13)  # half of the next check-in: nothing moves
     assert reminders.pending(case_id)["checkin_due"].due_at == isi_at + 7 * DAY
 
-    # After the first four weeks, a check-in is due every 28 days.
+    # After the first four weeks, a check-in is due every 12 days.
     late = first.completed_at + 30 * DAY
     clinic.now = late
     clinic.assess(case_id, "isi", 14)
     clinic.assess(case_id, "phq9", 9)
-    assert reminders.pending(case_id)["checkin_due"].due_at == late + 28 * DAY
+    assert reminders.pending(case_id)["checkin_due"].due_at == late + 12 * DAY
 
 
-def test_a_sent_checkin_is_followed_weekly_then_every_28_days(clinic, reminders):
+def test_a_sent_checkin_is_followed_weekly_then_every_12_days(clinic, reminders):
     case_id = clinic.case_in("integration", prepared=False)
     first = clinic.dose(case_id).completed_at
     dues = []
     for week in (7, 14, 21, 28, 56):
         reminders.dispatch(first + week * DAY)
         dues.append(reminders.pending(case_id)["checkin_due"].due_at - first)
-    assert dues == [14 * DAY, 21 * DAY, 28 * DAY, 56 * DAY, 84 * DAY]
+    # The one due at 40 days is sent late, at 56: the next skips the missed 52 for 64.
+    assert dues == [14 * DAY, 21 * DAY, 28 * DAY, 40 * DAY, 64 * DAY]
 
 
 # -- hold_review -------------------------------------------------------------------
@@ -302,13 +311,60 @@ def test_an_adverse_event_the_service_records_asks_a_clinician_at_once(clinic, r
     assert "safety_review" not in reminders.pending(case_id)
 
 
-def test_an_adverse_event_staff_record_asks_for_no_safety_review(clinic, reminders):
+def test_an_event_staff_record_that_holds_opens_a_safety_review_a_mild_one_nothing(
+    clinic, reminders
+):
     case_id = clinic.case_in("integration", prepared=False)
-    clinic.assess(case_id, "phq9", 14, item9=1)
-    reminders.dispatch(clinic.now)  # the service's safety review went out; its event is open
-    assert "safety_review" not in reminders.pending(case_id)
+    clinic.adverse_event(case_id, "nausea", "mild")
+    assert {"safety_review", "event_review"}.isdisjoint(reminders.pending(case_id))
+    at = clinic.tick(minutes=5)
     clinic.adverse_event(case_id, "dizziness", "severe")
+    review = reminders.pending(case_id)["safety_review"]
+    assert (review.due_at, review.recipient_role) == (at, "clinician")
+
+
+def test_a_review_waits_for_events_recorded_while_it_is_open(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    first = clinic.adverse_event(case_id, "dizziness", "severe")
+    clinic.tick(minutes=5)
+    later = clinic.adverse_event(case_id, "nausea", "mild")  # recorded while the review is open
+    clinic.resolve(case_id, first.id)
+    assert "safety_review" in reminders.pending(case_id)
+    clinic.resolve(case_id, later.id)
     assert "safety_review" not in reminders.pending(case_id)
+
+
+def test_another_event_the_service_records_opens_an_event_review_a_day_later(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    clinic.dose(case_id)
+    at = clinic.tick(days=1)
+    clinic.assess(case_id, "isi", 28)  # far above the baseline: worsened insomnia, moderate
+    pending = reminders.pending(case_id)
+    assert "safety_review" not in pending
+    assert (pending["event_review"].due_at, pending["event_review"].recipient_role) == (
+        at + DAY,
+        "clinician",
+    )
+    (event,) = [e for e in clinic.rows(AdverseEvent, case_id) if e.recorded_by_system]
+    clinic.resolve(case_id, event.id)
+    assert "event_review" not in reminders.pending(case_id)
+
+
+# -- screening_due -----------------------------------------------------------------
+
+
+def test_a_screening_on_an_approved_case_asks_for_the_next_before_it_lapses(clinic, reminders):
+    case_id = clinic.case_in("evaluation")  # eligible, and screened
+    assert "screening_due" not in reminders.pending(case_id)  # not approved yet
+    clinic.fire(case_id, "approve")
+    at = clinic.tick(days=2)
+    clinic.screen(case_id)
+    first = reminders.pending(case_id)["screening_due"]
+    assert (first.due_at, first.recipient_role) == (at + 27 * DAY, "clinician")
+    clinic.tick(days=10)
+    clinic.screen(case_id)
+    assert reminders.get(first.id).status == CANCELLED
+    assert reminders.pending(case_id)["screening_due"].due_at == clinic.now + 27 * DAY
 
 
 # -- closing, and never duplicated ---------------------------------------------------

@@ -70,7 +70,9 @@ def test_early_then_later_switches_at_the_end_of_the_window():
 
 
 def test_next_due_skips_the_occurrences_already_past():
-    weekly = Policy("weekly", to="clinician", created_by=(), due=days(7), repeats=True)
+    weekly = Policy(
+        "weekly", to="clinician", created_by=(), due=days(7), repeat_after=DAY, recurs=True
+    )
     facts = facts_with()
     assert weekly.next_due(T0, facts, now=T0) == T0 + 7 * DAY
     assert weekly.next_due(T0, facts, now=T0 + 20 * DAY) == T0 + 21 * DAY
@@ -78,7 +80,13 @@ def test_next_due_skips_the_occurrences_already_past():
 
 
 def test_an_internal_transition_enters_no_state(clinic, reminders, monkeypatch):
-    probe = Policy("probe", to="clinician", created_by=(Entered("monitoring"),), due=days(1))
+    probe = Policy(
+        "probe",
+        to="clinician",
+        created_by=(Entered("monitoring"),),
+        due=days(1),
+        repeat_after=DAY,
+    )
     monkeypatch.setattr(hooks, "LISTENERS", [ReminderListener([probe])])
     case_id = clinic.case_in("monitoring")
     assert len(reminders.rows(case_id, kind="probe", status=PENDING)) == 1

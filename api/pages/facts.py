@@ -1,0 +1,102 @@
+"""The facts the case page has a form for: each is the API's schema and service for it.
+
+Who may record a fact is ``workflow.definition.may_record``; what a valid
+fact is, is its schema and its service. This table only says which schema and
+service belong to which form, and, for a fact about an existing record, which
+record the form picks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from models.schemas import (
+    AdverseEventCreate,
+    AdverseEventResolve,
+    AssessmentCreate,
+    ClearanceCreate,
+    HistoryIn,
+    MedicationCreate,
+    MedicationUpdate,
+    ScreeningCreate,
+    SessionCreate,
+    TaperConfirm,
+    TaperCreate,
+    VitalCreate,
+)
+from workflow import dosing, medications, records
+
+
+@dataclass(frozen=True)
+class Target:
+    """The existing record a fact is about: the service's keyword and where to pick it from."""
+
+    keyword: str
+    collection: str
+    describe: Callable[[Any], str]
+    open: Callable[[Any], bool] = lambda record: True
+
+
+@dataclass(frozen=True)
+class FactForm:
+    """A form for recording ``fact`` (a ``FACT_ROLES`` name) through ``service``."""
+
+    fact: str
+    title: str
+    schema: type[BaseModel]
+    service: Callable[..., Any]
+    target: Target | None = None
+
+
+FACT_FORMS: tuple[FactForm, ...] = (
+    FactForm("assessment", "Assessment", AssessmentCreate, records.record_assessment),
+    FactForm("vital", "Blood pressure", VitalCreate, records.record_vital),
+    FactForm("session", "Session", SessionCreate, dosing.record_session),
+    FactForm("dose_clearance", "Dose clearance", ClearanceCreate, dosing.request_clearance),
+    FactForm("history", "Clinical history", HistoryIn, records.put_history),
+    FactForm("medication", "Add a medication", MedicationCreate, medications.add_medication),
+    FactForm(
+        "medication_update",
+        "Change a medication's status",
+        MedicationUpdate,
+        medications.update_medication,
+        Target("medication_id", "medications", lambda m: f"{m.name} ({m.status})"),
+    ),
+    FactForm(
+        "interaction_screening",
+        "Screen interactions",
+        ScreeningCreate,
+        medications.screen_interactions,
+    ),
+    FactForm("taper", "Plan a taper", TaperCreate, medications.plan_taper),
+    FactForm(
+        "taper_confirm",
+        "Confirm a taper",
+        TaperConfirm,
+        medications.confirm_taper,
+        Target(
+            "taper_id",
+            "tapers",
+            lambda t: f"Taper {t.id} of medication {t.medication_id}",
+            lambda t: t.confirmed_at is None,
+        ),
+    ),
+    FactForm("adverse_event", "Adverse event", AdverseEventCreate, records.record_adverse_event),
+    FactForm(
+        "adverse_event_resolve",
+        "Resolve an adverse event",
+        AdverseEventResolve,
+        records.resolve_adverse_event,
+        Target(
+            "event_id",
+            "adverse-events",
+            lambda e: f"{e.kind} ({e.severity}) #{e.id}",
+            lambda e: e.resolved_at is None,
+        ),
+    ),
+)
+FACT_FORM_BY_NAME = {form.fact: form for form in FACT_FORMS}

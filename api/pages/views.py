@@ -1,0 +1,171 @@
+"""What the pages show, read through the same workflow services as the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from api.pages import chart
+from api.pages.facts import FACT_FORMS, FactForm
+from api.pages.forms import FormField, fields_of, local_input, trigger_fields
+from models.reminders import PENDING, SENT, Reminder
+from models.tables import AuditEvent, Case
+from schedules.service import list_reminders
+from workflow import audit, cases, records
+from workflow.cases import TriggerOption
+from workflow.definition import TRIGGER_BY_NAME, Actor, may_fire, may_record
+from workflow.errors import NotFound
+
+OPEN_STATUSES = (PENDING, SENT)
+FACT_SECTIONS = (
+    ("assessments", "Assessments"),
+    ("vitals", "Blood pressure"),
+    ("medications", "Medications"),
+    ("interaction-screenings", "Interaction screenings"),
+    ("tapers", "Tapers"),
+    ("dose-clearances", "Dose clearances"),
+    ("sessions", "Sessions"),
+    ("adverse-events", "Adverse events"),
+)
+HIDDEN_COLUMNS = {"case_id", "created_at", "updated_at", "findings", "unmet"}
+REMINDER_PAGE = 200
+PRESCRIBING = ("prescribe", "adjust_dose")
+
+
+@dataclass
+class Failure:
+    """A refused form: which one, what the service said, and what was typed."""
+
+    form: str
+    message: str
+    unmet: list[dict[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Form:
+    """A form on the case page: where it posts, its inputs and the records it may pick."""
+
+    key: str
+    title: str
+    action: str
+    fields: list[FormField]
+    targets: list[tuple[int, str]] | None = None
+    option: TriggerOption | None = None
+
+
+def show(value: Any) -> str:
+    """A recorded value as the pages print it."""
+    if value is None:
+        return "\u2014"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list):
+        return ", ".join(show(v) for v in value) or "\u2014"
+    return str(value)
+
+
+def case_page(session: Session, *, case_id: int, actor: Actor, now: datetime) -> dict[str, Any]:
+    """Everything the case page shows, for ``actor`` at ``now``.
+
+    A refused form is shown next to that form; ``form_keys`` lets the page show
+    a refusal of a form it does not have (a role's, say) at its top instead.
+    """
+    case = cases.get_case(session, case_id)
+    options = cases.list_triggers(session, case_id=case_id, actor=actor, now=now)
+    collections = {
+        name: records.list_records(session, case_id=case_id, collection=name)
+        for name, _ in FACT_SECTIONS
+    }
+    events = audit.list_events(session, case_id)
+    trigger_forms = _trigger_forms(case, options, actor)
+    fact_forms = [
+        _fact_form(case, form, collections)
+        for form in FACT_FORMS
+        if may_record(actor.role, form.fact)
+    ]
+    # A form about an existing record is shown only when there is a record to pick.
+    fact_forms = [form for form in fact_forms if form.targets is None or form.targets]
+    return {
+        "case": case,
+        "options": options,
+        "history": _history(session, case_id),
+        "sections": [(title, _table(collections[name])) for name, title in FACT_SECTIONS],
+        "reminders": sorted(case_reminders(session, case_id), key=_open_first),
+        "events": events,
+        "prescription": _prescription(events),
+        "chart": chart.build(collections["assessments"]),
+        "trigger_forms": trigger_forms,
+        "fact_forms": fact_forms,
+        "form_keys": {form.key for form in [*trigger_forms, *fact_forms]},
+        "now_input": local_input(now),
+    }
+
+
+def case_reminders(session: Session, case_id: int) -> list[Reminder]:
+    """Every reminder of the case, oldest first."""
+    found: list[Reminder] = []
+    after: int | None = None
+    while True:
+        rows, after = list_reminders(session, case_id=case_id, limit=REMINDER_PAGE, after_id=after)
+        found += rows
+        if after is None:
+            return found
+
+
+def _open_first(reminder: Reminder) -> tuple[bool, datetime]:
+    return reminder.status not in OPEN_STATUSES, reminder.due_at
+
+
+def _prescription(events: list[AuditEvent]) -> dict[str, Any] | None:
+    """The body of the case's latest ``prescribe`` or ``adjust_dose``: the dose in force."""
+    for event in reversed(events):
+        if event.trigger in PRESCRIBING:
+            return {"at": event.at, "trigger": event.trigger, **event.data}
+    return None
+
+
+def _history(session: Session, case_id: int) -> list[tuple[str, Any]] | None:
+    try:
+        history = records.get_history(session, case_id=case_id)
+    except NotFound:
+        return None
+    data = history.model_dump(exclude={"id", "case_id", "created_at", "updated_at"})
+    return [(name.replace("_", " "), value) for name, value in data.items()]
+
+
+def _table(rows: list[Any]) -> tuple[list[str], list[list[Any]]]:
+    """A collection as column names and rows of values (internal columns left out)."""
+    if not rows:
+        return [], []
+    columns = [c for c in type(rows[0]).model_fields if c not in HIDDEN_COLUMNS]
+    return columns, [[getattr(row, c) for c in columns] for row in rows]
+
+
+def _trigger_forms(case: Case, options: list[TriggerOption], actor: Actor) -> list[Form]:
+    forms = []
+    for option in options:
+        definition = TRIGGER_BY_NAME[option.trigger]
+        if may_fire(actor.role, definition):
+            action = f"/app/cases/{case.id}/triggers/{option.trigger}"
+            title = f"{option.trigger.replace('_', ' ')} \u2192 {option.dest}"
+            fields = trigger_fields(definition)
+            forms.append(Form(f"trigger:{option.trigger}", title, action, fields, option=option))
+    return forms
+
+
+def _fact_form(case: Case, form: FactForm, collections: dict[str, list[Any]]) -> Form:
+    targets = None
+    if form.target is not None:
+        target = form.target
+        rows = collections.get(target.collection, [])
+        targets = [(row.id, target.describe(row)) for row in rows if target.open(row)]
+    action = f"/app/cases/{case.id}/facts/{form.fact}"
+    return Form(f"fact:{form.fact}", form.title, action, fields_of(form.schema), targets)

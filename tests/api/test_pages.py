@@ -1,0 +1,261 @@
+"""The web pages over HTTP: sign-in, the session cookie, CSRF, idle expiry, sign-out, forms."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from api.pages.sessions import COOKIE
+from models.db import session_scope
+from models.settings import settings
+from models.tables import User
+from tests.api.helpers import Api, case_url, open_case, record_evaluation
+
+PAGE_CSP = "default-src 'self'"
+
+
+def csrf_of(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def sign_in(client: TestClient, token: str) -> httpx.Response:
+    form = client.get("/app/login")
+    return client.post(
+        "/app/login",
+        data={"token": token, "csrf_token": csrf_of(form)},
+        follow_redirects=False,
+    )
+
+
+def signed_in_csrf(client: TestClient, token: str) -> str:
+    assert sign_in(client, token).status_code == 303
+    return csrf_of(client.get("/app/worklist"))
+
+
+def goes_to_sign_in(response: httpx.Response) -> bool:
+    return response.status_code == 303 and response.headers["location"] == "/app/login"
+
+
+def test_pages_need_a_session(client):
+    for path in ("/app/worklist", "/app/cases/1", "/app"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+    assert goes_to_sign_in(client.get("/app/worklist", follow_redirects=False))
+
+
+def test_the_sign_in_page_and_its_headers(client):
+    page = client.get("/app/login")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"].startswith(PAGE_CSP)
+    assert "script-src" not in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "<script" not in page.text
+
+
+def test_signing_in_sets_a_strict_http_only_cookie(client, tokens):
+    response = sign_in(client, tokens["coordinator"])
+    assert response.status_code == 303
+    assert response.headers["location"] == "/app/worklist"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/app" in cookie
+    assert "Secure" not in cookie  # plain http: a Secure cookie would never come back
+    page = client.get("/app/worklist")
+    assert page.status_code == 200 and "cora" in page.text
+
+
+def test_over_https_the_cookie_is_secure(app, tokens):
+    with TestClient(app, base_url="https://testserver") as client:
+        assert "Secure" in sign_in(client, tokens["clinician"]).headers["set-cookie"]
+
+
+@pytest.mark.parametrize("token", ["not-a-token", ""])
+def test_an_unknown_token_does_not_sign_in(client, token):
+    response = sign_in(client, token)
+    assert response.status_code == 401
+    assert "not known" in response.text
+    assert COOKIE not in response.headers.get("set-cookie", "")
+
+
+def test_an_admin_uses_the_api_not_the_pages(client, tokens):
+    assert sign_in(client, tokens["admin"]).status_code == 401
+
+
+def test_the_sign_in_form_needs_its_csrf_token(client, tokens):
+    client.get("/app/login")
+    response = client.post(
+        "/app/login", data={"token": tokens["coordinator"], "csrf_token": "forged"}
+    )
+    assert response.status_code == 403
+    assert goes_to_sign_in(client.get("/app/worklist", follow_redirects=False))
+
+
+def test_a_form_without_the_sessions_csrf_token_is_refused(client, tokens, api: Api):
+    case_id = open_case(api)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    before = api.snapshot(case_id)
+    body = {"instrument": "phq9", "score": "12", "taken_at": api.ago(hours=1)[:16]}
+    for forged in ({}, {"csrf_token": "x" * len(csrf)}):
+        response = client.post(f"/app/cases/{case_id}/facts/assessment", data={**body, **forged})
+        assert response.status_code == 403
+    assert api.snapshot(case_id) == before
+    logout = client.post("/app/logout", data={"csrf_token": "forged"}, follow_redirects=False)
+    assert logout.status_code == 403
+    assert client.get("/app/worklist").status_code == 200  # still signed in
+
+
+def test_a_session_ends_after_the_idle_time(client, tokens, clock):
+    signed_in_csrf(client, tokens["coordinator"])
+    idle = settings.session_idle_minutes
+    clock.advance(minutes=idle - 1)
+    assert client.get("/app/worklist").status_code == 200  # a request: idle time starts again
+    clock.advance(minutes=idle - 1)
+    assert client.get("/app/worklist").status_code == 200
+    clock.advance(minutes=idle)
+    assert goes_to_sign_in(client.get("/app/worklist", follow_redirects=False))
+
+
+def test_signing_out_ends_the_session_on_the_server(client, tokens):
+    csrf = signed_in_csrf(client, tokens["clinician"])
+    cookie = client.cookies[COOKIE]
+    response = client.post("/app/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert goes_to_sign_in(response)
+    assert f'{COOKIE}=""' in response.headers["set-cookie"]
+    client.cookies.set(COOKIE, cookie, path="/app")  # a copy kept of the old cookie
+    assert goes_to_sign_in(client.get("/app/worklist", follow_redirects=False))
+
+
+def test_a_new_token_ends_the_session(client, tokens, engine):
+    signed_in_csrf(client, tokens["coordinator"])
+    with session_scope(engine) as session:
+        user = session.exec(select(User).where(User.name == "cora")).one()
+        user.token_hash = "0" * 64
+    assert goes_to_sign_in(client.get("/app/worklist", follow_redirects=False))
+
+
+def test_a_fact_is_recorded_through_the_form(client, tokens, api: Api):
+    case_id = open_case(api)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    taken_at = api.ago(hours=2)[:16]
+    body = {"csrf_token": csrf, "instrument": "gad7", "score": "9", "taken_at": taken_at}
+    response = client.post(f"/app/cases/{case_id}/facts/assessment", data=body)
+    assert response.status_code == 200 and "Saved: assessment" in response.text
+    (recorded,) = api.get("coordinator", case_url(case_id, "/assessments"))
+    assert (recorded["instrument"], recorded["score"]) == ("gad7", 9)
+    assert recorded["taken_at"].startswith(taken_at)
+
+
+def test_a_bad_value_shows_the_schemas_message_and_writes_nothing(client, tokens, api: Api):
+    case_id = open_case(api)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    before = api.snapshot(case_id)
+    body = {"csrf_token": csrf, "instrument": "gad7", "score": "25", "taken_at": api.ago()[:16]}
+    response = client.post(f"/app/cases/{case_id}/facts/assessment", data=body)
+    assert response.status_code == 422
+    assert "a gad7 score is 0 to 21" in response.text
+    assert 'value="25"' in response.text  # what was typed is kept
+    assert api.snapshot(case_id) == before
+
+
+def test_a_blocked_trigger_shows_every_unmet_requirement(client, tokens, api: Api):
+    case_id = open_case(api)
+    record_evaluation(api, case_id)
+    csrf = signed_in_csrf(client, tokens["clinician"])
+    before = api.snapshot(case_id)
+    response = client.post(f"/app/cases/{case_id}/triggers/approve", data={"csrf_token": csrf})
+    assert response.status_code == 409
+    unmet = api.get("clinician", case_url(case_id, "/transitions"))
+    (approve,) = [o for o in unmet if o["trigger"] == "approve"]
+    assert approve["unmet"]
+    alert = response.text[response.text.index('id="trigger-approve"') :]
+    for requirement in approve["unmet"]:
+        assert requirement["code"] in alert
+    assert "/facts/interaction_screening" in response.text  # a clinician's form
+    assert "/facts/adverse_event_resolve" not in response.text  # no event to resolve yet
+    assert api.snapshot(case_id) == before
+
+
+def test_a_trigger_fires_through_the_form(client, tokens, api: Api):
+    case_id = open_case(api)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    page = client.get(f"/app/cases/{case_id}")
+    version = re.search(r'name="version" value="(\d+)"', page.text).group(1)  # type: ignore[union-attr]
+    reason = "travelling <script>alert(1)</script>"
+    body = {"csrf_token": csrf, "version": version, "reason": reason}
+    response = client.post(f"/app/cases/{case_id}/triggers/hold", data=body)
+    assert response.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text  # shown, never run
+    assert "<script" not in response.text
+    assert api.get("coordinator", case_url(case_id))["state"] == "on_hold"
+    stale = client.post(f"/app/cases/{case_id}/triggers/withdraw", data=body)
+    assert stale.status_code == 412  # the page was older than the case
+    assert api.get("coordinator", case_url(case_id))["state"] == "on_hold"
+
+
+def test_a_role_sees_only_its_own_forms_and_cannot_post_others(client, tokens, api: Api):
+    case_id = open_case(api)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    page = client.get(f"/app/cases/{case_id}")
+    assert f'action="/app/cases/{case_id}/triggers/hold"' in page.text
+    assert f'action="/app/cases/{case_id}/triggers/approve"' not in page.text
+    assert "/facts/interaction_screening" not in page.text
+    before = api.snapshot(case_id)
+    response = client.post(f"/app/cases/{case_id}/triggers/approve", data={"csrf_token": csrf})
+    assert response.status_code == 403 and "may not fire approve" in response.text
+    assert api.snapshot(case_id) == before
+
+
+def test_docs_are_served_from_the_package(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "/app/static/swagger-ui/swagger-ui-bundle.js" in page.text
+    assert "https://" not in page.text.replace("https://fastapi", "")
+    csp = page.headers["content-security-policy"]
+    assert csp.startswith(PAGE_CSP) and "'sha256-" in csp
+    script = client.get("/app/static/swagger-ui/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text[:200_000]
+    assert client.get("/app/static/swagger-ui/LICENSE").status_code == 200
+
+
+def test_the_api_sends_the_security_headers_too(api: Api):
+    response = api.call("coordinator", "GET", "/api/v1/cases", expect=200)
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_an_unknown_case_is_a_page_saying_so(client, tokens):
+    signed_in_csrf(client, tokens["coordinator"])
+    response = client.get("/app/cases/999")
+    assert response.status_code == 404
+    assert "Case 999 does not exist." in response.text
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_the_worklist_filters_and_acknowledges(client, tokens, api: Api, clock):
+    case_id = open_case(api)
+    clock.advance(days=8)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    page = client.get("/app/worklist", params={"kind": "evaluation_overdue", "role": ""})
+    assert page.status_code == 200
+    assert f'href="/app/cases/{case_id}"' in page.text and "overdue by 1d" in page.text
+    other = client.get("/app/worklist", params={"kind": "safety_review"})
+    assert f'href="/app/cases/{case_id}"' not in other.text
+    assert client.get("/app/worklist", params={"role": "janitor"}).status_code == 422
+
+    (reminder,) = api.get("coordinator", case_url(case_id, "/reminders"))
+    assert f"/app/reminders/{reminder['id']}/acknowledge" in page.text
+    path = f"/app/reminders/{reminder['id']}/acknowledge"
+    assert client.post(path, data={"csrf_token": "forged"}).status_code == 403
+    done = client.post(path, data={"csrf_token": csrf, "back": "worklist"}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/app/worklist"
+    (after,) = api.get("coordinator", case_url(case_id, "/reminders"))
+    assert after["status"] == "acknowledged"
+    again = client.post(path, data={"csrf_token": csrf})
+    assert again.status_code == 409
