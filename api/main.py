@@ -10,8 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp
 
 from api import auth
+from api.middleware import BodyLimit, SecurityHeaders
 from api.problems import install_handlers, problem_media_type
 from api.routers import ROUTERS
 from models.db import get_engine, read_only
@@ -71,10 +73,25 @@ def create_app(
     app.state.clock = clock
     app.state.run_scheduler = run_scheduler
     install_handlers(app)
+    _outermost(app)
     for router in ROUTERS:
         app.include_router(router)
     _problem_openapi(app)
     return app
+
+
+def _outermost(app: FastAPI) -> None:
+    """Wrap the whole stack, Starlette's error middleware included, in the limit and headers.
+
+    The body limit runs before anything reads the body or the token; the
+    headers go on every response, a 500 included.
+    """
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return BodyLimit(SecurityHeaders(build()), max_bytes=settings.max_body_bytes)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 def _problem_openapi(app: FastAPI) -> None:

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(default=100, ge=1)
     delivery_max_attempts: int = Field(default=5, ge=1)
     delivery_backoff_seconds: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=65536, ge=1)
+    """A request body over this many bytes is a 413, refused before it is read whole."""
+    idempotency_hours: float = Field(default=24.0, gt=0)
+    """How long a POST's ``Idempotency-Key`` and its response are kept for replays."""
 
     # Clinical thresholds (SPEC.md section 3 and 4).
     baseline_window_days: int = Field(default=30, ge=1)
@@ -49,6 +53,8 @@ class Settings(BaseSettings):
     """A PHQ-9 item 9 at or above this records suicidal ideation."""
     clock_skew_seconds: int = Field(default=60, ge=0)
     """How far past the server's clock a client's timestamp may be before it is "future"."""
+    fact_max_age_days: float = Field(default=365.0, gt=0)
+    """A fact's own time may not be earlier than this before the case was created."""
 
 
 settings = Settings()
