@@ -86,7 +86,7 @@ def record_session(
         raise Conflict(
             f"Sessions are recorded only in integration or monitoring, not {case.state}."
         )
-    not_future(data.completed_at, now, "completed_at")
+    not_future(data.completed_at, now, "completed_at", case)
     if data.kind == "dosing":
         _check_clearance(session, case_id, data)
     care_session = CareSession(case_id=case_id, created_at=now, **data.model_dump())

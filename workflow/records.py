@@ -83,10 +83,18 @@ def finish_write(
     hooks.fact(session, case, fact=fact, record=record, now=now)
 
 
-def not_future(value: datetime, now: datetime, field: str) -> datetime:
-    """``value``, unless it lies in the future (beyond the allowed clock skew)."""
+def not_future(value: datetime, now: datetime, field: str, case: Case | None = None) -> datetime:
+    """``value``, unless it lies in the future (beyond the allowed clock skew).
+
+    With ``case``, ``value`` is a fact's own time: it may not be more than
+    ``fact_max_age_days`` before the case was created either.
+    """
     if value > now + timedelta(seconds=settings.clock_skew_seconds):
         raise ValidationFailed.field((field,), f"{field} is in the future.")
+    if case is not None and value < case.created_at - timedelta(days=settings.fact_max_age_days):
+        raise ValidationFailed.field(
+            (field,), f"{field} is more than {settings.fact_max_age_days:g} days before the case."
+        )
     return value
 
 
@@ -148,7 +156,7 @@ def record_assessment(
 ) -> Assessment:
     """Record a PHQ-9, GAD-7 or ISI, and apply the safety rules to it."""
     case = open_write(session, case_id, "assessment", actor, expected_version)
-    not_future(data.taken_at, now, "taken_at")
+    not_future(data.taken_at, now, "taken_at", case)
     assessment = Assessment(case_id=case_id, created_at=now, **data.model_dump())
     finish_write(session, case, actor, now, "assessment", assessment)
     safety.after_assessment(session, case, assessment, now)
@@ -166,7 +174,7 @@ def record_vital(
 ) -> Vital:
     """Record a blood-pressure reading."""
     case = open_write(session, case_id, "vital", actor, expected_version)
-    not_future(data.taken_at, now, "taken_at")
+    not_future(data.taken_at, now, "taken_at", case)
     vital = Vital(case_id=case_id, created_at=now, **data.model_dump())
     finish_write(session, case, actor, now, "vital", vital)
     return vital

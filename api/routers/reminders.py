@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime
 
 from api.deps import CaseId, CurrentActor, SessionDep
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, choice, decode_cursor, encode_cursor, one_of
 from api.schemas import ReminderPage, ReminderPublic
 from models.reminders import STATUSES
+from models.schemas import Timestamp
 from schedules.policies import KINDS
 from schedules.service import list_reminders
 from workflow.cases import get_case
@@ -46,7 +46,7 @@ def all_reminders(
     session: SessionDep,
     status: StatusFilter = None,
     kind: KindFilter = None,
-    due_before: AwareDatetime | None = None,
+    due_before: Timestamp | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ReminderPage:
