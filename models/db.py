@@ -23,6 +23,8 @@ READ_ONLY = "carepath_read_only"
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     """An engine for ``url`` (default: ``CAREPATH_DATABASE_URL``), tuned for its database."""
     url = url or settings.database_url
+    # An error's message and traceback never carry the statement's values.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
     if url.startswith("postgresql://"):
