@@ -1,4 +1,4 @@
-"""Database errors: a problem+json that keeps the connection open, and no statement values in logs."""
+"""Database errors: a problem+json that keeps the connection open; no statement values logged."""
 
 from __future__ import annotations
 
