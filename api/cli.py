@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from api import audit_cli
 from models.db import get_engine, session_scope
 from models.migrate import SchemaBehind
 from models.schemas import UserCreate
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=db_upgrade)
     p = db_commands.add_parser("current", help="print the schema revision")
     p.set_defaults(func=db_current)
+    audit_cli.add_db_grant_parser(db_commands)
+    audit_cli.add_audit_parser(commands)
     return parser
 
 

@@ -62,6 +62,18 @@ class EventPublic(Public):
     from_state: str | None
     to_state: str | None
     data: dict[str, Any]
+    prev_hash: str | None = Field(description="The hash of the case's previous event.")
+    hash: str = Field(description="SHA-256 chaining this event to the previous one.")
+
+
+class ChainVerdict(BaseModel):
+    """The verdict on a case's audit hash chain."""
+
+    ok: bool = Field(description="Every event chains to the one before it and to the case.")
+    events: int = Field(description="How many events were checked.")
+    first_bad_event_id: int | None = Field(
+        default=None, description="When not ok: the first event that does not chain."
+    )
 
 
 class UserPublic(Public):
