@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp
 
-from api import auth
+from api import auth, idempotency
+from api.idempotency import Idempotency
 from api.middleware import BodyLimit, SecurityHeaders
 from api.problems import install_handlers, problem_media_type
 from api.routers import ROUTERS
@@ -84,12 +85,14 @@ def _outermost(app: FastAPI) -> None:
     """Wrap the whole stack, Starlette's error middleware included, in the limit and headers.
 
     The body limit runs before anything reads the body or the token; the
-    headers go on every response, a 500 included.
+    headers go on every response, a 500 included; a POST's ``Idempotency-Key``
+    is looked up before the request runs.
     """
     build = app.build_middleware_stack
 
     def build_middleware_stack() -> ASGIApp:
-        return BodyLimit(SecurityHeaders(build()), max_bytes=settings.max_body_bytes)
+        inner = Idempotency(build())
+        return BodyLimit(SecurityHeaders(inner), max_bytes=settings.max_body_bytes)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
@@ -100,7 +103,7 @@ def _problem_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problem_media_type(generate())
+            app.openapi_schema = idempotency.document(problem_media_type(generate()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine
 
-from models import facts, reminders, tables  # noqa: F401  (registers every table)
+from models import facts, idempotency, reminders, tables  # noqa: F401  (registers every table)
 from models.settings import settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000

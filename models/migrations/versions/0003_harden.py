@@ -1,4 +1,4 @@
-"""Hardening: the audit trail's hash chain, TRUNCATE and INSERT OR REPLACE refused.
+"""Hardening: the audit hash chain, TRUNCATE and INSERT OR REPLACE refused, idempotency keys.
 
 Revision ID: 0003_harden
 Revises: 0002
@@ -90,7 +90,33 @@ def _chain_existing_events() -> None:
         conn.execute(cases.update().where(cases.c.id == case_id).values(audit_hash=head))
 
 
+def _create_idempotency_keys() -> None:
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("method", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("body_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=True),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=True),
+        sa.Column("created_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_idempotency_keys_user_method_path_key",
+            ["user_id", "method", "path", "key"],
+            unique=True,
+        )
+        batch_op.create_index("ix_idempotency_keys_created_at", ["created_at"], unique=False)
+
+
 def upgrade() -> None:
+    _create_idempotency_keys()
     postgres = op.get_context().dialect.name == "postgresql"
     if postgres:
         op.execute("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
@@ -121,6 +147,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("idempotency_keys")
     postgres = op.get_context().dialect.name == "postgresql"
     if postgres:
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events")
