@@ -62,3 +62,15 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
             [{"loc": ["query", "cursor"], "msg": "Invalid cursor", "type": "value_error"}],
         )
     return last_id
+
+
+def records_page(
+    session: Any, model: Any, kind: str, case_id: int, limit: int, cursor: str | None
+) -> Any:
+    """A page of the case's ``model`` records, as ``{"items": [...], "next_cursor": ...}``."""
+    from workflow.paging import case_page
+
+    rows, last = case_page(
+        session, model, case_id=case_id, limit=limit, after_id=decode_cursor(kind, cursor)
+    )
+    return {"items": rows, "next_cursor": encode_cursor(kind, last)}

@@ -8,7 +8,7 @@ and a reminder's delivery bookkeeping stay inside.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,16 @@ class CasePublic(Public):
     referrals: list[str] = Field(description="Declined: what the guide recommends instead.")
     created_at: datetime
     updated_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list, oldest first."""
+
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
 
 
 class CasePage(BaseModel):

@@ -22,22 +22,23 @@ StatusFilter = Annotated[
     str | None, choice(STATUSES, "Only reminders with this status."), one_of(STATUSES)
 ]
 KindFilter = Annotated[str | None, choice(KINDS, "Only reminders of this kind."), one_of(KINDS)]
-PAGE = 200
 
 
 @router.get("/api/v1/cases/{case_id}/reminders", responses=problem_responses(404))
 def case_reminders(
-    actor: CurrentActor, case_id: CaseId, session: SessionDep
-) -> list[ReminderPublic]:
-    """Every reminder of the case, oldest first."""
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ReminderPage:
+    """A page of the case's reminders, oldest first."""
     get_case(session, case_id)
-    found: list[ReminderPublic] = []
-    after: int | None = None
-    while True:
-        rows, after = list_reminders(session, case_id=case_id, limit=PAGE, after_id=after)
-        found += [ReminderPublic.model_validate(r) for r in rows]
-        if after is None:
-            return found
+    rows, last = list_reminders(
+        session, case_id=case_id, limit=limit, after_id=decode_cursor("case-reminders", cursor)
+    )
+    items = [ReminderPublic.model_validate(r) for r in rows]
+    return ReminderPage(items=items, next_cursor=encode_cursor("case-reminders", last))
 
 
 @router.get("/api/v1/reminders")

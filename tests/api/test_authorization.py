@@ -157,6 +157,7 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("POST", CASE + "/adverse-events/{event_id}/resolve"): Cell(CLINICAL, 200, _resolve),
     ("GET", CASE + "/events"): Cell(EVERYONE, 200, lambda api: _case(api, "/events")),
+    ("GET", CASE + "/events/verify"): Cell(EVERYONE, 200, lambda api: _case(api, "/events/verify")),
     ("GET", CASE + "/reminders"): Cell(EVERYONE, 200, lambda api: _case(api, "/reminders")),
     ("GET", "/api/v1/reminders"): Cell(EVERYONE, 200, lambda api: ("/api/v1/reminders", None)),
     ("GET", "/api/v1/workflow"): Cell(EVERYONE, 200, lambda api: ("/api/v1/workflow", None)),

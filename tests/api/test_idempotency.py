@@ -81,8 +81,8 @@ def test_keys_are_per_user_and_per_path(api: Api):
     post(api, case_url(first, "/vitals"), body, "same")
     post(api, case_url(second, "/vitals"), body, "same")
     post(api, case_url(first, "/vitals"), body, "same", role="clinician")
-    assert len(items(api.get("admin", case_url(first, "/vitals")))) == 2
-    assert len(items(api.get("admin", case_url(second, "/vitals")))) == 1
+    assert len(items(api.items("admin", case_url(first, "/vitals")))) == 2
+    assert len(items(api.items("admin", case_url(second, "/vitals")))) == 1
 
 
 def test_a_key_expires_after_idempotency_hours(api: Api, app):
@@ -135,7 +135,7 @@ def test_concurrent_requests_with_one_key_apply_once(api: Api):
 
     assert {status for status, _ in results} == {200}, results
     assert len({str(body) for _, body in results}) == 1
-    events = items(api.get("admin", case_url(case_id, "/events")))
+    events = items(api.items("admin", case_url(case_id, "/events")))
     assert [e["trigger"] for e in events].count("hold") == 1
     assert api.get("admin", case_url(case_id))["version"] == 2
 
