@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from models import facts, idempotency, reminders, tables  # noqa: F401  (registers every table)
@@ -35,7 +36,24 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def _create_private(url: str) -> None:
+    """Create the SQLite file readable and writable by its owner only, if it does not exist.
+
+    SQLite gives the -wal and -shm files the database file's permissions.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a directory that does not exist: SQLite's own error names it on connect
+
+
 def _sqlite_engine(url: str, **kwargs) -> Engine:
+    _create_private(url)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("check_same_thread", False)
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
