@@ -46,7 +46,7 @@ def list_adverse_events(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[AdverseEvent]:
-    """Every adverse event, newest last."""
+    """A page of the case's adverse events, oldest first."""
     return records_page(session, AdverseEvent, "adverse-events", case_id, limit, cursor)
 
 

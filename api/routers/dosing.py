@@ -37,7 +37,7 @@ def list_clearances(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[DoseClearance]:
-    """Every dose clearance, newest last."""
+    """A page of the case's dose clearances, oldest first."""
     return records_page(session, DoseClearance, "dose-clearances", case_id, limit, cursor)
 
 
@@ -57,5 +57,5 @@ def list_sessions(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[CareSession]:
-    """Every session, newest last."""
+    """A page of the case's sessions, oldest first."""
     return records_page(session, CareSession, "sessions", case_id, limit, cursor)

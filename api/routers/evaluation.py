@@ -49,7 +49,7 @@ def list_assessments(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[Assessment]:
-    """Every assessment, newest last."""
+    """A page of the case's assessments, oldest first."""
     return records_page(session, Assessment, "assessments", case_id, limit, cursor)
 
 
@@ -67,5 +67,5 @@ def list_vitals(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[Vital]:
-    """Every blood-pressure reading, newest last."""
+    """A page of the case's blood-pressure readings, oldest first."""
     return records_page(session, Vital, "vitals", case_id, limit, cursor)

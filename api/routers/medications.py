@@ -51,7 +51,7 @@ def list_medications(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[Medication]:
-    """The medication list, newest last."""
+    """A page of the medication list, oldest first."""
     return records_page(session, Medication, "medications", case_id, limit, cursor)
 
 
@@ -82,7 +82,7 @@ def list_screenings(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[InteractionScreening]:
-    """Every interaction screening, newest last."""
+    """A page of the case's interaction screenings, oldest first."""
     return records_page(
         session, InteractionScreening, "interaction-screenings", case_id, limit, cursor
     )
@@ -102,7 +102,7 @@ def list_tapers(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[Taper]:
-    """Every taper, newest last."""
+    """A page of the case's tapers, oldest first."""
     return records_page(session, Taper, "tapers", case_id, limit, cursor)
 
 
