@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from api import auth, cli_users
+from api import audit_cli, auth, cli_users
 from api.logs import configure_logging
 from models.db import DatabaseUnusable, check_database, describe_url, get_engine
 from models.migrate import SchemaBehind
@@ -162,6 +162,7 @@ def _register_db(commands: Commands) -> None:
     p.set_defaults(func=db_upgrade)
     p = db_commands.add_parser("current", help="print the schema revision")
     p.set_defaults(func=db_current)
+    audit_cli.add_db_grant_parser(db_commands)
 
 
 REGISTRARS: tuple[Callable[[Commands], None], ...] = (
@@ -169,6 +170,7 @@ REGISTRARS: tuple[Callable[[Commands], None], ...] = (
     _register_scheduler,
     cli_users.register,
     _register_db,
+    audit_cli.add_audit_parser,
 )
 """Each adds its sub-command(s) to the parser; nothing here reads a setting."""
 

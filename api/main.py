@@ -10,8 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp
 
-from api import auth, logs, metrics, openapi_docs, pages
+from api import auth, idempotency, logs, metrics, openapi_docs, pages
+from api.idempotency import Idempotency
+from api.middleware import BodyLimit, SecurityHeaders
 from api.problems import install_handlers, problem_media_type
 from api.queries import QUERY_CHECK
 from api.routers import ROUTERS
@@ -75,6 +78,7 @@ def create_app(
     app.state.clock = clock
     app.state.run_scheduler = run_scheduler
     install_handlers(app)
+    _outermost(app)
     for router in ROUTERS:
         app.include_router(router, dependencies=[QUERY_CHECK])
     app.include_router(metrics_route.router)
@@ -87,13 +91,30 @@ def create_app(
     return app
 
 
+def _outermost(app: FastAPI) -> None:
+    """Wrap the whole stack, Starlette's error middleware included, in the limit and headers.
+
+    The body limit runs before anything reads the body or the token; the
+    headers go on every response, a 500 included; a POST's ``Idempotency-Key``
+    is looked up before the request runs.
+    """
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        inner = Idempotency(build())
+        return BodyLimit(SecurityHeaders(inner), max_bytes=settings.max_body_bytes)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+
+
 def _problem_openapi(app: FastAPI) -> None:
     """Describe error bodies as ``application/problem+json``, as they are sent."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = openapi_docs.complete(problem_media_type(generate()))
+            documented = idempotency.document(problem_media_type(generate()))
+            app.openapi_schema = openapi_docs.complete(documented)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import metrics
@@ -228,6 +228,20 @@ async def operational_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(503, "unavailable", detail, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any other database error: a 500, answered here so that the connection stays open.
+
+    Logged by class only: a driver's message can quote the values of the
+    statement (``DETAIL: Key (...)=(...)``), and those may be clinical data.
+    """
+    orig = getattr(exc, "orig", None)
+    cause = type(orig).__name__ if orig is not None else "-"
+    logger.error(
+        "%s %s -> 500 (%s, %s)", request.method, request.url.path, type(exc).__name__, cause
+    )
+    return problem(500, "internal_error", "The database failed: the error was logged.")
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """A bug: logged with its traceback, answered without one."""
     logger.error("%s %s -> 500", request.method, request.url.path, exc_info=exc)
@@ -242,6 +256,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(DataError, data_error)
     app.add_exception_handler(OperationalError, operational_error)
+    app.add_exception_handler(SQLAlchemyError, database_error)
     app.add_exception_handler(Exception, unexpected_error)
 
 

@@ -111,3 +111,15 @@ async def refuse_unknown_query(request: Request) -> None:
 
 QUERY_CHECK = Depends(refuse_unknown_query)
 """Added to every API router by ``api.main``."""
+
+
+def records_page(
+    session: Any, model: Any, kind: str, case_id: int, limit: int, cursor: str | None
+) -> Any:
+    """A page of the case's ``model`` records, as ``{"items": [...], "next_cursor": ...}``."""
+    from workflow.paging import case_page
+
+    rows, last = case_page(
+        session, model, case_id=case_id, limit=limit, after_id=decode_cursor(kind, cursor)
+    )
+    return {"items": rows, "next_cursor": encode_cursor(kind, last)}

@@ -8,7 +8,7 @@ and a reminder's delivery bookkeeping stay inside.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +31,16 @@ class CasePublic(Public):
     referrals: list[str] = Field(description="Declined: what the guide recommends instead.")
     created_at: datetime
     updated_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list, oldest first."""
+
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
 
 
 class CasePage(BaseModel):
@@ -62,6 +72,18 @@ class EventPublic(Public):
     from_state: str | None
     to_state: str | None
     data: dict[str, Any]
+    prev_hash: str | None = Field(description="The hash of the case's previous event.")
+    hash: str = Field(description="SHA-256 chaining this event to the previous one.")
+
+
+class ChainVerdict(BaseModel):
+    """The verdict on a case's audit hash chain."""
+
+    ok: bool = Field(description="Every event chains to the one before it and to the case.")
+    events: int = Field(description="How many events were checked.")
+    first_bad_event_id: int | None = Field(
+        default=None, description="When not ok: the first event that does not chain."
+    )
 
 
 class LicensePublic(BaseModel):

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
-from models import facts, reminders, tables  # noqa: F401  (registers every table)
+from models import facts, idempotency, reminders, tables  # noqa: F401  (registers every table)
 from models.settings import settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -57,6 +57,8 @@ def describe_url(url: str) -> str:
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     """An engine for ``url`` (default: ``CAREPATH_DATABASE_URL``), tuned for its database."""
     url = normalise_url(url or settings.database_url)
+    # An error's message and traceback never carry the statement's values.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
@@ -65,11 +67,32 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def _create_private(url: str) -> None:
+    """Create the SQLite file readable and writable by its owner only, if it does not exist.
+
+    SQLite gives the -wal and -shm files the database file's permissions.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a directory that does not exist: SQLite's own error names it on connect
+
+
 def _sqlite_engine(url: str, **kwargs) -> Engine:
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("check_same_thread", False)
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(dialect, conn_rec, cargs, cparams) -> None:
+        # The first connection creates the file: make it private before SQLite does.
+        _create_private(url)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:

@@ -40,6 +40,28 @@ def downgrade(engine: Engine | None = None, revision: str = "base") -> None:
     _with_connection(engine or get_engine(), command.downgrade, revision)
 
 
+def grant_service_role(engine: Engine, role: str) -> None:
+    """Grant the PostgreSQL role the service runs as what it needs, and no more.
+
+    Run as the owner of the tables, after each upgrade (tables a migration adds
+    have no grants yet). The service reads and writes every table but may only
+    add to the audit trail (no UPDATE, DELETE or TRUNCATE there), and reads the
+    schema's revision. Owning nothing, it cannot set the audit triggers aside.
+    """
+    if engine.dialect.name != "postgresql":
+        raise ValueError("roles exist on PostgreSQL only")
+    name = engine.dialect.identifier_preparer.quote(role)
+    with engine.begin() as conn:
+        for statement in (
+            f"GRANT USAGE ON SCHEMA public TO {name}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}",
+            f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {name}",
+            f"REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {name}",
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {name}",
+        ):
+            conn.exec_driver_sql(statement)
+
+
 def current_revision(engine: Engine | None = None) -> str | None:
     """The revision the database is at, or None for an empty one."""
     with (engine or get_engine()).connect() as connection:

@@ -6,10 +6,68 @@ Bodies forbid unknown fields: a misspelt optional field (``item_9`` for
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Literal, Self
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""No timestamp a client sends may be earlier than this (SPEC.md section 4)."""
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _not_a_number(value: Any) -> Any:
+    """A timestamp or date is an ISO string (or, from Python, a date): never a number.
+
+    Pydantic would read ``0`` or ``"1700000000"`` as seconds since 1970.
+    """
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 string like 2026-11-02T14:30:00Z, not a number")
+    return value
+
+
+def _storable(value: datetime) -> datetime:
+    """``value`` in UTC, if it converts there and is not before 2000-01-01; else a 422."""
+    try:
+        value = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("is outside the range of storable timestamps") from None
+    if value < EARLIEST:
+        raise ValueError("may not be before 2000-01-01")
+    return value
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_not_a_number),
+    AfterValidator(_storable),
+    Field(
+        description="ISO 8601 with a time zone, not before 2000-01-01.",
+        examples=["2026-11-02T14:30:00Z"],
+    ),
+]
+"""Every timestamp a client sends: with a zone, never a number, storable, from 2000 on.
+
+How far it may lie in the future depends on the clock, and how far in the
+past on the case: the services check both (``workflow.records.not_future``).
+"""
+Date = Annotated[date, BeforeValidator(_not_a_number)]
+"""A calendar date as an ISO string (``2026-11-02``), never a number."""
+StrictBool = Annotated[bool, Field(strict=True)]
+"""A JSON ``true`` or ``false``: never ``"yes"``, ``1`` or ``"true"``."""
 
 US_STATES = frozenset(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "
@@ -43,7 +101,11 @@ INSTRUMENT_MAX = {"phq9": 27, "gad7": 21, "isi": 28}
 
 
 class Body(BaseModel):
-    """A request body: unknown fields are errors."""
+    """A request body: unknown fields are errors.
+
+    Clinical numbers and flags are ``strict``: ``"5"`` is not a score and
+    ``"yes"`` is not ``true``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -125,25 +187,25 @@ class CaseCreate(Body):
 
 
 class HistoryIn(Body):
-    insomnia_nights_per_week: int = Field(ge=0, le=7)
-    insomnia_duration_months: int = Field(ge=0, le=600)
+    insomnia_nights_per_week: int = Field(strict=True, ge=0, le=7)
+    insomnia_duration_months: int = Field(strict=True, ge=0, le=600)
     diagnoses: list[Diagnosis] = Field(max_length=4)
-    failed_antidepressant_trials: int = Field(ge=0, le=50)
-    cbti_completed: bool
-    seeking_sleep_med_replacement: bool
-    substance_use_disorder_history: bool
-    uncontrolled_hypertension: bool
-    active_psychosis: bool
-    severe_psychiatric_instability: bool
-    significant_breathing_problems: bool
-    sleep_apnea: bool
+    failed_antidepressant_trials: int = Field(strict=True, ge=0, le=50)
+    cbti_completed: StrictBool
+    seeking_sleep_med_replacement: StrictBool
+    substance_use_disorder_history: StrictBool
+    uncontrolled_hypertension: StrictBool
+    active_psychosis: StrictBool
+    severe_psychiatric_instability: StrictBool
+    significant_breathing_problems: StrictBool
+    sleep_apnea: StrictBool
 
 
 class AssessmentCreate(Body):
     instrument: Instrument
-    score: int = Field(ge=0, le=28)
-    item9: int | None = Field(default=None, ge=0, le=3, description="PHQ-9 only.")
-    taken_at: AwareDatetime
+    score: int = Field(strict=True, ge=0, le=28)
+    item9: int | None = Field(strict=True, default=None, ge=0, le=3, description="PHQ-9 only.")
+    taken_at: Timestamp
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:
@@ -216,25 +278,25 @@ class TaperCreate(Body):
 
 
 class TaperConfirm(Body):
-    last_dose_on: date
+    last_dose_on: Date
 
 
 class VitalCreate(Body):
-    systolic: int = Field(ge=50, le=300)
-    diastolic: int = Field(ge=30, le=200)
-    heart_rate: int | None = Field(default=None, ge=20, le=250)
-    taken_at: AwareDatetime
+    systolic: int = Field(strict=True, ge=50, le=300)
+    diastolic: int = Field(strict=True, ge=30, le=200)
+    heart_rate: int | None = Field(strict=True, default=None, ge=20, le=250)
+    taken_at: Timestamp
 
 
 class ClearanceCreate(Body):
-    systolic: int = Field(ge=50, le=300)
-    diastolic: int = Field(ge=30, le=200)
-    monitor_present: bool
+    systolic: int = Field(strict=True, ge=50, le=300)
+    diastolic: int = Field(strict=True, ge=30, le=200)
+    monitor_present: StrictBool
 
 
 class SessionCreate(Body):
     kind: SessionKind
-    completed_at: AwareDatetime
+    completed_at: Timestamp
     notes: str | None = Field(default=None, max_length=4000, pattern=NO_NUL)
     clearance_id: RecordId | None = None
 
@@ -259,7 +321,7 @@ class TransitionBody(Body):
     """The optional body of a transition; which fields a trigger needs is in the workflow."""
 
     reason: str | None = Field(default=None, min_length=1, max_length=4000, pattern=NO_NUL)
-    dose_mg: float | None = Field(default=None, gt=0, le=1000)
+    dose_mg: float | None = Field(default=None, strict=True, gt=0, le=1000)
     route: str | None = Field(default=None, min_length=1, max_length=40, pattern=NO_NUL)
     carrier: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     tracking_number: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)

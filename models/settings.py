@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     boundary (SPEC.md section 7): 0 or a fraction runs a week of reminders in a minute."""
     session_idle_minutes: float = Field(default=720, gt=0)
     """A web page session ends after this long without a request (SPEC.md section 9)."""
+    max_body_bytes: int = Field(default=65536, ge=1)
+    """A request body over this many bytes is a 413, refused before it is read whole."""
+    idempotency_hours: float = Field(default=24.0, gt=0)
+    """How long a POST's ``Idempotency-Key`` and its response are kept for replays."""
 
     # Clinical thresholds (SPEC.md section 3 and 4).
     baseline_window_days: int = Field(default=30, ge=1)
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
     """A directory holding drug_names.csv and interactions.csv; default: the packaged table."""
     clock_skew_seconds: int = Field(default=60, ge=0)
     """How far past the server's clock a client's timestamp may be before it is "future"."""
+    fact_max_age_days: float = Field(default=365.0, gt=0)
+    """A fact's own time may not be earlier than this before the case was created."""
 
     @field_validator("database_url")
     @classmethod

@@ -87,6 +87,8 @@ class Case(SQLModel, table=True):
     referrals: list[str] = Field(default_factory=list, sa_type=JSON)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
+    audit_hash: str | None = Field(default=None, max_length=64)
+    """The ``hash`` of the case's newest audit event: the head of its chain."""
 
 
 class AuditEvent(SQLModel, table=True):
@@ -105,6 +107,10 @@ class AuditEvent(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=40)
     to_state: str | None = Field(default=None, max_length=40)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    prev_hash: str | None = Field(default=None, max_length=64)
+    """The ``hash`` of the case's previous event; None on its first."""
+    hash: str = Field(max_length=64)
+    """SHA-256 of this event's canonical encoding, its ``prev_hash`` included."""
 
 
 class WebSession(SQLModel, table=True):

@@ -95,24 +95,56 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+class WebhookError(Exception):
+    """A webhook delivery failed; the message names the receiver by scheme, host and port only."""
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: never its credentials, path or query."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "the webhook URL"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}"
+
+
 class WebhookNotifier:
-    """POSTs each reminder as JSON; receivers dedupe on ``Idempotency-Key`` (``Delivery.key``)."""
+    """POSTs each reminder as JSON; receivers dedupe on ``Idempotency-Key`` (``Delivery.key``).
+
+    A webhook URL may carry a secret in its credentials, path or query: errors
+    name only its origin, and httpx's own request log (which prints the whole
+    URL) is kept to warnings.
+    """
 
     def __init__(self, url: str, *, secret: str | None = None, timeout: float = 5.0) -> None:
         self.url = url
+        self.origin = origin(url)
         self.secret = secret
         self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, _httpx_level()))
 
     def notify(self, delivery: Delivery) -> None:
         body = json.dumps(delivery.payload(), separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: delivery.key}
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
-        response = self.client.post(self.url, content=body, headers=headers)
-        response.raise_for_status()
+        try:
+            response = self.client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            # ``from None``: httpx's message and the chained traceback quote the whole URL.
+            raise WebhookError(f"{type(exc).__name__} posting to {self.origin}") from None
+        if not response.is_success:
+            raise WebhookError(
+                f"{response.status_code} {response.reason_phrase} from {self.origin}"
+            )
 
     def close(self) -> None:
         self.client.close()
+
+
+def _httpx_level() -> int:
+    return logging.getLogger("httpx").level
 
 
 def default_notifiers(rules: Settings) -> list[Notifier]:

@@ -2,11 +2,15 @@
 
 Tests run on SQLite by default. With ``CAREPATH_TEST_DATABASE_URL`` set to a
 PostgreSQL server, the same tests run there: one throwaway database per test
-run, emptied before each test.
+run, emptied before each test. That URL's role is the service's; with
+``CAREPATH_TEST_OWNER_URL`` set too, the throwaway database is created,
+migrated and emptied as that owner role, and the service role gets only what
+``models.migrate.grant_service_role`` grants (as in production).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -27,6 +31,7 @@ from workflow.definition import Actor
 
 TEST_DATABASE_URL = os.environ.get("CAREPATH_TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
+OWNER_URL = os.environ.get("CAREPATH_TEST_OWNER_URL") or TEST_DATABASE_URL
 
 
 def admin_url(url: str) -> str:
@@ -44,7 +49,7 @@ def postgres_url() -> Iterator[str]:
     if not ON_POSTGRES:
         pytest.skip("needs CAREPATH_TEST_DATABASE_URL set to a PostgreSQL server")
     name = f"carepath_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url(OWNER_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
@@ -54,14 +59,44 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
+def owner_url(url: str) -> str:
+    """The URL of the same database as ``url``, as the owner role."""
+    database = make_url(url).database
+    return make_url(OWNER_URL).set(database=database).render_as_string(hide_password=False)
+
+
+def empty_tables(url: str) -> None:
+    """Empty every table of the PostgreSQL database at ``url``, as its owner.
+
+    The audit table refuses TRUNCATE with a trigger that only its owner may set
+    aside, here for this one transaction.
+    """
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with _owner_engine(owner_url(url)).begin() as conn:
+        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_truncate"))
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_truncate"))
+
+
+@functools.cache
+def _owner_engine(url: str) -> Engine:
+    return make_engine(url, pool_size=1, max_overflow=0)
+
+
 @pytest.fixture(scope="session")
 def _postgres_engine(request) -> Iterator[Engine | None]:
+    """The service's engine on the throwaway database, migrated to head by the owner."""
     if not ON_POSTGRES:
         yield None
         return
     url = request.getfixturevalue("postgres_url")
+    owner = make_engine(owner_url(url))
+    migrate.upgrade(owner)
+    service_role = make_url(url).username
+    if service_role and service_role != owner.url.username:
+        migrate.grant_service_role(owner, service_role)
+    owner.dispose()
     engine = make_engine(url)
-    migrate.upgrade(engine)
     yield engine
     engine.dispose()
 
@@ -86,10 +121,9 @@ def database_url(tmp_path, _postgres_engine, request) -> str:
             if Path(f"{template}{suffix}").exists():
                 shutil.copyfile(f"{template}{suffix}", f"{path}{suffix}")
         return f"sqlite:///{path}"
-    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-    with _postgres_engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    return _postgres_engine.url.render_as_string(hide_password=False)
+    url = _postgres_engine.url.render_as_string(hide_password=False)
+    empty_tables(url)
+    return url
 
 
 @pytest.fixture
@@ -158,11 +192,12 @@ def empty_engine(tmp_path) -> Iterator[Engine]:
         engine.dispose()
         return
     name = f"carepath_schema_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url(TEST_DATABASE_URL), isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url(OWNER_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    # Schema tests migrate up and down: as the owner, as migrations run in production.
     engine = make_engine(
-        make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+        make_url(OWNER_URL).set(database=name).render_as_string(hide_password=False)
     )
     yield engine
     engine.dispose()

@@ -11,6 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from models.tables import AuditEvent, Case
+from workflow.audit_chain import seal
 from workflow.definition import Actor
 from workflow.errors import NotFound, VersionConflict
 
@@ -68,7 +69,7 @@ def append_event(
     from_state: str | None = None,
     to_state: str | None = None,
 ) -> AuditEvent:
-    """Append one audit event for a write to ``case``."""
+    """Append one audit event for a write to ``case``, chained to the case's previous one."""
     event = AuditEvent(
         case_id=record_id(case),
         at=now,
@@ -79,7 +80,9 @@ def append_event(
         from_state=from_state,
         to_state=to_state,
         data=data,
+        hash="",  # set by seal, below
     )
+    seal(case, event)
     session.add(event)
     return event
 

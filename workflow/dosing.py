@@ -64,7 +64,7 @@ def request_clearance(write: CaseWrite, *, data: ClearanceCreate) -> DoseClearan
 @writes("session")
 def record_session(write: CaseWrite, *, data: SessionCreate) -> CareSession:
     """Record a completed session; a dosing one must use a granted, unexpired, unused clearance."""
-    not_future(data.completed_at, write.now, "completed_at")
+    not_future(data.completed_at, write.now, "completed_at", write.case)
     if data.kind == "dosing":
         _check_clearance(write.session, write.case_id, data)
     care_session = CareSession(case_id=write.case_id, created_at=write.now, **data.model_dump())

@@ -33,6 +33,7 @@ from models.schemas import (
     VitalCreate,
 )
 from models.settings import settings
+from models.tables import Case
 from workflow import safety
 from workflow.cases import get_case
 from workflow.errors import Conflict, NotFound, ValidationFailed
@@ -50,10 +51,18 @@ COLLECTIONS: dict[str, type[SQLModel]] = {
 }
 
 
-def not_future(value: datetime, now: datetime, field: str) -> datetime:
-    """``value``, unless it lies in the future (beyond the allowed clock skew)."""
+def not_future(value: datetime, now: datetime, field: str, case: Case | None = None) -> datetime:
+    """``value``, unless it lies in the future (beyond the allowed clock skew).
+
+    With ``case``, ``value`` is a fact's own time: it may not be more than
+    ``fact_max_age_days`` before the case was created either.
+    """
     if value > now + timedelta(seconds=settings.clock_skew_seconds):
         raise ValidationFailed.field((field,), f"{field} is in the future.")
+    if case is not None and value < case.created_at - timedelta(days=settings.fact_max_age_days):
+        raise ValidationFailed.field(
+            (field,), f"{field} is more than {settings.fact_max_age_days:g} days before the case."
+        )
     return value
 
 
@@ -99,7 +108,7 @@ def put_history(write: CaseWrite, *, data: HistoryIn) -> History:
 @writes("assessment")
 def record_assessment(write: CaseWrite, *, data: AssessmentCreate) -> Assessment:
     """Record a PHQ-9, GAD-7 or ISI, and apply the safety rules to it."""
-    not_future(data.taken_at, write.now, "taken_at")
+    not_future(data.taken_at, write.now, "taken_at", write.case)
     assessment = Assessment(case_id=write.case_id, created_at=write.now, **data.model_dump())
     write.record("assessment", assessment)
     safety.after_assessment(write, assessment)
@@ -109,7 +118,7 @@ def record_assessment(write: CaseWrite, *, data: AssessmentCreate) -> Assessment
 @writes("vital")
 def record_vital(write: CaseWrite, *, data: VitalCreate) -> Vital:
     """Record a blood-pressure reading."""
-    not_future(data.taken_at, write.now, "taken_at")
+    not_future(data.taken_at, write.now, "taken_at", write.case)
     vital = Vital(case_id=write.case_id, created_at=write.now, **data.model_dump())
     write.record("vital", vital)
     return vital

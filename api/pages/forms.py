@@ -100,16 +100,20 @@ class FormInput:
 
 
 def read(model: type[Any], fields: list[FormField], form: FormInput) -> Any:
-    """The submitted form as ``model``; raises ``ValidationError`` as the API would."""
+    """The submitted form as ``model``; raises ``ValidationError`` as the API would.
+
+    A form sends only text: it is read as the model reads strings (``"5"`` a
+    number, ``"true"`` a flag), which the API's JSON bodies may not do.
+    """
     data: dict[str, Any] = {}
     for field in fields:
         if field.kind == "checkbox":
-            data[field.name] = field.name in form.values
+            data[field.name] = "true" if field.name in form.values else "false"
         elif field.kind == "checkboxes":
             data[field.name] = form.lists.get(field.name, [])
         elif (value := form.values.get(field.name, "").strip()) != "":
             data[field.name] = _as_utc(value) if field.kind == "datetime" else value
-    return model.model_validate(data)
+    return model.model_validate_strings(data)
 
 
 def _as_utc(value: str) -> str:

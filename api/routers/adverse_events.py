@@ -13,6 +13,8 @@ from api.deps import (
     write_responses,
 )
 from api.problems import problem_responses
+from api.queries import Cursor, Limit, records_page
+from api.schemas import Page
 from models.facts import AdverseEvent
 from models.schemas import AdverseEventCreate, AdverseEventResolve
 from workflow import records
@@ -33,10 +35,14 @@ def record_adverse_event(data: AdverseEventCreate, write: CaseWrite) -> AdverseE
 
 @router.get("")
 def list_adverse_events(
-    actor: CurrentActor, case_id: CaseId, session: SessionDep
-) -> list[AdverseEvent]:
-    """Every adverse event, newest last."""
-    return records.list_records(session, case_id=case_id, collection="adverse-events")
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[AdverseEvent]:
+    """A page of the case's adverse events, oldest first."""
+    return records_page(session, AdverseEvent, "adverse-events", case_id, limit, cursor)
 
 
 @router.post("/{event_id}/resolve", responses=write_responses(200))

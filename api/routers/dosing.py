@@ -6,9 +6,11 @@ from fastapi import APIRouter
 
 from api.deps import CaseId, CaseWrite, CurrentActor, SessionDep, write_responses
 from api.problems import problem_responses
+from api.queries import Cursor, Limit, records_page
+from api.schemas import Page
 from models.facts import CareSession, DoseClearance
 from models.schemas import ClearanceCreate, SessionCreate
-from workflow import dosing, records
+from workflow import dosing
 
 router = APIRouter(
     prefix="/api/v1/cases/{case_id}",
@@ -25,10 +27,14 @@ def request_clearance(data: ClearanceCreate, write: CaseWrite) -> DoseClearance:
 
 @router.get("/dose-clearances")
 def list_clearances(
-    actor: CurrentActor, case_id: CaseId, session: SessionDep
-) -> list[DoseClearance]:
-    """Every dose clearance, newest last."""
-    return records.list_records(session, case_id=case_id, collection="dose-clearances")
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DoseClearance]:
+    """A page of the case's dose clearances, oldest first."""
+    return records_page(session, DoseClearance, "dose-clearances", case_id, limit, cursor)
 
 
 @router.post("/sessions", status_code=201, responses=write_responses(201))
@@ -38,6 +44,12 @@ def record_session(data: SessionCreate, write: CaseWrite) -> CareSession:
 
 
 @router.get("/sessions")
-def list_sessions(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> list[CareSession]:
-    """Every session, newest last."""
-    return records.list_records(session, case_id=case_id, collection="sessions")
+def list_sessions(
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[CareSession]:
+    """A page of the case's sessions, oldest first."""
+    return records_page(session, CareSession, "sessions", case_id, limit, cursor)

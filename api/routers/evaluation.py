@@ -6,6 +6,8 @@ from fastapi import APIRouter
 
 from api.deps import CaseId, CaseWrite, CurrentActor, SessionDep, write_responses
 from api.problems import problem_responses
+from api.queries import Cursor, Limit, records_page
+from api.schemas import Page
 from models.facts import Assessment, History, Vital
 from models.schemas import AssessmentCreate, HistoryIn, VitalCreate
 from workflow import records
@@ -36,9 +38,15 @@ def record_assessment(data: AssessmentCreate, write: CaseWrite) -> Assessment:
 
 
 @router.get("/assessments")
-def list_assessments(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> list[Assessment]:
-    """Every assessment, newest last."""
-    return records.list_records(session, case_id=case_id, collection="assessments")
+def list_assessments(
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Assessment]:
+    """A page of the case's assessments, oldest first."""
+    return records_page(session, Assessment, "assessments", case_id, limit, cursor)
 
 
 @router.post("/vitals", status_code=201, responses=write_responses(201))
@@ -48,6 +56,12 @@ def record_vital(data: VitalCreate, write: CaseWrite) -> Vital:
 
 
 @router.get("/vitals")
-def list_vitals(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> list[Vital]:
-    """Every blood-pressure reading, newest last."""
-    return records.list_records(session, case_id=case_id, collection="vitals")
+def list_vitals(
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Vital]:
+    """A page of the case's blood-pressure readings, oldest first."""
+    return records_page(session, Vital, "vitals", case_id, limit, cursor)

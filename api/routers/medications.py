@@ -13,6 +13,8 @@ from api.deps import (
     write_responses,
 )
 from api.problems import problem_responses
+from api.queries import Cursor, Limit, records_page
+from api.schemas import Page
 from models.facts import InteractionScreening, Medication, Taper
 from models.schemas import (
     MedicationCreate,
@@ -21,7 +23,7 @@ from models.schemas import (
     TaperConfirm,
     TaperCreate,
 )
-from workflow import medications, records
+from workflow import medications
 
 router = APIRouter(
     prefix="/api/v1/cases/{case_id}",
@@ -40,9 +42,15 @@ def add_medication(data: MedicationCreate, write: CaseWrite) -> Medication:
 
 
 @router.get("/medications")
-def list_medications(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> list[Medication]:
-    """The medication list, newest last."""
-    return records.list_records(session, case_id=case_id, collection="medications")
+def list_medications(
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Medication]:
+    """A page of the medication list, oldest first."""
+    return records_page(session, Medication, "medications", case_id, limit, cursor)
 
 
 @router.patch("/medications/{medication_id}", responses=write_responses(200))
@@ -69,10 +77,16 @@ def screen_interactions(
 
 @router.get("/interaction-screenings")
 def list_screenings(
-    actor: CurrentActor, case_id: CaseId, session: SessionDep
-) -> list[InteractionScreening]:
-    """Every interaction screening, newest last."""
-    return records.list_records(session, case_id=case_id, collection="interaction-screenings")
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[InteractionScreening]:
+    """A page of the case's interaction screenings, oldest first."""
+    return records_page(
+        session, InteractionScreening, "interaction-screenings", case_id, limit, cursor
+    )
 
 
 @router.post("/tapers", status_code=201, responses=write_responses(201))
@@ -82,9 +96,15 @@ def plan_taper(data: TaperCreate, write: CaseWrite) -> Taper:
 
 
 @router.get("/tapers")
-def list_tapers(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> list[Taper]:
-    """Every taper, newest last."""
-    return records.list_records(session, case_id=case_id, collection="tapers")
+def list_tapers(
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Taper]:
+    """A page of the case's tapers, oldest first."""
+    return records_page(session, Taper, "tapers", case_id, limit, cursor)
 
 
 @router.post("/tapers/{taper_id}/confirm", responses=write_responses(200))

@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import AwareDatetime
 
-from api.deps import MAX_ID, CaseId, CurrentActor, Now, SessionDep
+from api.deps import MAX_ID, CaseId, CurrentActor, EngineDep, Now, SessionDep
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, choice, decode_cursor, encode_cursor, one_of
 from api.schemas import ReminderPage, ReminderPublic
-from models.db import write_lock
 from models.reminders import OPEN, STATUSES
+from models.schemas import Timestamp
 from schedules.policies import KINDS
 from schedules.service import list_reminders
 from workflow import worklist
 from workflow.cases import get_case
+from workflow.unit import write_transaction
 
 router = APIRouter(tags=["reminders"], responses=problem_responses(401, 422, 503))
 
@@ -28,22 +28,23 @@ StatusFilter = Annotated[
 ]
 KindFilter = Annotated[str | None, choice(KINDS, "Only reminders of this kind."), one_of(KINDS)]
 ReminderId = Annotated[int, Path(ge=1, le=MAX_ID, description="The reminder's id.")]
-PAGE = 200
 
 
 @router.get("/api/v1/cases/{case_id}/reminders", responses=problem_responses(404))
 def case_reminders(
-    actor: CurrentActor, case_id: CaseId, session: SessionDep
-) -> list[ReminderPublic]:
-    """Every reminder of the case, oldest first."""
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ReminderPage:
+    """A page of the case's reminders, oldest first."""
     get_case(session, case_id)
-    found: list[ReminderPublic] = []
-    after: int | None = None
-    while True:
-        rows, after = list_reminders(session, case_id=case_id, limit=PAGE, after_id=after)
-        found += [ReminderPublic.model_validate(r) for r in rows]
-        if after is None:
-            return found
+    rows, last = list_reminders(
+        session, case_id=case_id, limit=limit, after_id=decode_cursor("case-reminders", cursor)
+    )
+    items = [ReminderPublic.model_validate(r) for r in rows]
+    return ReminderPage(items=items, next_cursor=encode_cursor("case-reminders", last))
 
 
 @router.get("/api/v1/reminders")
@@ -52,7 +53,7 @@ def all_reminders(
     session: SessionDep,
     status: StatusFilter = None,
     kind: KindFilter = None,
-    due_before: AwareDatetime | None = None,
+    due_before: Timestamp | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ReminderPage:
@@ -75,13 +76,12 @@ def all_reminders(
     "/api/v1/reminders/{reminder_id}/acknowledge", responses=problem_responses(403, 404, 409)
 )
 def acknowledge(
-    actor: CurrentActor, reminder_id: ReminderId, session: SessionDep, now: Now
+    actor: CurrentActor, reminder_id: ReminderId, engine: EngineDep, now: Now
 ) -> ReminderPublic:
     """Acknowledge an open reminder: its repeats stop and its escalation ends.
 
     A user of the reminder's `recipient_role` may, and any clinician; others get 403.
     A reminder that is no longer open is a 409."""
-    with write_lock(session.get_bind()):
+    with write_transaction(engine) as session:
         reminder = worklist.acknowledge(session, reminder_id=reminder_id, actor=actor, now=now)
-        session.commit()
     return ReminderPublic.model_validate(reminder)

@@ -73,6 +73,17 @@ class Api:
     def post(self, role: str, path: str, json: Any = None, expect: int = 201, **kw: Any) -> Any:
         return self.call(role, "POST", path, json=json, expect=expect, **kw).json()
 
+    def items(self, role: str, path: str, **kwargs: Any) -> list[Any]:
+        """Every item of a paged list, following ``next_cursor`` to the last page."""
+        found: list[Any] = []
+        params = dict(kwargs.pop("params", {}))
+        while True:
+            page = self.get(role, path, params=params, **kwargs)
+            found += page["items"]
+            if page["next_cursor"] is None:
+                return found
+            params["cursor"] = page["next_cursor"]
+
     def fire(self, role: str, case_id: int, trigger: str, expect: int = 200, **body: Any) -> Any:
         path = case_url(case_id, f"/transitions/{trigger}")
         return self.post(role, path, body or None, expect=expect)
@@ -80,7 +91,11 @@ class Api:
     def snapshot(self, case_id: int) -> tuple[int, int, str]:
         """The case's version, event count and state: what a refused request must not change."""
         case = self.get("admin", case_url(case_id))
-        return case["version"], len(self.get("admin", case_url(case_id, "/events"))), case["state"]
+        return (
+            case["version"],
+            len(self.items("admin", case_url(case_id, "/events"))),
+            case["state"],
+        )
 
     def ago(self, **delta: float) -> str:
         """An ISO timestamp ``delta`` before the API's clock."""

@@ -72,7 +72,7 @@ def _patch_medication(api: Api) -> Request:
 
 def _acknowledge(api: Api) -> Request:
     """A new case's evaluation reminder: a coordinator's, which any clinician may acknowledge."""
-    (reminder,) = api.get("admin", case_url(open_case(api), "/reminders"))
+    (reminder,) = api.items("admin", case_url(open_case(api), "/reminders"))
     return f"/api/v1/reminders/{reminder['id']}/acknowledge", None
 
 
@@ -183,6 +183,7 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("POST", CASE + "/adverse-events/{event_id}/resolve"): Cell(CLINICIANS, 200, _resolve),
     ("GET", CASE + "/events"): Cell(EVERYONE, 200, lambda api: _case(api, "/events")),
+    ("GET", CASE + "/events/verify"): Cell(EVERYONE, 200, lambda api: _case(api, "/events/verify")),
     ("GET", CASE + "/reminders"): Cell(EVERYONE, 200, lambda api: _case(api, "/reminders")),
     ("GET", CASE + "/outcomes"): Cell(EVERYONE, 200, lambda api: _case(api, "/outcomes")),
     ("GET", CASE + "/fhir"): Cell(EVERYONE, 200, lambda api: _case(api, "/fhir")),

@@ -29,7 +29,7 @@ def test_create_and_read_a_case(api: Api):
     assert case["created_at"] == "2026-11-02T15:00:00Z"
     response = api.call("clinician", "GET", case_url(case["id"]), expect=200)
     assert response.json() == case and response.headers["etag"] == '"1"'
-    events = api.get("clinician", case_url(case["id"], "/events"))
+    events = api.items("clinician", case_url(case["id"], "/events"))
     assert [(e["trigger"], e["from_state"], e["to_state"]) for e in events] == [
         ("create", None, "evaluation")
     ]
@@ -109,7 +109,7 @@ def test_collections_read_back_newest_last(api: Api):
     for score in (5, 7, 9):
         body = {"instrument": "isi", "score": score, "taken_at": api.ago(hours=score)}
         api.post("coordinator", case_url(case_id, "/assessments"), body)
-    scores = [a["score"] for a in api.get("coordinator", case_url(case_id, "/assessments"))]
+    scores = [a["score"] for a in api.items("coordinator", case_url(case_id, "/assessments"))]
     assert scores == [5, 7, 9]
     med = api.post("coordinator", case_url(case_id, "/medications"), {"name": "Ambien"})
     assert med["drug_class"] == "z_drug" and med["status"] == "active"
@@ -130,9 +130,9 @@ def test_collections_read_back_newest_last(api: Api):
     )
     assert response.json()["status"] == "stopped"
     for suffix in ("/vitals", "/interaction-screenings", "/tapers", "/dose-clearances"):
-        assert api.get("coordinator", case_url(case_id, suffix)) == []
-    assert api.get("coordinator", case_url(case_id, "/sessions")) == []
-    assert api.get("coordinator", case_url(case_id, "/adverse-events")) == []
+        assert api.items("coordinator", case_url(case_id, suffix)) == []
+    assert api.items("coordinator", case_url(case_id, "/sessions")) == []
+    assert api.items("coordinator", case_url(case_id, "/adverse-events")) == []
 
 
 def test_unknown_medication_is_a_caution_finding(api: Api):
@@ -169,3 +169,46 @@ def test_users_are_created_by_admins_with_a_token_shown_once(api: Api):
     bad = {"name": "x y", "role": "nurse", "license_states": ["XX"]}
     problem = api.call("admin", "POST", "/api/v1/users", json=bad, expect=422).json()
     assert {tuple(e["loc"])[:2] for e in problem["errors"]} >= {("body", "name"), ("body", "role")}
+
+
+PER_CASE_LISTS = (
+    "/events",
+    "/vitals",
+    "/assessments",
+    "/medications",
+    "/interaction-screenings",
+    "/tapers",
+    "/dose-clearances",
+    "/sessions",
+    "/adverse-events",
+    "/reminders",
+)
+
+
+def test_every_per_case_list_is_paged(api: Api):
+    case_id = open_case(api)
+    for score in range(5):
+        body = {"instrument": "isi", "score": score, "taken_at": api.ago(hours=score + 1)}
+        api.post("coordinator", case_url(case_id, "/assessments"), body)
+    first = api.get("admin", case_url(case_id, "/assessments"), params={"limit": 2})
+    assert [a["score"] for a in first["items"]] == [0, 1] and first["next_cursor"]
+    second = api.get(
+        "admin",
+        case_url(case_id, "/assessments"),
+        params={"limit": 2, "cursor": first["next_cursor"]},
+    )
+    assert [a["score"] for a in second["items"]] == [2, 3]
+    events = api.get("admin", case_url(case_id, "/events"), params={"limit": 4})
+    assert len(events["items"]) == 4 and events["next_cursor"]
+    assert len(api.items("admin", case_url(case_id, "/events"), params={"limit": 1})) == 6
+    for suffix in PER_CASE_LISTS:
+        page = api.get("admin", case_url(case_id, suffix), params={"limit": 200})
+        assert set(page) == {"items", "next_cursor"}, suffix
+        for bad in ({"limit": 0}, {"limit": 201}, {"cursor": "garbage"}):
+            response = api.call("admin", "GET", case_url(case_id, suffix), params=bad)
+            assert response.status_code == 422, (suffix, bad)
+    # A cursor of one list is refused by another.
+    response = api.call(
+        "admin", "GET", case_url(case_id, "/events"), params={"cursor": first["next_cursor"]}
+    )
+    assert response.status_code == 422

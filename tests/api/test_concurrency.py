@@ -27,7 +27,7 @@ def test_sixteen_concurrent_holds_give_one_success_and_one_event(api: Api):
     statuses = sorted(status for status, _ in results)
     assert statuses == [200] + [409] * (CLIENTS - 1), results
     assert {code for status, code in results if status == 409} == {"invalid_transition"}
-    holds = [e for e in api.get("admin", case_url(case_id, "/events")) if e["trigger"] == "hold"]
+    holds = [e for e in api.items("admin", case_url(case_id, "/events")) if e["trigger"] == "hold"]
     assert len(holds) == 1
     case = api.get("admin", case_url(case_id))
     assert (case["state"], case["version"]) == ("on_hold", 2)
@@ -47,5 +47,5 @@ def test_concurrent_writes_with_one_if_match_give_one_success(api: Api):
         statuses = sorted(pool.map(record, range(CLIENTS)))
 
     assert statuses == [201] + [412] * (CLIENTS - 1)
-    assert len(api.get("admin", case_url(case_id, "/vitals"))) == 1
+    assert len(api.items("admin", case_url(case_id, "/vitals"))) == 1
     assert api.get("admin", case_url(case_id))["version"] == 2

@@ -62,7 +62,7 @@ def test_evaluation_to_discharge(api: Api):
     case = api.fire("clinician", case_id, "discharge")
     assert (case["state"], case["phase"]) == ("discharged", "closed")
 
-    events = api.get("coordinator", case_url(case_id, "/events"))
+    events = api.items("coordinator", case_url(case_id, "/events"))
     moves = [(e["trigger"], e["to_state"]) for e in events if e["kind"] == "transition"]
     assert moves == [
         ("create", "evaluation"),
@@ -95,7 +95,7 @@ def test_benzodiazepine_taper_track(api: Api):
     confirm = case_url(case_id, f"/tapers/{taper['id']}/confirm")
     confirmed = api.post("clinician", confirm, {"last_dose_on": api.ago(days=2)[:10]}, expect=200)
     assert confirmed["confirmed_at"] is not None
-    medications = api.get("clinician", case_url(case_id, "/medications"))
+    medications = api.items("clinician", case_url(case_id, "/medications"))
     assert medications[0]["status"] == "stopped"
     # Confirming stopped the drug: the list changed, so the screening is stale.
     assert blocked_codes(api, case_id, "prescribe", **prescription) == ["screening.interactions"]
@@ -117,7 +117,7 @@ def test_severe_adverse_event_holds_the_case_until_resolved(api: Api):
     assert resolved["resolved_at"] is not None
     case = api.fire("clinician", case_id, "resume")
     assert (case["state"], case["held_from"]) == ("evaluation", None)
-    system_hold = [e for e in api.get("clinician", case_url(case_id, "/events"))][2]
+    system_hold = [e for e in api.items("clinician", case_url(case_id, "/events"))][2]
     assert (system_hold["trigger"], system_hold["actor_role"]) == ("hold", "system")
 
 
@@ -125,7 +125,7 @@ def test_phq9_item9_records_suicidal_ideation_and_holds(api: Api):
     case_id = open_case(api)
     body = {"instrument": "phq9", "score": 14, "item9": 1, "taken_at": api.ago(hours=1)}
     api.post("coordinator", case_url(case_id, "/assessments"), body)
-    events = api.get("clinician", case_url(case_id, "/adverse-events"))
+    events = api.items("clinician", case_url(case_id, "/adverse-events"))
     assert [(e["kind"], e["severity"]) for e in events] == [("suicidal_ideation", "severe")]
     assert api.get("clinician", case_url(case_id))["state"] == "on_hold"
 

@@ -58,10 +58,10 @@ def test_the_bundle_holds_every_kind_of_record(api: Api) -> None:
     assert kinds["CarePlan"] == 1
     assert kinds["Observation"] == 4 + 1 + 1  # four scores, a blood pressure, a clearance
     assert kinds["MedicationStatement"] == 1 and kinds["AdverseEvent"] == 1
-    events = api.get("admin", case_url(case_id, "/events"))
+    events = api.items("admin", case_url(case_id, "/events"))
     assert kinds["Provenance"] == len(events)
     open_reminders = [
-        r for r in api.get("admin", case_url(case_id, "/reminders")) if r["status"] == "pending"
+        r for r in api.items("admin", case_url(case_id, "/reminders")) if r["status"] == "pending"
     ]
     assert kinds["Task"] == len(open_reminders) > 0
     plan = next(r for r in resources if r["resourceType"] == "CarePlan")

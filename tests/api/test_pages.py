@@ -147,7 +147,7 @@ def test_a_fact_is_recorded_through_the_form(client, tokens, api: Api):
     body = {"csrf_token": csrf, "instrument": "gad7", "score": "9", "taken_at": taken_at}
     response = client.post(f"/app/cases/{case_id}/facts/assessment", data=body)
     assert response.status_code == 200 and "Saved: assessment" in response.text
-    (recorded,) = api.get("coordinator", case_url(case_id, "/assessments"))
+    (recorded,) = api.items("coordinator", case_url(case_id, "/assessments"))
     assert (recorded["instrument"], recorded["score"]) == ("gad7", 9)
     assert recorded["taken_at"].startswith(taken_at)
 
@@ -249,13 +249,13 @@ def test_the_worklist_filters_and_acknowledges(client, tokens, api: Api, clock):
     assert f'href="/app/cases/{case_id}"' not in other.text
     assert client.get("/app/worklist", params={"role": "janitor"}).status_code == 422
 
-    (reminder,) = api.get("coordinator", case_url(case_id, "/reminders"))
+    (reminder,) = api.items("coordinator", case_url(case_id, "/reminders"))
     assert f"/app/reminders/{reminder['id']}/acknowledge" in page.text
     path = f"/app/reminders/{reminder['id']}/acknowledge"
     assert client.post(path, data={"csrf_token": "forged"}).status_code == 403
     done = client.post(path, data={"csrf_token": csrf, "back": "worklist"}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == "/app/worklist"
-    (after,) = api.get("coordinator", case_url(case_id, "/reminders"))
+    (after,) = api.items("coordinator", case_url(case_id, "/reminders"))
     assert after["status"] == "acknowledged"
     again = client.post(path, data={"csrf_token": csrf})
     assert again.status_code == 409

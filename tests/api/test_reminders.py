@@ -37,7 +37,7 @@ def add_reminders(engine: Engine, case_id: int, now: datetime, specs) -> list[in
 
 def test_creating_a_case_schedules_its_evaluation_reminder(api: Api):
     case_id = open_case(api)
-    reminders = api.get("coordinator", case_url(case_id, "/reminders"))
+    reminders = api.items("coordinator", case_url(case_id, "/reminders"))
     overdue = [r for r in reminders if r["kind"] == "evaluation_overdue"]
     assert len(overdue) == 1 and overdue[0]["status"] == "pending"
     due = datetime.fromisoformat(overdue[0]["due_at"])
@@ -66,7 +66,7 @@ def test_reminders_filter_by_status_kind_and_due_time(api: Api, engine):
         "clinician", "/api/v1/reminders", params={"due_before": soon, "kind": "hold_review"}
     )
     assert [r["id"] for r in due["items"]] == [mine[0]]
-    by_case = api.get("clinician", case_url(case_id, "/reminders"))
+    by_case = api.items("clinician", case_url(case_id, "/reminders"))
     assert set(mine) <= {r["id"] for r in by_case}
     assert api.get("clinician", case_url(open_case(api), "/reminders")) != by_case
 
@@ -109,7 +109,7 @@ def dispatch(engine: Engine, at: datetime, recorder: Recorder, rules: Settings |
 
 def only(api: Api, case_id: int, kind: str) -> dict:
     (reminder,) = [
-        r for r in api.get("admin", case_url(case_id, "/reminders")) if r["kind"] == kind
+        r for r in api.items("admin", case_url(case_id, "/reminders")) if r["kind"] == kind
     ]
     return reminder
 

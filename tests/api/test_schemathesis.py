@@ -139,7 +139,7 @@ def test_every_error_is_documented_as_problem_json():
 
 
 @pytest.mark.parametrize(
-    "content", [b'{"patient_ref": "\x80"}', b"[" * 100_000 + b"]" * 100_000], ids=["utf8", "deep"]
+    "content", [b'{"patient_ref": "\x80"}', b"[" * 30_000 + b"]" * 30_000], ids=["utf8", "deep"]
 )
 def test_a_body_that_cannot_be_decoded_is_a_422(api: Api, content: bytes):
     """It found bytes that are not UTF-8 answered 400, undocumented; so is JSON nested too deep."""

@@ -12,7 +12,7 @@ WORKLIST = "/api/v1/worklist"
 
 
 def acknowledge_all(api: Api, case_id: int) -> None:
-    for reminder in api.get("admin", case_url(case_id, "/reminders")):
+    for reminder in api.items("admin", case_url(case_id, "/reminders")):
         if reminder["status"] in ("pending", "sent"):
             api.post("clinician", f"/api/v1/reminders/{reminder['id']}/acknowledge", expect=200)
 
@@ -81,10 +81,10 @@ def test_blocked_is_what_transitions_says(api: Api):
 
 def test_in_state_since_is_the_last_transition(api: Api):
     case_id = open_case(api)
-    created = api.get("admin", case_url(case_id, "/events"))[-1]["at"]
+    created = api.items("admin", case_url(case_id, "/events"))[-1]["at"]
     api.clock.advance(days=2)
     severe_event(api, case_id)
-    events = api.get("admin", case_url(case_id, "/events"))
+    events = api.items("admin", case_url(case_id, "/events"))
     hold = [e for e in events if e["trigger"] == "hold"][-1]
     (item,) = [i for i in everything(api) if i["case"]["id"] == case_id]
     assert item["in_state_since"] == hold["at"] != created

@@ -30,8 +30,8 @@ def _insert_event(engine) -> None:
         )
         conn.execute(
             text(
-                "INSERT INTO audit_events (case_id, at, actor_role, kind, data) "
-                "VALUES (1, CURRENT_TIMESTAMP, 'system', 'fact', '{}')"
+                "INSERT INTO audit_events (case_id, at, actor_role, kind, data, hash) "
+                "VALUES (1, CURRENT_TIMESTAMP, 'system', 'fact', '{}', 'x')"
             )
         )
 
@@ -84,3 +84,47 @@ def test_prepare_database_migrates_sqlite_and_refuses_a_server_database_behind(e
         migrate.prepare_database(empty_engine)
     migrate.upgrade(empty_engine)
     migrate.prepare_database(empty_engine)  # at head: no complaint
+
+
+def test_the_database_refuses_to_rewrite_or_empty_audit_events(empty_engine):
+    migrate.upgrade(empty_engine)
+    _insert_event(empty_engine)
+    if empty_engine.dialect.name == "postgresql":
+        statement = "TRUNCATE audit_events"
+    else:
+        statement = (
+            "INSERT OR REPLACE INTO audit_events (id, case_id, at, actor_role, kind, data, hash) "
+            "VALUES (1, 1, CURRENT_TIMESTAMP, 'system', 'forged', '{}', 'x')"
+        )
+    with pytest.raises(DBAPIError, match="append-only"), empty_engine.begin() as conn:
+        conn.execute(text(statement))
+    with empty_engine.connect() as conn:
+        assert conn.execute(text("SELECT kind FROM audit_events")).scalars().all() == ["fact"]
+
+
+def test_upgrade_chains_the_events_already_stored(empty_engine):
+    from sqlmodel import Session
+
+    from workflow.audit_chain import verify_all
+
+    migrate.upgrade(empty_engine, "0002")
+    with empty_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO cases (patient_ref, patient_state, state, phase, version, "
+                "medication_list_version, referrals, created_at, updated_at) VALUES "
+                "('p-1', 'CA', 'evaluation', 'evaluation', 1, 0, '[]', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        for kind in ("transition", "fact", "fact"):
+            conn.execute(
+                text(
+                    "INSERT INTO audit_events (case_id, at, actor_role, kind, data) "
+                    f"VALUES (1, CURRENT_TIMESTAMP, 'system', '{kind}', '{{\"n\": 1}}')"
+                )
+            )
+    migrate.upgrade(empty_engine)
+    with Session(empty_engine) as session:
+        verdicts = list(verify_all(session))
+    assert [(v.ok, v.events) for v in verdicts] == [(True, 3)]

@@ -37,3 +37,26 @@ def test_a_naive_timestamp_is_refused(engine):
     with Session(engine) as session, pytest.raises(StatementError, match="naive"):
         session.add(_case(datetime(2026, 11, 2, 9, 30)))
         session.commit()
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path):
+    import os
+    import stat
+
+    from sqlalchemy import text
+
+    from models.db import make_engine
+
+    previous = os.umask(0o022)
+    try:
+        engine = make_engine(f"sqlite:///{tmp_path / 'private.db'}")
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+            files = sorted(p.name for p in tmp_path.iterdir())
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+        engine.dispose()
+    finally:
+        os.umask(previous)
+    assert {"private.db", "private.db-wal", "private.db-shm"} <= set(files)
+    assert modes == dict.fromkeys(files, 0o600)

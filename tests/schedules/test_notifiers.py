@@ -190,3 +190,30 @@ def _delivery() -> Delivery:
 def _one_due_reminder(reminders, now):
     (case_id,) = add_cases(reminders.engine, 1, now)
     return reminders.add(case_id, "hold_review", now)
+
+
+@pytest.mark.parametrize("answer", ["status", "refused", "timeout"])
+def test_webhook_errors_name_the_receiver_without_credentials_or_path(
+    reminders, receiver, now, caplog, answer
+):
+    from urllib.parse import urlsplit
+
+    port = urlsplit(receiver.url).port
+    if answer == "refused":
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]  # nothing listens there once closed
+    receiver.statuses = [500]
+    receiver.hang = answer == "timeout"
+    secret_url = f"http://hookuser:hookpass@127.0.0.1:{port}/hooks/tok-abc123?sig=q-xyz"
+    reminder = _one_due_reminder(reminders, now)
+    rules = Settings(webhook_url=secret_url, webhook_timeout_seconds=0.5)
+    with caplog.at_level(logging.DEBUG):
+        assert reminders.dispatch(now, notifiers=None, rules=rules).retried == 1
+    error = reminders.get(reminder.id).last_error
+    assert f"http://127.0.0.1:{port}" in error
+    for secret in ("hookuser", "hookpass", "tok-abc123", "q-xyz", "/hooks"):
+        assert secret not in error
+        assert secret not in caplog.text

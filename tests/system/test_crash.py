@@ -139,7 +139,32 @@ def test_every_acknowledged_write_survives_a_sigkill(empty_engine, tmp_path):
     with api_server(empty_engine, tmp_path / "after.log") as (base_url, _):
         _assert_acknowledged_writes_stored(empty_engine, acks)
         _assert_readable_through_the_api(base_url, tokens, acks)
+        _assert_chains_verify_through_the_api(base_url, tokens, acks)
     assert states_off_their_last_transition(empty_engine) == []
+    assert _broken_chains(empty_engine) == []
+
+
+def _broken_chains(engine) -> list[Any]:
+    """Every case whose audit hash chain does not verify."""
+    from sqlmodel import Session
+
+    from workflow.audit_chain import verify_all
+
+    with Session(engine) as session:
+        verdicts = list(verify_all(session))
+    assert verdicts, "no case was checked"
+    return [v for v in verdicts if not v.ok]
+
+
+def _assert_chains_verify_through_the_api(
+    base_url: str, tokens: dict[str, str], acks: Acks
+) -> None:
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        staff = Staff(client, tokens)
+        for case_id in list(acks.cases)[:20]:
+            response = staff.get(f"/api/v1/cases/{case_id}/events/verify")
+            assert response.status_code == 200, response.text
+            assert response.json()["ok"] is True, (case_id, response.json())
 
 
 def _assert_acknowledged_writes_stored(engine, acks: Acks) -> None:

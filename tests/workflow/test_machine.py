@@ -20,7 +20,7 @@ LICENSED = Actor(id=1, role="clinician", license_states=("CA",))
 
 def model(state: str, held_from: str | None = None, **preloaded) -> CaseModel:
     case = Case(id=1, patient_ref="p", patient_state="CA", state=state, phase="x")
-    empty: dict[str, Any] = {"history": None, "assessments": [], "adverse_events": []}
+    empty: dict[str, Any] = {"history": None, "open_adverse_events": []}
     facts = CaseFacts(case=case, now=NOW, actor=LICENSED, preloaded=empty | preloaded)
     return CaseModel(state=state, held_from=held_from, facts=facts)
 
@@ -36,7 +36,7 @@ def test_a_trigger_without_guards_moves_the_model():
 
 
 def test_an_unmet_guard_leaves_the_model_and_lists_every_unmet_code():
-    m = model("monitoring", adverse_events=[open_event()])
+    m = model("monitoring", open_adverse_events=[open_event()])
 
     assert fire(m, TRIGGER_BY_NAME["discharge"]) is False
 
@@ -60,7 +60,7 @@ def test_resume_goes_back_to_the_state_held_from(held_from):
 
 
 def test_resume_with_an_open_event_is_refused_by_its_guard_only():
-    m = model("on_hold", held_from="integration", adverse_events=[open_event()])
+    m = model("on_hold", held_from="integration", open_adverse_events=[open_event()])
     assert fire(m, TRIGGER_BY_NAME["resume"]) is False
     assert (m.state, [u.code for u in m.unmet]) == ("on_hold", ["adverse_events.resolved"])
 
@@ -72,7 +72,8 @@ def test_resume_without_a_held_from_state_has_nowhere_to_go():
 
 
 def test_adjust_dose_is_internal():
-    m = model("monitoring", assessments=[_assessment("phq9"), _assessment("isi")])
+    latest = {f"latest_assessment:{i}": _assessment(i) for i in ("phq9", "isi")}
+    m = model("monitoring", **latest)
     assert fire(m, TRIGGER_BY_NAME["adjust_dose"]) is True
     assert m.state == "monitoring"
 

@@ -9,9 +9,8 @@ import pytest
 from models.db import session_scope
 from models.facts import AdverseEvent, Assessment
 from models.settings import Settings
-from models.tables import Case
 from tests.workflow.conftest import Clinic
-from workflow import cases, safety
+from workflow import cases, safety, unit
 from workflow.definition import ACTIVE_STATES
 
 HOLDS = [
@@ -214,9 +213,15 @@ def test_the_worsening_threshold_comes_from_the_rules(clinic):
     assert clinic.rows(AdverseEvent, case_id) == []
 
     with session_scope(clinic.engine) as session:
-        case = session.get(Case, case_id)
-        stored = session.get(Assessment, isi.id)
-        safety.after_assessment(session, case, stored, clinic.now, Settings(isi_worsening_points=3))
+        write = unit.begin(
+            session,
+            case_id=case_id,
+            action="assessment",
+            actor=clinic.coordinator,
+            now=clinic.now,
+            rules=Settings(isi_worsening_points=3),
+        )
+        safety.after_assessment(write, session.get_one(Assessment, isi.id))
 
     assert [e.kind for e in clinic.rows(AdverseEvent, case_id)] == ["worsened_insomnia"]
 
@@ -228,9 +233,15 @@ def test_the_item9_threshold_comes_from_the_rules(clinic, case_in):
 
     def apply(rules: Settings) -> None:
         with session_scope(clinic.engine) as session:
-            case = cases.get_case(session, case_id)
-            stored = session.get_one(Assessment, phq9.id)
-            safety.after_assessment(session, case, stored, clinic.now, rules)
+            write = unit.begin(
+                session,
+                case_id=case_id,
+                action="assessment",
+                actor=clinic.coordinator,
+                now=clinic.now,
+                rules=rules,
+            )
+            safety.after_assessment(write, session.get_one(Assessment, phq9.id))
 
     apply(Settings(phq9_item9_min=2))
     assert len(clinic.rows(AdverseEvent, case_id)) == 1

@@ -69,7 +69,7 @@ from models.schemas import (
     VitalCreate,
 )
 from models.tables import Case
-from tests.conftest import add_user
+from tests.conftest import add_user, empty_tables
 from tests.workflow.conftest import ELIGIBLE_HISTORY, MedicationStatus, body_for
 from workflow import cases, dosing, drugs, medications, records
 from workflow.definition import (
@@ -218,9 +218,7 @@ class ExampleDatabases:
 
     def fresh(self) -> Engine:
         if self.postgres is not None:
-            tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-            with self.postgres.begin() as conn:
-                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            empty_tables(self.postgres.url.render_as_string(hide_password=False))
             return self.postgres
         engine = make_engine(f"sqlite:///{self.tmp_path / f'example-{next(self.made)}.db'}")
         # Registered after the engine's own listener, so it wins: a throwaway file need
