@@ -12,7 +12,7 @@ from api.deps import Now
 from api.pages import sessions
 from api.pages.forms import FormInput
 from api.pages.sessions import COOKIE, SignedIn
-from models.db import write_lock
+from workflow.unit import write_transaction
 
 LOGIN_CSRF_COOKIE = "carepath_login_csrf"
 """Before sign-in there is no session: the sign-in form's token is checked against this."""
@@ -49,9 +49,8 @@ def signed_in(request: Request, now: Now) -> SignedIn:
     _, signed = found
     if sessions.needs_touch(signed, now):
         engine = request.app.state.engine
-        with write_lock(engine), Session(engine) as session:
+        with write_transaction(engine) as session:
             sessions.touch(session, session_id=signed.session_id, now=now)
-            session.commit()
     return signed
 
 

@@ -1,8 +1,8 @@
 """The web pages under ``/app``: sign-in, the worklist, a case, and the case's forms.
 
 Each form posts to a handler that runs the same workflow service as the API,
-in one transaction under ``models.db.write_lock`` (as ``api.deps.CaseWrite``
-does), then redirects back to the case (post/redirect/get). A refusal renders
+in one transaction of ``workflow.unit.write_transaction`` (as the API's writes
+do), then redirects back to the case (post/redirect/get). A refusal renders
 the case page again with the service's own message next to the form.
 """
 
@@ -34,11 +34,11 @@ from api.pages.facts import FACT_FORM_BY_NAME
 from api.pages.forms import FormInput, field_errors, fields_of, read, trigger_fields
 from api.pages.sessions import COOKIE, SignedIn
 from api.problems import DOMAIN_STATUS
-from models.db import write_lock
 from models.schemas import TransitionBody
 from workflow import cases
 from workflow import worklist as worklist_service
 from workflow.errors import DomainError, NotFound, TransitionBlocked
+from workflow.unit import write_transaction
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters["show"] = views.show
@@ -75,9 +75,8 @@ def login(request: Request, form: Form, now: Now) -> Response:
         message = "The sign-in form had expired. Please try again."
         return _login(request, secrets.token_urlsafe(32), 403, message)
     engine = request.app.state.engine
-    with write_lock(engine), Session(engine) as session:
+    with write_transaction(engine) as session:
         made = sessions.sign_in(session, token=form.values.get("token", "").strip(), now=now)
-        session.commit()
     if made is None:
         message = "That token is not known, or is not a coordinator's or clinician's."
         return _login(request, login_token(request), 401, message)
@@ -90,9 +89,8 @@ def login(request: Request, form: Form, now: Now) -> Response:
 def logout(request: Request, user: CheckedUser) -> RedirectResponse:
     """Sign out: the session ends on the server, and the browser forgets the cookie."""
     engine = request.app.state.engine
-    with write_lock(engine), Session(engine) as session:
+    with write_transaction(engine) as session:
         sessions.sign_out(session, secret=request.cookies.get(COOKIE, ""))
-        session.commit()
     response = RedirectResponse("/app/login", status_code=303)
     response.delete_cookie(COOKIE, path="/app")
     return response
@@ -181,11 +179,10 @@ def acknowledge(
     """Acknowledge a reminder, as the API does; back to the page the button was on."""
     engine = request.app.state.engine
     try:
-        with write_lock(engine), Session(engine, expire_on_commit=False) as session:
+        with write_transaction(engine) as session:
             reminder = worklist_service.acknowledge(
                 session, reminder_id=reminder_id, actor=user.actor, now=now
             )
-            session.commit()
     except DomainError as exc:
         status = DOMAIN_STATUS[type(exc)]
         return render(request, "refused.html", status, user=user, message=exc.detail)
@@ -214,7 +211,7 @@ def _submit(
     version = form.values.get("version", "")
     engine = request.app.state.engine
     try:
-        with write_lock(engine), Session(engine, expire_on_commit=False) as session:
+        with write_transaction(engine) as session:
             service(
                 session,
                 case_id=case_id,
@@ -222,7 +219,6 @@ def _submit(
                 now=now,
                 expected_version=int(version) if version.isdigit() else None,
             )
-            session.commit()
     except ValidationError as exc:
         failure = views.Failure(key, "Please correct:", errors=field_errors(exc))
         return _refused(request, user, case_id, now, failure, form, 422)
