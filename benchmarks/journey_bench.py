@@ -23,13 +23,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import os
 import secrets
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from harness import (
     ROOT,
@@ -41,11 +44,8 @@ from harness import (
     temp_dir,
     uv_run,
 )
-from http_bench import copy_database, source_at
+from http_bench import source_at
 from load import LoadResult, Request, Scenario, run
-from seed import Staff, add_user, migrate
-
-from models.db import make_engine
 
 HISTORY = {
     "insomnia_nights_per_week": 5,
@@ -77,7 +77,7 @@ class Journeys:
 
 
 def journey_scenario(
-    coordinator: Staff, clinician: Staff, tally: Journeys, run_id: str
+    coordinator: Token, clinician: Token, tally: Journeys, run_id: str
 ) -> Scenario:
     """One patient after another, through the whole course of care."""
     serial = itertools.count()
@@ -168,6 +168,35 @@ def journey_scenario(
     return scenario
 
 
+@dataclass(frozen=True)
+class Token:
+    """A user made for the benchmark, by token."""
+
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def cli_user(cli: list[str], env: dict[str, str], cwd: Path, name: str, role: str, *states: str):
+    """A user made with that version's own ``carepath users add`` (it migrates first)."""
+    run_in([*cli, "db", "upgrade"], env, cwd)
+    argv = [*cli, "users", "add", name, "--role", role]
+    for state in states:
+        argv += ["--license-state", state]
+    return Token(run_in(argv, env, cwd).strip().splitlines()[-1])
+
+
+def run_in(argv: list[str], env: dict[str, str], cwd: Path) -> str:
+    done = subprocess.run(
+        argv, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
 @dataclass
 class Figures:
     name: str
@@ -185,34 +214,36 @@ def main() -> None:
     on_sigterm_raise_interrupt()
     print_machine()
     with temp_dir("carepath-journey-") as tmp, contextlib.ExitStack() as stack:
-        url = sqlite_url(tmp / "bench.db")
-        engine = make_engine(url)
-        migrate(engine)
-        coordinator = add_user(url, engine, "bench-coordinator", "coordinator")
-        clinician = add_user(url, engine, "bench-clinician", "clinician", "CA")
-        engine.dispose()
-        env = {"CAREPATH_DATABASE_URL": url, "CAREPATH_ADMIN_TOKEN": secrets.token_urlsafe(32)}
+        admin = {"CAREPATH_ADMIN_TOKEN": secrets.token_urlsafe(32)}
         serve = ["serve", "--no-scheduler", "--port", "{port}"]
-        targets = [("carepath", uv_run("carepath", *serve), env, ROOT)]
-        for n, revision in enumerate(args.at, start=1):
-            source = source_at(tmp / f"at{n}", revision)
-            copy_database(tmp / "bench.db", tmp / f"at{n}.db", source)
-            at_env = {**env, "CAREPATH_DATABASE_URL": sqlite_url(tmp / f"at{n}.db")}
-            at_env["PYTHONPATH"] = str(source)
-            argv = [sys.executable, "-m", "api.cli", *serve]
-            targets.append((f"carepath @{revision}", argv, at_env, source))
+        targets = []
+        for n, revision in enumerate([None, *args.at]):
+            # Each version of the code makes its own database and staff with its own
+            # migrations and CLI: the schema may differ between them.
+            env = {**admin, "CAREPATH_DATABASE_URL": sqlite_url(tmp / f"bench{n}.db")}
+            if revision is None:
+                name, cli, cwd = "carepath", uv_run("carepath"), ROOT
+            else:
+                source = source_at(tmp / f"at{n}", revision)
+                name, cli, cwd = f"carepath @{revision}", [sys.executable, "-m", "api.cli"], source
+                env["PYTHONPATH"] = str(source)
+            staff = (
+                cli_user(cli, env, cwd, "bench-coordinator", "coordinator"),
+                cli_user(cli, env, cwd, "bench-clinician", "clinician", "CA"),
+            )
+            targets.append((name, [*cli, *serve], env, cwd, staff))
         servers = []
-        for name, argv, server_env, cwd in targets:
+        for name, argv, server_env, cwd, _ in targets:
             slug = "".join(c if c.isalnum() else "-" for c in name)
             servers.append(stack.enter_context(Server(slug, argv, tmp, server_env, cwd=cwd)))
         figures = {name: Figures(name) for name, *_ in targets}
         for n in range(args.rounds):
-            for (name, *_), server in zip(targets, servers, strict=True):
+            for (name, *_, staff), server in zip(targets, servers, strict=True):
                 tally = Journeys()
                 run_id = f"{n}{secrets.token_hex(3)}"
                 result = run(
                     server.url,
-                    journey_scenario(coordinator, clinician, tally, run_id),
+                    journey_scenario(*staff, tally, run_id),
                     name=f"round {n + 1} {name}",
                     connections=args.connections,
                     seconds=args.seconds,

@@ -110,8 +110,8 @@ def cancel_satisfied(
     return still_open
 
 
-def apply(session: Session, change: Change, policies: Iterable[Policy]) -> None:
-    """Bring the case's reminders up to date with ``change``."""
+def apply(session: Session, change: Change, policies: Iterable[Policy]) -> list[Reminder]:
+    """Bring the case's reminders up to date with ``change``; returns the open ones."""
     by_kind = {policy.kind: policy for policy in policies}
     still_open = cancel_satisfied(session, change.facts, by_kind, change.now)
     for policy in by_kind.values():
@@ -120,6 +120,7 @@ def apply(session: Session, change: Change, policies: Iterable[Policy]) -> None:
             if anchor is not None and not policy.satisfied(change.facts):
                 due_at = policy.due.due(anchor, change.facts)
                 schedule(session, change.facts.case, policy, due_at, change.now, still_open)
+    return still_open
 
 
 def schedule_next(
@@ -153,8 +154,8 @@ class ReminderListener:
         facts: CaseFacts,
     ) -> None:
         entered = case.state if case.state != from_state else None
-        apply(session, Change(facts=facts, now=now, entered=entered), self.policies)
-        worklist.refresh(session, case, now, transitioned=True)
+        still_open = apply(session, Change(facts=facts, now=now, entered=entered), self.policies)
+        worklist.refresh(session, case, now, transitioned=True, open_reminders=still_open)
 
     def on_fact(
         self,
@@ -166,5 +167,6 @@ class ReminderListener:
         now: datetime,
         facts: CaseFacts,
     ) -> None:
-        apply(session, Change(facts=facts, now=now, fact=fact, record=record), self.policies)
-        worklist.refresh(session, case, now)
+        change = Change(facts=facts, now=now, fact=fact, record=record)
+        still_open = apply(session, change, self.policies)
+        worklist.refresh(session, case, now, open_reminders=still_open)

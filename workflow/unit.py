@@ -86,15 +86,8 @@ class CaseWrite:
         """Store ``record``, write ``changes`` to the case and bump it, audit it, tell the hooks."""
         self.session.add(record)
         self.session.flush()
-        save_case(self.session, self.case, self.now, **(changes or {}))
-        append_event(
-            self.session,
-            self.case,
-            actor or self.actor,
-            self.now,
-            kind="fact",
-            data={"fact": fact, "id": record_id(record), "record": record.model_dump(mode="json")},
-        )
+        data = {"fact": fact, "id": record_id(record), "record": record.model_dump(mode="json")}
+        self._audited(changes or {}, actor or self.actor, kind="fact", data=data)
         self.facts.forget()
         hooks.fact(
             self.session, self.case, fact=fact, record=record, now=self.now, facts=self.facts
@@ -119,16 +112,13 @@ class CaseWrite:
         changes: dict[str, Any] = {"state": model.state, "phase": phase_of(model.state)}
         for name in definition.effects:
             changes.update(effects.EFFECTS[name](case, actor, self.facts))
-        save_case(self.session, case, self.now, **changes)
-        append_event(
-            self.session,
-            case,
+        self._audited(
+            changes,
             actor,
-            self.now,
             kind="transition",
             trigger=definition.name,
             from_state=from_state,
-            to_state=case.state,
+            to_state=model.state,
             data=body.model_dump(exclude_none=True),
         )
         self.facts.forget()
@@ -140,6 +130,13 @@ class CaseWrite:
             now=self.now,
             facts=self.facts,
         )
+
+    def _audited(self, changes: dict[str, Any], actor: Actor, **event: Any) -> None:
+        """Append the audit event and write ``changes`` with the case's new version and chain
+        head in one UPDATE (the event's hash becomes the case's ``audit_hash``)."""
+        with self.session.no_autoflush:
+            append_event(self.session, self.case, actor, self.now, **event)
+            save_case(self.session, self.case, self.now, **changes, audit_hash=self.case.audit_hash)
 
 
 def _check_body(definition: TriggerDef, body: TransitionBody) -> None:

@@ -55,8 +55,18 @@ def last_transition_at(session: Session, case_id: int) -> datetime | None:
     return session.exec(query).first()
 
 
-def refresh(session: Session, case: Case, now: datetime, *, transitioned: bool = False) -> None:
-    """Recompute the case's place on the worklist; ``transitioned``: it just made a transition."""
+def refresh(
+    session: Session,
+    case: Case,
+    now: datetime,
+    *,
+    transitioned: bool = False,
+    open_reminders: list[Reminder] | None = None,
+) -> None:
+    """Recompute the case's place on the worklist; ``transitioned``: it just made a transition.
+
+    ``open_reminders``: the case's open reminders, if the caller has them already.
+    """
     assert case.id is not None  # a stored case
     item = session.get(WorkItem, case.id)
     if item is None:
@@ -64,11 +74,16 @@ def refresh(session: Session, case: Case, now: datetime, *, transitioned: bool =
         item = WorkItem(case_id=case.id, state_since=since)
     elif transitioned:
         item.state_since = now
-    due = session.exec(
-        select(Reminder.kind, Reminder.due_at).where(
-            Reminder.case_id == case.id, col(Reminder.status).in_(OPEN_STATUSES)
+    if open_reminders is not None:
+        due = [(r.kind, r.due_at) for r in open_reminders if r.status in OPEN_STATUSES]
+    else:
+        due = list(
+            session.exec(
+                select(Reminder.kind, Reminder.due_at).where(
+                    Reminder.case_id == case.id, col(Reminder.status).in_(OPEN_STATUSES)
+                )
+            ).all()
         )
-    ).all()
     urgent = [at for kind, at in due if kind in URGENT_KINDS]
     if urgent:
         item.rank, item.sort_at = URGENT, min(urgent)
