@@ -229,7 +229,15 @@ class CaseService(Generic[R]):
     def action_for(self, kwargs: dict[str, Any]) -> str:
         return self.action if isinstance(self.action, str) else self.action(kwargs)
 
-    def __call__(
+    def __call__(self, session: Session, **kwargs: Any) -> R:
+        """Run in the caller's transaction (tests and other services call it this way).
+
+        ``kwargs``: ``case_id``, ``actor``, ``now``, optionally ``expected_version``
+        and ``rules`` (for ``begin``), and the service's own arguments.
+        """
+        return self.run(session, **kwargs)[0]
+
+    def run(
         self,
         session: Session,
         *,
@@ -239,8 +247,8 @@ class CaseService(Generic[R]):
         expected_version: int | None = None,
         rules: Settings = settings,
         **kwargs: Any,
-    ) -> R:
-        """Run in the caller's transaction (tests and other services call it this way)."""
+    ) -> tuple[R, CaseWrite]:
+        """``begin`` the write as this service's action, run the service; its result and write."""
         write = begin(
             session,
             case_id=case_id,
@@ -250,7 +258,7 @@ class CaseService(Generic[R]):
             expected_version=expected_version,
             rules=rules,
         )
-        return self.body(write, **kwargs)
+        return self.body(write, **kwargs), write
 
 
 def writes(
@@ -288,28 +296,12 @@ class Written(Generic[R]):
     version: int
 
 
-def commit_write(
-    engine: Engine,
-    service: CaseService[R],
-    *,
-    case_id: int,
-    actor: Actor,
-    now: datetime,
-    expected_version: int | None = None,
-    rules: Settings = settings,
-    **kwargs: Any,
-) -> Written[R]:
-    """Run ``service`` on the case in a transaction of its own, and commit it."""
+def commit_write(engine: Engine, service: CaseService[R], **kwargs: Any) -> Written[R]:
+    """Run ``service`` on the case in a transaction of its own, and commit it.
+
+    ``kwargs`` as for ``CaseService.run``.
+    """
     with write_transaction(engine) as session:
-        write = begin(
-            session,
-            case_id=case_id,
-            action=service.action_for(kwargs),
-            actor=actor,
-            now=now,
-            expected_version=expected_version,
-            rules=rules,
-        )
-        result = service.body(write, **kwargs)
+        result, write = service.run(session, **kwargs)
         version = write.case.version
     return Written(result, version)
