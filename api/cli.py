@@ -69,7 +69,7 @@ def announce(engine: Engine, scheduler: str, current: Settings = settings) -> No
     """The start-up line: the database (without a password), the scheduler, relaxed settings."""
     relaxed = relaxed_settings(current)
     database = describe_url(engine.url.render_as_string(hide_password=False))
-    below = ", ".join(f"{name}={value}" for name, value in relaxed.items())
+    below = ", ".join(f"{name}={value:g}" for name, value in relaxed.items())
     logger.info(
         "database %s; scheduler %s%s",
         database,

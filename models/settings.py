@@ -61,9 +61,9 @@ class Settings(BaseSettings):
     """How long a POST's ``Idempotency-Key`` and its response are kept for replays."""
 
     # Clinical thresholds (SPEC.md section 3 and 4).
-    baseline_window_days: int = Field(default=30, ge=1)
+    baseline_window_days: float = Field(default=30, ge=1)
     """Baseline PHQ-9, GAD-7, ISI and blood pressure must be this recent for approval."""
-    recent_window_days: int = Field(default=14, ge=1)
+    recent_window_days: float = Field(default=14, ge=1)
     """PHQ-9 and ISI must be this recent to adjust the dose or discharge."""
     mood_score_min: int = Field(default=10, ge=0)
     """The latest PHQ-9 or GAD-7 must reach this for criteria.mood_disorder."""
@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     predose_systolic: int = Field(default=140, gt=0)
     """A dose clearance needs a systolic pressure below this."""
     predose_diastolic: int = Field(default=90, gt=0)
-    clearance_valid_minutes: int = Field(default=120, ge=1)
+    clearance_valid_minutes: float = Field(default=120, ge=1)
     isi_worsening_points: int = Field(default=6, ge=1)
     """An ISI this far above baseline after the first dose records worsened insomnia."""
     phq9_item9_min: int = Field(default=1, ge=0)
@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     ``screening_due`` comes 3 days before it runs out."""
     drug_table_dir: str | None = None
     """A directory holding drug_names.csv and interactions.csv; default: the packaged table."""
-    clock_skew_seconds: int = Field(default=60, ge=0)
+    clock_skew_seconds: float = Field(default=60, ge=0)
     """How far past the server's clock a client's timestamp may be before it is "future"."""
     fact_max_age_days: float = Field(default=365.0, gt=0)
     """A fact's own time may not be earlier than this before the case was created."""

@@ -57,7 +57,7 @@ NAMES = {"phq9": "PHQ-9", "gad7": "GAD-7", "isi": "ISI"}
 NO_HISTORY = "Record the clinical history first."
 
 
-def _missing_within(facts: CaseFacts, instruments: tuple[str, ...], days: int) -> list[str]:
+def _missing_within(facts: CaseFacts, instruments: tuple[str, ...], days: float) -> list[str]:
     since = facts.now - timedelta(days=days)
     missing = []
     for instrument in instruments:
@@ -131,7 +131,7 @@ def assessments_baseline(facts: CaseFacts) -> str | None:
     missing = _missing_within(facts, ("phq9", "gad7", "isi"), days)
     if not missing:
         return None
-    return f"Record a baseline {', '.join(missing)} (none within the last {days} days)."
+    return f"Record a baseline {', '.join(missing)} (none within the last {days:g} days)."
 
 
 @requirement("assessments.recent")
@@ -140,7 +140,7 @@ def assessments_recent(facts: CaseFacts) -> str | None:
     missing = _missing_within(facts, ("phq9", "isi"), days)
     if not missing:
         return None
-    return f"Record a current {', '.join(missing)} (none within the last {days} days)."
+    return f"Record a current {', '.join(missing)} (none within the last {days:g} days)."
 
 
 @requirement("vitals.baseline")
@@ -149,7 +149,7 @@ def vitals_baseline(facts: CaseFacts) -> str | None:
     latest = facts.latest_vital
     if latest is not None and latest.taken_at >= facts.now - timedelta(days=days):
         return None
-    return f"Record a blood-pressure reading (none within the last {days} days)."
+    return f"Record a blood-pressure reading (none within the last {days:g} days)."
 
 
 @requirement("criteria.chronic_insomnia")

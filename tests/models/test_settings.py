@@ -111,3 +111,17 @@ def test_writers_waiting_counts_the_sqlite_queue(tmp_path):
     assert writers_waiting() == 0
     assert db.write_lock(engine) is lock
     engine.dispose()
+
+
+def test_every_duration_setting_accepts_decimals(monkeypatch):
+    """SPEC.md section 8: a duration in days, hours, minutes or seconds may be a decimal."""
+    durations = [
+        name
+        for name in Settings.model_fields
+        if name.endswith(("_days", "_hours", "_minutes", "_seconds"))
+    ]
+    assert "baseline_window_days" in durations and "clock_skew_seconds" in durations
+    for name in durations:
+        monkeypatch.setenv(f"CAREPATH_{name.upper()}", "1.5")
+    loaded = Settings()
+    assert all(getattr(loaded, name) == 1.5 for name in durations), durations
