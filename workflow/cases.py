@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from models.schemas import CaseCreate, TransitionBody
 from models.settings import Settings, settings
-from models.tables import Case
+from models.tables import CLOSED_PHASE, Case
 from workflow import hooks
 from workflow.audit import append_event
 from workflow.casefacts import CaseFacts
@@ -37,8 +37,9 @@ def create_case(
 ) -> Case:
     """Open a case in ``evaluation``; a patient may have only one open case.
 
-    The database's partial unique index on open cases is the check, so two
-    requests racing for one patient cannot both win.
+    Checked before the insert, so a refusal uses up no id; the database's
+    partial unique index on open cases backs it, so two requests racing for one
+    patient cannot both win.
     """
     case = Case(
         patient_ref=data.patient_ref,
@@ -48,10 +49,20 @@ def create_case(
         created_at=now,
         updated_at=now,
     )
+    taken = f"Patient {data.patient_ref} already has an open case."
+
+    def open_case_exists(session: Session) -> str | None:
+        query = select(Case.id).where(
+            Case.patient_ref == data.patient_ref, Case.phase != CLOSED_PHASE
+        )
+        return taken if session.exec(query).first() is not None else None
+
     try:
-        write = begin_new(session, case=case, actor=actor, now=now, rules=rules)
+        write = begin_new(
+            session, case=case, actor=actor, now=now, rules=rules, refuse=open_case_exists
+        )
     except IntegrityError as exc:
-        raise Conflict(f"Patient {data.patient_ref} already has an open case.") from exc
+        raise Conflict(taken) from exc
     append_event(
         session, case, actor, now, kind="transition", trigger="create", to_state=INITIAL, data={}
     )

@@ -203,10 +203,19 @@ def begin(
 
 
 def begin_new(
-    session: Session, *, case: Case, actor: Actor, now: datetime, rules: Settings = settings
+    session: Session,
+    *,
+    case: Case,
+    actor: Actor,
+    now: datetime,
+    rules: Settings = settings,
+    refuse: Callable[[Session], str | None] = lambda session: None,
 ) -> CaseWrite:
-    """Check the role and store a new case: the write that creates it may go on."""
+    """Check the role, then ``refuse`` (a reason not to open it, or None), and store the case."""
     check_role(actor, "case")
+    reason = refuse(session)
+    if reason is not None:
+        raise Conflict(reason)
     session.add(case)
     session.flush()
     return CaseWrite(session, case, actor, now, rules)
