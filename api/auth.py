@@ -265,7 +265,7 @@ def bootstrap_admin(engine: Engine, token: str) -> None:
             with write_transaction(engine) as session:
                 _upsert_admin(session, token, utcnow())
             return
-        except IntegrityError:  # another process created it at the same moment
+        except (IntegrityError, Conflict):  # another process created it at the same moment
             if attempt:
                 raise
 

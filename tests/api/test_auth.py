@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from sqlmodel import select
 
 from api import auth
 from api.main import create_app
-from models.db import session_scope
+from models.db import make_engine, session_scope
 from models.schemas import UserCreate
 from models.settings import settings
 from models.tables import User, UserEvent
@@ -72,6 +73,32 @@ def test_admin_token_bootstrap_creates_then_rekeys(engine, monkeypatch):
         assert client.get("/api/v1/users/me", headers=bearer(SECOND)).json()["name"] == "admin"
     assert [u.role for u in admins(engine)] == ["admin"]
     assert event_kinds(engine) == [("created", "bootstrap"), ("token_rotated", "bootstrap")]
+
+
+def test_processes_bootstrapping_at_once_all_start_with_one_admin(engine, database_url):
+    """Several API processes starting together: one creates the admin, the others find it."""
+    token = "t" * 40
+    engines = [make_engine(database_url) for _ in range(4)]
+    start, errors = threading.Barrier(len(engines)), []
+
+    def boot(each) -> None:
+        start.wait()
+        try:
+            auth.bootstrap_admin(each, token)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=boot, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for each in engines:
+        each.dispose()
+    assert errors == []
+    with session_scope(engine) as session:
+        admins = session.exec(select(User).where(User.role == "admin")).all()
+        assert [a.name for a in admins] == ["admin"]
 
 
 def test_bootstrap_reactivates_a_deactivated_admin(engine, now):
