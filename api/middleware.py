@@ -18,6 +18,27 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
 )
+PAGE_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+"""Pages load nothing but this service's own files, run no inline script, and cannot be framed."""
+PAGE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", PAGE_CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+STATIC_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    # The pages' files are the same for everyone: revalidate them rather than refetch.
+    (b"cache-control", b"no-cache"),
+    (b"x-content-type-options", b"nosniff"),
+)
+
+
+def headers_for(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    """The security headers of SPEC.md section 11 for a response to ``path``."""
+    if path.startswith("/app/static/"):
+        return STATIC_HEADERS + PAGE_HEADERS
+    if path.startswith("/app") or path == "/docs":
+        return SECURITY_HEADERS + PAGE_HEADERS
+    return SECURITY_HEADERS
 
 
 class BodyTooLarge(HTTPException):
@@ -106,7 +127,7 @@ class BodyLimit:
 
 
 class SecurityHeaders:
-    """``Cache-Control: no-store`` and ``X-Content-Type-Options: nosniff`` on every response."""
+    """The headers of ``headers_for`` on every response, each unless the response set it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -116,10 +137,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        wanted = headers_for(scope["path"])
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", ())}
-                extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+                extra = [(n, v) for n, v in wanted if n not in present]
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 

@@ -69,8 +69,7 @@ def _classify(medication: Medication) -> None:
 @writes("medication")
 def add_medication(write: CaseWrite, *, data: MedicationCreate) -> Medication:
     """Add a medication, classified from the drug table; ``stopped`` if already stopped."""
-    _session, case, case_id = write.session, write.case, write.case_id
-    _actor, now = write.actor, write.now
+    case, case_id, now = write.case, write.case_id, write.now
     stopped_on = None
     if data.status == "stopped":
         stopped_on = _not_future(data.stopped_on or _today(now), now, "stopped_on")
@@ -209,7 +208,7 @@ def screen_interactions(write: CaseWrite, *, data: ScreeningCreate) -> Interacti
 @writes("taper")
 def plan_taper(write: CaseWrite, *, data: TaperCreate) -> Taper:
     """A clinician plans the taper of a medication on the case's list."""
-    session, _case, case_id = write.session, write.case, write.case_id
+    session, case_id = write.session, write.case_id
     actor, now = write.actor, write.now
     medication = session.get(Medication, data.medication_id)
     if medication is None or medication.case_id != case_id:
