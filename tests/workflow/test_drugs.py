@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -154,6 +155,85 @@ def test_every_row_has_a_source_and_a_basis() -> None:
     for row in [*NAME_ROWS, *TABLE.interactions.values()]:
         assert len(row.source.strip()) > 20, row
         assert row.basis in BASES, row
+
+
+# SPEC.md 4.3: a row's source names "a DailyMed label with its set id and date, or a paper".
+SET_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# "DailyMed SPL set id <uuid> (product, labeler; label effective 2024-06-03, version 104)":
+# the date sits inside the citation's parentheses (which may hold one level of their own).
+LABEL_CITATION = re.compile(
+    rf"DailyMed SPL set id (?P<set_id>{SET_ID}) \((?P<about>(?:[^()]|\([^()]*\))*)\)"
+)
+LABEL_DATE = re.compile(r"\b((?:19|20)\d{2})-(\d{2})(?:-(\d{2}))?\b")
+# "Authors. Title. Journal 2012;111(5):325-332": a year, a volume and pages.
+PAPER = re.compile(r"\. [A-Z][^;]*\b(?:19|20)\d{2};\d+(?:\(\d+\))?:\d+")
+ALL_ROWS = [*NAME_ROWS, *TABLE.interactions.values()]
+
+
+def label_dates(source: str) -> list[date]:
+    """The label dates of the source's DailyMed citations (a month alone counts as its 1st)."""
+    dates = []
+    for citation in LABEL_CITATION.finditer(source):
+        for year, month, day in LABEL_DATE.findall(citation["about"]):
+            dates.append(date(int(year), int(month), int(day or 1)))  # raises on a bad date
+    return dates
+
+
+def row_id(row) -> str:
+    return getattr(row, "name", None) or row.drug_class
+
+
+@pytest.mark.parametrize(
+    ("source", "dated_label", "paper"),
+    [
+        ("Product FDA label: opioid agonist, boxed warning on benzodiazepines", False, False),
+        (f"DailyMed SPL set id {'0' * 8}-0000-0000-0000-{'0' * 12} (tablets, Maker)", False, False),
+        (
+            "DailyMed SPL set id 11372b3d-52c0-4694-8c88-4b72d3fda9d0 (x; label revised 2024-10)",
+            True,
+            False,
+        ),
+        ("DailyMed SPL set id 11372b3d-52c0-4694-8c88 (x; label revised 2024-10)", False, False),
+        ("FDA Drug Safety Communication (2019-12-19); carepath program policy", False, False),
+        (
+            "Peltoniemi MA et al. St John's wort. Fundam Clin Pharmacol 2012;26(6):743-750",
+            False,
+            True,
+        ),
+        ("carepath program policy (SPEC.md v2 s4.3); see the literature, 2012", False, False),
+    ],
+)
+def test_the_source_checks_tell_a_specific_citation_from_generic_text(
+    source: str, dated_label: bool, paper: bool
+) -> None:
+    assert bool(label_dates(source)) is dated_label
+    assert bool(PAPER.search(source)) is paper
+
+
+def test_a_label_date_must_be_a_real_date() -> None:
+    with pytest.raises(ValueError):
+        label_dates(f"DailyMed SPL set id {'a' * 8}-aaaa-aaaa-aaaa-{'a' * 12} (x; 2024-13-01)")
+
+
+@pytest.mark.parametrize("row", [r for r in ALL_ROWS if r.basis == "label"], ids=row_id)
+def test_a_label_row_cites_a_dailymed_set_id_with_its_date(row) -> None:
+    dates = label_dates(row.source)
+    assert dates, f"{row_id(row)}: no 'DailyMed SPL set id <uuid> (...; <date>)' in {row.source}"
+    assert all(date(1990, 1, 1) <= d <= date.today() for d in dates), (row_id(row), dates)
+
+
+@pytest.mark.parametrize("row", [r for r in ALL_ROWS if r.basis == "program_policy"], ids=row_id)
+def test_a_program_policy_row_cites_a_set_id_or_a_paper(row) -> None:
+    assert LABEL_CITATION.search(row.source) or PAPER.search(row.source), row
+
+
+def test_a_set_id_is_described_the_same_way_wherever_it_is_cited() -> None:
+    described: dict[str, set[str]] = {}
+    for row in ALL_ROWS:
+        for citation in LABEL_CITATION.finditer(row.source):
+            described.setdefault(citation["set_id"], set()).add(citation["about"])
+    assert len(described) >= 150
+    assert {s: d for s, d in described.items() if len(d) > 1} == {}
 
 
 def test_every_class_in_the_name_table_has_an_interaction_row() -> None:
