@@ -18,6 +18,8 @@ from workflow.drugs.table import RANK, UNKNOWN, DrugTable, NameRow, current_tabl
 # Compared without the spaces of a multi-word name; longer text is not a near miss.
 _LONGEST_NEAR_MISS = 40
 _HAS_DIGIT = re.compile(r"\d")
+# How many words a name spread letter by letter may take ("x a n a x").
+_LONGEST_SPREAD = _LONGEST_NEAR_MISS
 
 NOISE = frozenset(
     # units and dose words
@@ -97,9 +99,13 @@ def _unknown_part(words: list[str], table: DrugTable) -> str:
 
 
 def _match(words: list[str], start: int, table: DrugTable) -> tuple[NameRow, int] | None:
-    for size in range(min(max(table.longest, 4), len(words) - start), 0, -1):
+    # A name's letters may be spread over many "words" ("chlordiaze-p-o-x-i-d-e"), so
+    # run-together windows reach further than the table's longest spaced name.
+    for size in range(min(_LONGEST_SPREAD, len(words) - start), 0, -1):
         phrase = words[start : start + size]
-        row = table.names.get(" ".join(phrase)) or table.compact_names.get(compact(phrase))
+        row = table.compact_names.get(compact(phrase))
+        if row is None and size <= table.longest:
+            row = table.names.get(" ".join(phrase))
         if row is not None:
             return row, size
     return None
