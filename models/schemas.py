@@ -186,6 +186,34 @@ class CaseCreate(Body):
         return self
 
 
+class CaseUpdate(Body):
+    """``PATCH /cases/{id}``: the patient moved to another state."""
+
+    patient_state: USState
+
+    @model_validator(mode="after")
+    def _state(self) -> Self:
+        _check_state(self.patient_state)
+        return self
+
+
+class CaseAssignment(Body):
+    """``POST /cases/{id}/assignment``: who looks after the case; either or both."""
+
+    clinician_id: RecordId | None = Field(
+        default=None, description="An active clinician: the case's clinician from now on."
+    )
+    coordinator_id: RecordId | None = Field(
+        default=None, description="An active coordinator: the case's coordinator from now on."
+    )
+
+    @model_validator(mode="after")
+    def _either(self) -> Self:
+        if self.clinician_id is None and self.coordinator_id is None:
+            raise ValueError("send a clinician_id, a coordinator_id or both")
+        return self
+
+
 class HistoryIn(Body):
     insomnia_nights_per_week: int = Field(strict=True, ge=0, le=7)
     insomnia_duration_months: int = Field(strict=True, ge=0, le=600)

@@ -110,21 +110,53 @@ def test_each_delivery_state_has_its_reminder_cancelled_on_leaving_it(clinic, re
 # -- taper_checkin -----------------------------------------------------------------
 
 
-def test_a_taper_plan_asks_the_clinician_weekly_once_for_all_tapers(clinic, reminders, now):
+def test_each_taper_plan_asks_the_clinician_weekly_and_ends_with_its_confirmation(
+    clinic, reminders, now
+):
     case_id = clinic.open_case()
     xanax, ambien = clinic.add_med(case_id, "Xanax"), clinic.add_med(case_id, "Ambien")
     first = clinic.plan_taper(case_id, xanax.id)
     clinic.tick(days=1)
     second = clinic.plan_taper(case_id, ambien.id)
     checkins = reminders.rows(case_id, kind="taper_checkin")
-    assert len(checkins) == 1
-    assert (checkins[0].due_at, checkins[0].recipient_role) == (now + 7 * DAY, "clinician")
+    assert [(r.taper_id, r.due_at, r.recipient_role) for r in checkins] == [
+        (first.id, now + 7 * DAY, "clinician"),
+        (second.id, now + 8 * DAY, "clinician"),
+    ]
 
     clinic.confirm_taper(case_id, first.id)
-    assert reminders.pending(case_id)["taper_checkin"].id == checkins[0].id
-    clinic.confirm_taper(case_id, second.id)
     assert reminders.get(checkins[0].id).status == CANCELLED
-    assert "taper_checkin" not in reminders.pending(case_id)
+    assert reminders.get(checkins[1].id).status == PENDING
+    clinic.confirm_taper(case_id, second.id)
+    assert reminders.get(checkins[1].id).status == CANCELLED
+
+
+def test_a_taper_ended_by_its_medication_made_active_again_ends_its_checkin(clinic, reminders):
+    case_id = clinic.open_case()
+    xanax = clinic.add_med(case_id, "Xanax")
+    clinic.set_med_status(case_id, xanax.id, "stopped", actor=clinic.clinician)
+    clinic.plan_taper(case_id, xanax.id)
+    (checkin,) = reminders.rows(case_id, kind="taper_checkin")
+    clinic.set_med_status(case_id, xanax.id, "active")
+    assert reminders.get(checkin.id).status == CANCELLED
+
+
+def test_a_sent_checkin_of_one_taper_leaves_the_other_taper_s_alone(clinic, reminders, now):
+    case_id = clinic.open_case()
+    first = clinic.plan_taper(case_id, clinic.add_med(case_id, "Xanax").id)
+    clinic.tick(days=2)
+    second = clinic.plan_taper(case_id, clinic.add_med(case_id, "Ambien").id)
+    reminders.dispatch(now + 7 * DAY)  # the first taper's check-in only
+    reminders.dispatch(now + 9 * DAY)  # the second's, and no repeat of the first yet
+    reminders.dispatch(now + 14 * DAY)  # the first's next check-in: it supersedes its own only
+    rows = reminders.rows(case_id, kind="taper_checkin")
+    by_taper = {t: [(r.due_at, r.status) for r in rows if r.taper_id == t] for t in (1, 2)}
+    assert by_taper[first.id] == [
+        (now + 7 * DAY, CANCELLED),
+        (now + 14 * DAY, SENT),
+        (now + 21 * DAY, PENDING),
+    ]
+    assert by_taper[second.id] == [(now + 9 * DAY, SENT), (now + 16 * DAY, PENDING)]
 
 
 def test_a_sent_taper_checkin_is_followed_by_the_next_while_the_taper_is_open(
