@@ -136,6 +136,21 @@ def assignee_column(role: str) -> str:
     return f"assigned_{role}_id"
 
 
+ASSIGNABLE_LIMIT = 500
+"""At most this many users are offered as assignees of one role (the staff of a program)."""
+
+
+def assignable_users(session: Session, role: str) -> list[User]:
+    """The users who may be assigned as a case's ``role``: active users of that role, by name."""
+    query = (
+        select(User)
+        .where(User.role == role, col(User.active))
+        .order_by(col(User.name_key))
+        .limit(ASSIGNABLE_LIMIT)
+    )
+    return list(session.exec(query).all())
+
+
 def _assignee(session: Session, field: str, role: str, user_id: int) -> int:
     """``user_id``, if it is an active user of ``role``; else a 422 naming ``field``."""
     user = session.get(User, user_id)
