@@ -171,11 +171,15 @@ class UserLicenses(Body):
         return self
 
 
+PATIENT_REF_PATTERN = r"^[A-Za-z0-9._:-]+$"
+"""ASCII only: ``lower()`` then means the same in Python, SQLite and PostgreSQL."""
+
+
 class CaseCreate(Body):
     patient_ref: str = Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9._:-]+$",
+        pattern=PATIENT_REF_PATTERN,
         description="An opaque reference to the patient: never a name.",
     )
     patient_state: USState

@@ -29,7 +29,7 @@ from api.queries import (
     one_of,
 )
 from api.schemas import CasePage, CasePublic
-from models.schemas import CaseAssignment, CaseCreate, CaseUpdate
+from models.schemas import PATIENT_REF_PATTERN, CaseAssignment, CaseCreate, CaseUpdate
 from models.tables import Case
 from workflow import cases
 from workflow.definition import PHASES, STATES
@@ -49,6 +49,7 @@ PatientFilter = Annotated[
     Query(
         min_length=1,
         max_length=64,
+        pattern=PATIENT_REF_PATTERN,
         description="Only this patient's cases, open or closed: the exact reference, "
         "without regard to case.",
     ),
