@@ -280,6 +280,7 @@ def test_the_case_is_assigned_through_its_form_and_shows_who_has_it(client, toke
         clinician["id"],
         None,
     )
+    assert f"clinician #{clinician['id']}" in client.get("/app/worklist").text
 
     before = api.snapshot(case_id)
     refused = client.post(
