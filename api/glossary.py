@@ -56,6 +56,9 @@ FIELDS: dict[str, str] = {
     "state": "The case's workflow state (see `GET /api/v1/workflow`).",
     "phase": "The coarse phase a coordinator sees for the state.",
     "assigned_clinician_id": "The clinician the case is assigned to, if any.",
+    "assigned_coordinator_id": "The coordinator the case is assigned to, if any.",
+    "CaseAssignment.clinician_id": "An active clinician's user id: the case's clinician.",
+    "coordinator_id": "An active coordinator's user id: the case's coordinator.",
     "items": "This page's entries, in order.",
     "next_cursor": "Pass as `cursor` for the next page; null on the last page.",
     # history
@@ -95,6 +98,8 @@ FIELDS: dict[str, str] = {
     "confirmed_by": "The user who confirmed the taper ended.",
     "confirmed_at": "When the taper's end was confirmed.",
     "last_dose_on": "The date of the last dose of the tapered medication.",
+    "active_when_planned": "Whether the medication was still taken when the taper was planned.",
+    "taper_id": "For a reminder about one taper (`taper_checkin`): that taper's id.",
     # dosing
     "monitor_present": "Whether the treatment monitor is with the patient.",
     "granted": "Whether the clearance allows a dose.",
@@ -175,6 +180,8 @@ EXAMPLES: dict[str, Any] = {
     },
     "UserLicenses": {"licenses": [{"state": "CA", "expires_on": "2027-06-30"}]},
     "CaseCreate": {"patient_ref": "MRN-000123", "patient_state": "CA"},
+    "CaseUpdate": {"patient_state": "NY"},
+    "CaseAssignment": {"clinician_id": 2, "coordinator_id": 3},
     "HistoryIn": {
         "insomnia_nights_per_week": 5,
         "insomnia_duration_months": 8,

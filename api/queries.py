@@ -16,6 +16,7 @@ from fastapi.dependencies.models import Dependant
 from pydantic import AfterValidator, BaseModel
 
 from api.deps import MAX_ID
+from workflow.definition import Actor
 from workflow.errors import ValidationFailed
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
@@ -23,6 +24,34 @@ Cursor = Annotated[
     str | None,
     Query(max_length=200, description="The `next_cursor` of the previous page."),
 ]
+
+
+def _assignee(value: str | None) -> str | None:
+    if value is not None and value != "me" and not (value.isdigit() and 1 <= int(value) <= MAX_ID):
+        raise ValueError("must be `me` or a user id")
+    return value
+
+
+_ASSIGNED = "`me`, or a user id: cases whose assigned clinician or coordinator is that user"
+CaseAssignee = Annotated[
+    str | None,
+    Query(max_length=20, description=f"{_ASSIGNED}."),
+    AfterValidator(_assignee),
+]
+"""``GET /cases?assignee=``: ``me`` or a user id (``assignee_id`` reads it)."""
+WorklistAssignee = Annotated[
+    str | None,
+    Query(max_length=20, description=f"{_ASSIGNED}, or with an open reminder addressed to them."),
+    AfterValidator(_assignee),
+]
+"""``GET /worklist?assignee=``: as ``CaseAssignee``, and reminders addressed to the user."""
+
+
+def assignee_id(assignee: str | None, actor: Actor) -> int | None:
+    """The user id ``assignee`` names; ``me`` is the caller."""
+    if assignee is None:
+        return None
+    return actor.id if assignee == "me" else int(assignee)
 
 
 def choice(values: tuple[str, ...], description: str) -> Any:

@@ -27,6 +27,7 @@ class CasePublic(Public):
     phase: str
     version: int = Field(description='Also sent as the `ETag` header, e.g. "3".')
     assigned_clinician_id: int | None
+    assigned_coordinator_id: int | None
     held_from: str | None = Field(description="On hold: the state `resume` returns to.")
     referrals: list[str] = Field(description="Declined: what the guide recommends instead.")
     created_at: datetime
@@ -134,6 +135,7 @@ class ReminderPublic(Public):
     due_at: datetime
     recipient_role: str
     recipient_id: int | None = Field(description="The case's assigned user of that role, if any.")
+    taper_id: int | None = Field(description="For a `taper_checkin`: the taper it is about.")
     status: str = Field(
         description="`pending`, `sent` (waiting for a person), `acknowledged`, `cancelled`, "
         "`failed`."

@@ -103,6 +103,9 @@ class Taper(SQLModel, table=True):
     medication_id: int = Field(foreign_key="medications.id")
     plan: str = Field(max_length=4000)
     planned_by: int | None = None
+    active_when_planned: bool = True
+    """Whether the medication was active when the taper was planned: then its last dose may not
+    be before the plan's date; otherwise it is on or before the medication's ``stopped_on``."""
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     confirmed_by: int | None = None
     last_dose_on: date | None = None
@@ -176,4 +179,23 @@ class AdverseEvent(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_by: int | None = None
     resolution_note: str | None = Field(default=None, max_length=4000)
+    created_at: datetime = timestamp_field()
+
+
+class CaseChange(SQLModel, table=True):
+    """A change to the case itself: its assignment, or the patient's state (``PATCH``).
+
+    ``changes`` holds the new value of each case column that changed (empty
+    when the write changed nothing), ``previous`` their values before.
+    """
+
+    __tablename__ = "case_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    fact: str = Field(max_length=40)
+    """``assignment`` or ``case_update``."""
+    changes: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    previous: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    made_by: int | None = None
     created_at: datetime = timestamp_field()

@@ -30,20 +30,33 @@ URGENT_KINDS = ("safety_review", ESCALATION)
 """Open reminders of these kinds put a case at the top of the worklist."""
 
 
+PER_CASE = "status = 'pending' AND kind != 'escalation' AND taper_id IS NULL"
+PER_TAPER = "status = 'pending' AND taper_id IS NOT NULL"
+
+
 class Reminder(SQLModel, table=True):
     """Something due on a case, for a role (and its assigned user), at a time."""
 
     __tablename__ = "reminders"
     __table_args__ = (
         # One pending reminder per case and kind, enforced by the database;
-        # escalations are one per original instead (below).
+        # escalations are one per original instead, and a taper's reminder one
+        # per taper (below).
         Index(
             "uq_reminders_pending_case_kind",
             "case_id",
             "kind",
             unique=True,
-            sqlite_where=text("status = 'pending' AND kind != 'escalation'"),
-            postgresql_where=text("status = 'pending' AND kind != 'escalation'"),
+            sqlite_where=text(PER_CASE),
+            postgresql_where=text(PER_CASE),
+        ),
+        Index(
+            "uq_reminders_pending_taper_kind",
+            "taper_id",
+            "kind",
+            unique=True,
+            sqlite_where=text(PER_TAPER),
+            postgresql_where=text(PER_TAPER),
         ),
         Index(
             "uq_reminders_escalates",
@@ -65,6 +78,8 @@ class Reminder(SQLModel, table=True):
     recipient_role: str = Field(max_length=20)
     recipient_id: int | None = Field(default=None, foreign_key="users.id")
     """The case's assigned user of ``recipient_role`` when it was made; null for escalations."""
+    taper_id: int | None = Field(default=None, foreign_key="tapers.id")
+    """For a reminder about one taper (``taper_checkin``): that taper."""
     status: str = Field(default=PENDING, max_length=20)
     attempts: int = 0
     """Delivery attempts claimed so far, repeats included; also the claim token."""

@@ -171,11 +171,15 @@ class UserLicenses(Body):
         return self
 
 
+PATIENT_REF_PATTERN = r"^[A-Za-z0-9._:-]+$"
+"""ASCII only: ``lower()`` then means the same in Python, SQLite and PostgreSQL."""
+
+
 class CaseCreate(Body):
     patient_ref: str = Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9._:-]+$",
+        pattern=PATIENT_REF_PATTERN,
         description="An opaque reference to the patient: never a name.",
     )
     patient_state: USState
@@ -183,6 +187,34 @@ class CaseCreate(Body):
     @model_validator(mode="after")
     def _state(self) -> Self:
         _check_state(self.patient_state)
+        return self
+
+
+class CaseUpdate(Body):
+    """``PATCH /cases/{id}``: the patient moved to another state."""
+
+    patient_state: USState
+
+    @model_validator(mode="after")
+    def _state(self) -> Self:
+        _check_state(self.patient_state)
+        return self
+
+
+class CaseAssignment(Body):
+    """``POST /cases/{id}/assignment``: who looks after the case; either or both."""
+
+    clinician_id: RecordId | None = Field(
+        default=None, description="An active clinician: the case's clinician from now on."
+    )
+    coordinator_id: RecordId | None = Field(
+        default=None, description="An active coordinator: the case's coordinator from now on."
+    )
+
+    @model_validator(mode="after")
+    def _either(self) -> Self:
+        if self.clinician_id is None and self.coordinator_id is None:
+            raise ValueError("send a clinician_id, a coordinator_id or both")
         return self
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, ColumnElement, Index, String, func, text
+from sqlmodel import Field, SQLModel, col
 
-from models.types import timestamp_field
+from models.types import UTCDateTime, timestamp_field
 
 
 def name_key(name: str) -> str:
@@ -62,16 +62,10 @@ class Case(SQLModel, table=True):
 
     __tablename__ = "cases"
     __table_args__ = (
-        # One open case per patient, enforced by the database itself.
-        Index(
-            "uq_cases_open_patient_ref",
-            "patient_ref",
-            unique=True,
-            sqlite_where=text("phase != 'closed'"),
-            postgresql_where=text("phase != 'closed'"),
-        ),
         Index("ix_cases_phase_id", "phase", "id"),
         Index("ix_cases_state_id", "state", "id"),
+        Index("ix_cases_assigned_clinician_id_id", "assigned_clinician_id", "id"),
+        Index("ix_cases_assigned_coordinator_id_id", "assigned_coordinator_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -84,11 +78,44 @@ class Case(SQLModel, table=True):
     medication_list_version: int = Field(default=0)
     """Bumped by every change to the medication list; screenings record the one they saw."""
     assigned_clinician_id: int | None = Field(default=None, foreign_key="users.id")
+    assigned_coordinator_id: int | None = Field(default=None, foreign_key="users.id")
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the case was approved (its ``approve`` transition), set by that trigger's effect."""
     referrals: list[str] = Field(default_factory=list, sa_type=JSON)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
     audit_hash: str | None = Field(default=None, max_length=64)
     """The ``hash`` of the case's newest audit event: the head of its chain."""
+
+
+def patient_key(patient_ref: str) -> str:
+    """What makes two patient references the same: ``PT-1`` and ``pt-1`` are one patient.
+
+    The same as the database's ``lower()`` on the ASCII a ``patient_ref`` may hold.
+    """
+    return patient_ref.lower()
+
+
+PATIENT_KEY = func.lower(col(Case.patient_ref))
+"""``patient_key`` in SQL: the expression the indexes below are built on."""
+
+
+def same_patient(patient_ref: str) -> ColumnElement[bool]:
+    """A filter for the cases of the patient ``patient_ref``, by ``lower(patient_ref)``: the
+    expression the indexes are built on, so they serve it."""
+    return func.lower(col(Case.patient_ref)) == patient_key(patient_ref)
+
+
+# One open case per patient, without regard to case, enforced by the database itself.
+Index(
+    "uq_cases_open_patient_ref",
+    PATIENT_KEY,
+    unique=True,
+    sqlite_where=text("phase != 'closed'"),
+    postgresql_where=text("phase != 'closed'"),
+)
+# ``GET /cases?patient_ref=``: every case of a patient, open or closed, in id order.
+Index("ix_cases_patient_key_id", PATIENT_KEY, col(Case.id))
 
 
 class AuditEvent(SQLModel, table=True):

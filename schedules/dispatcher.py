@@ -92,19 +92,23 @@ def _schedule_next(session: Session, case: Case, delivery: Delivery, now: dateti
         return
     try:
         with session.begin_nested():
-            _supersede(session, delivery, now)
-            schedule_next(session, case, policy, delivery.due_at, now)
+            delivered = session.get_one(Reminder, delivery.id)
+            _supersede(session, delivered, now)
+            schedule_next(session, case, policy, delivered, now)
     except Exception:
         logger.exception("reminder %s: could not schedule its next occurrence", delivery.id)
 
 
-def _supersede(session: Session, delivery: Delivery, now: datetime) -> None:
-    """A recurring reminder's new occurrence, once delivered, replaces the one before it."""
+def _supersede(session: Session, delivered: Reminder, now: datetime) -> None:
+    """A recurring reminder's new occurrence, once delivered, replaces the one before it (of
+    the same taper, for a taper's reminder)."""
+    taper = col(Reminder.taper_id)
     earlier = select(Reminder).where(
-        col(Reminder.case_id) == delivery.case_id,
-        col(Reminder.kind) == delivery.kind,
+        col(Reminder.case_id) == delivered.case_id,
+        col(Reminder.kind) == delivered.kind,
         col(Reminder.status) == SENT,
-        col(Reminder.id) != delivery.id,
+        col(Reminder.id) != delivered.id,
+        taper.is_(None) if delivered.taper_id is None else taper == delivered.taper_id,
     )
     for reminder in session.exec(earlier):
         cancel(session, reminder, now)

@@ -8,7 +8,9 @@ escalation goes to ``escalate_to``. It is cancelled as soon as any condition in
 reviews. A case that goes on hold leaves its state, so that state's reminder
 is cancelled; resuming enters the state again, which schedules it afresh; a
 hold cancels no other reminder. One open reminder per case and kind, except
-escalations (one per original).
+escalations (one per original) and ``taper_checkin`` (one per unconfirmed taper).
+A reminder goes to the case's assigned user of its role, and follows the
+assignment while it is open (``schedules.scheduling.readdress``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from models.reminders import ESCALATION, Reminder
 from models.tables import CLOSED_PHASE
 from schedules.rules import (
     AT_ONCE,
+    AfterWashout,
     CheckedIn,
     Done,
     EarlyThenLater,
@@ -43,9 +46,31 @@ MINUTE = timedelta(minutes=1)
 # -- what a reminder asks for, as small named predicates -----------------------
 
 
-def every_taper_confirmed(facts: CaseFacts) -> bool:
-    """No taper plan is waiting for a clinician's confirmation."""
-    return all(taper.confirmed_at is not None for taper in facts.tapers)
+def _waiting(taper: Any) -> bool:
+    """A taper still waiting for a clinician's confirmation (not confirmed, not ended)."""
+    return taper.confirmed_at is None and taper.ended_at is None
+
+
+def a_taper_waits(facts: CaseFacts) -> bool:
+    """Some taper plan is waiting for a clinician's confirmation."""
+    return any(_waiting(taper) for taper in facts.tapers)
+
+
+def taper_settled(facts: CaseFacts, reminder: Reminder | None) -> bool:
+    """The reminder's taper is confirmed, or ended by its medication being made active again.
+
+    A check-in made before reminders knew their taper waits for every taper of the case.
+    """
+    if reminder is None:
+        return False
+    if reminder.taper_id is None:
+        return not a_taper_waits(facts)
+    return not any(t.id == reminder.taper_id and _waiting(t) for t in facts.tapers)
+
+
+def awaiting_prescription(record: Any, facts: CaseFacts) -> bool:
+    """The case waits for its prescription (a taper confirmed now may let it go on)."""
+    return facts.case.state == "delivery.awaiting_prescription"
 
 
 def preparation_recorded(facts: CaseFacts) -> bool:
@@ -134,18 +159,23 @@ POLICIES: tuple[Policy, ...] = (
         repeat_after=DAY,
         escalate_after=3 * DAY,
         escalate_to=CLINICIAN,
-        until=(every_taper_confirmed,),
+        done=taper_settled,
         recurs=True,
+        per_taper=True,
     ),
     Policy(
         "prescription_pending",
         to=CLINICIAN,
-        created_by=(Entered("delivery.awaiting_prescription"),),
-        due=days(3),
+        created_by=(
+            Entered("delivery.awaiting_prescription"),
+            Recorded("taper_confirm", where=awaiting_prescription),
+        ),
+        due=AfterWashout(timedelta(days=3)),
         repeat_after=DAY,
         escalate_after=2 * DAY,
         escalate_to=CLINICIAN,
-        until=(Left("delivery.awaiting_prescription"),),
+        # Not while a taper waits: its confirmation (the last one) makes it.
+        until=(Left("delivery.awaiting_prescription"), a_taper_waits),
     ),
     Policy(
         "shipment_pending",

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from models.facts import Assessment
 from models.reminders import Reminder
@@ -15,6 +16,7 @@ from models.settings import Settings
 from models.tables import CLOSED_PHASE
 from workflow.casefacts import CaseFacts
 from workflow.guards import first_dosing_at
+from workflow.medications import washout_ends
 
 Condition = Callable[[CaseFacts], bool]
 Done = Callable[[CaseFacts, Reminder | None], bool]
@@ -39,8 +41,13 @@ class Event(Protocol):
 
 
 def occurred_at(record: Any) -> datetime:
-    """When a recorded fact happened: a session's completion, else when it was recorded."""
-    return getattr(record, "completed_at", None) or record.created_at
+    """When a recorded fact happened: a session's completion, a taper's confirmation, else when
+    it was recorded."""
+    return (
+        getattr(record, "completed_at", None)
+        or getattr(record, "confirmed_at", None)
+        or record.created_at
+    )
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,29 @@ class SettingDays:
         return anchor + scaled(timedelta(days=days), facts.rules)
 
 
+@dataclass(frozen=True)
+class AfterWashout:
+    """``delay`` after the anchor, or after the last washout of a confirmed taper ends if that
+    is later (``prescription_pending``: the prescription cannot be written before)."""
+
+    delay: timedelta
+
+    def due(self, anchor: datetime, facts: CaseFacts) -> datetime:
+        ends = [day for day in taper_washouts(facts) if day is not None]
+        if ends:
+            zone = ZoneInfo(facts.rules.timezone)
+            anchor = max(anchor, datetime.combine(max(ends), time.min, tzinfo=zone))
+        return anchor + scaled(self.delay, facts.rules)
+
+
+def taper_washouts(facts: CaseFacts) -> list[date | None]:
+    """When the washout of each medication with a confirmed, live taper ends."""
+    confirmed = {
+        t.medication_id for t in facts.tapers if t.confirmed_at is not None and t.ended_at is None
+    }
+    return [washout_ends(facts, m) for m in facts.medications if m.id in confirmed]
+
+
 def days(n: float) -> After:
     return After(timedelta(days=n))
 
@@ -180,7 +210,9 @@ class Policy:
     instead of keeping it. While ``sent`` and unacknowledged it is delivered
     again every ``repeat_after``; ``escalate_after`` past its due time, one
     ``escalation`` goes to ``escalate_to``. All three durations are scaled by
-    ``reminder_time_scale`` where they are used.
+    ``reminder_time_scale`` where they are used. ``per_taper``: one open
+    reminder per taper (the record that created it) instead of one per case;
+    the reminder keeps its ``taper_id``.
     """
 
     kind: str
@@ -195,6 +227,7 @@ class Policy:
     recurs: bool = False
     restarts: bool = False
     outlives_close: bool = False
+    per_taper: bool = False
 
     def satisfied(self, facts: CaseFacts, reminder: Reminder | None = None) -> bool:
         """Whether the reminder is no longer wanted: done, out of its state, or the case closed."""

@@ -17,21 +17,27 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from models.reminders import CANCELLED, OPEN_STATUSES, PENDING, Reminder
+from models.reminders import CANCELLED, ESCALATION, OPEN_STATUSES, PENDING, Reminder
 from models.tables import Case
 from schedules.rules import Change, Policy
 from workflow import worklist
 from workflow.casefacts import CaseFacts
-from workflow.definition import CLINICIAN
+from workflow.definition import CLINICIAN, COORDINATOR
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 ASSIGNEE: dict[str, Callable[[Case], int | None]] = {
     CLINICIAN: lambda case: case.assigned_clinician_id,
+    COORDINATOR: lambda case: case.assigned_coordinator_id,
 }
-"""The case's assigned user of each role. Coordinators gain theirs with the case's
-``assigned_coordinator_id``; until then a coordinator's reminder names no one."""
+"""The case's assigned user of each role: a reminder's ``recipient_id``."""
+
+
+def assignee(case: Case, role: str) -> int | None:
+    """The case's assigned user of ``role``, if any."""
+    return ASSIGNEE.get(role, lambda _: None)(case)
+
 
 OPEN_OF_CASE = (
     select(Reminder)
@@ -61,15 +67,17 @@ def schedule(
     due_at: datetime,
     now: datetime,
     existing: list[Reminder] | None = None,
+    taper_id: int | None = None,
 ) -> Reminder:
-    """The case's one open reminder of ``policy``: the existing one, or a new one.
+    """The case's one open reminder of ``policy`` (of the taper ``taper_id``, for a policy
+    ``per_taper``): the existing one, or a new one.
 
     ``existing``: the reminders that count as the case's current ones (its open
     reminders unless the caller says otherwise); kept up to date here.
     """
     if existing is None:
         existing = open_reminders(session, case.id)
-    current = [r for r in existing if r.kind == policy.kind]
+    current = [r for r in existing if r.kind == policy.kind and r.taper_id == taper_id]
     if current and not policy.restarts:
         return current[0]
     for reminder in current:
@@ -81,7 +89,8 @@ def schedule(
         kind=policy.kind,
         due_at=due_at,
         recipient_role=policy.to,
-        recipient_id=ASSIGNEE.get(policy.to, lambda _: None)(case),
+        recipient_id=assignee(case, policy.to),
+        taper_id=taper_id,
         created_at=now,
         updated_at=now,
     )
@@ -119,20 +128,41 @@ def apply(session: Session, change: Change, policies: Iterable[Policy]) -> list[
             anchor = event.anchor(change)
             if anchor is not None and not policy.satisfied(change.facts):
                 due_at = policy.due.due(anchor, change.facts)
-                schedule(session, change.facts.case, policy, due_at, change.now, still_open)
+                taper_id = change.record.id if policy.per_taper else None
+                schedule(
+                    session, change.facts.case, policy, due_at, change.now, still_open, taper_id
+                )
     return still_open
 
 
+def readdress(session: Session, case: Case, reminders: list[Reminder], now: datetime) -> None:
+    """Address each open reminder to the case's current assignee of its role.
+
+    An open reminder asks the case's person to act: when the assignment changes
+    (``POST /cases/{id}/assignment``, or ``approve`` assigning its clinician),
+    its repeats go to the new assignee. Escalations go to a whole role and stay
+    so; a reminder no longer open keeps the user it was for.
+    """
+    for reminder in reminders:
+        if reminder.kind == ESCALATION or reminder.status not in OPEN_STATUSES:
+            continue
+        wanted = assignee(case, reminder.recipient_role)
+        if reminder.recipient_id != wanted:
+            reminder.recipient_id, reminder.updated_at = wanted, now
+            session.add(reminder)
+
+
 def schedule_next(
-    session: Session, case: Case, policy: Policy, previous_due: datetime, now: datetime
+    session: Session, case: Case, policy: Policy, previous: Reminder, now: datetime
 ) -> Reminder | None:
-    """After a recurring reminder is delivered, schedule its next occurrence while wanted."""
+    """After a recurring reminder (``previous``) is delivered, schedule its next occurrence,
+    for the same taper if it is one's, while still wanted."""
     facts = CaseFacts(case=case, now=now, session=session)
-    if not policy.recurs or policy.satisfied(facts):
+    if not policy.recurs or policy.satisfied(facts, previous):
         return None
     pending = [r for r in open_reminders(session, case.id) if r.status == PENDING]
-    due = policy.next_due(previous_due, facts, now)
-    reminder = schedule(session, case, policy, due, now, pending)
+    due = policy.next_due(previous.due_at, facts, now)
+    reminder = schedule(session, case, policy, due, now, pending, previous.taper_id)
     worklist.refresh(session, case, now)
     return reminder
 
@@ -155,6 +185,7 @@ class ReminderListener:
     ) -> None:
         entered = case.state if case.state != from_state else None
         still_open = apply(session, Change(facts=facts, now=now, entered=entered), self.policies)
+        readdress(session, case, still_open, now)
         worklist.refresh(session, case, now, transitioned=True, open_reminders=still_open)
 
     def on_fact(
@@ -169,4 +200,5 @@ class ReminderListener:
     ) -> None:
         change = Change(facts=facts, now=now, fact=fact, record=record)
         still_open = apply(session, change, self.policies)
+        readdress(session, case, still_open, now)
         worklist.refresh(session, case, now, open_reminders=still_open)

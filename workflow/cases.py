@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from models.schemas import CaseCreate, TransitionBody
+from models.facts import CaseChange
+from models.schemas import CaseAssignment, CaseCreate, CaseUpdate, TransitionBody
 from models.settings import Settings, settings
-from models.tables import CLOSED_PHASE, Case
+from models.tables import CLOSED_PHASE, Case, User, same_patient
 from workflow import hooks
 from workflow.audit import append_event
 from workflow.casefacts import CaseFacts
 from workflow.definition import (
+    CLINICIAN,
+    COORDINATOR,
     INITIAL,
     Actor,
     destination,
@@ -27,7 +32,7 @@ from workflow.definition import (
     phase_of,
     triggers_from,
 )
-from workflow.errors import Conflict, NotFound
+from workflow.errors import Conflict, NotFound, ValidationFailed
 from workflow.guards import Unmet, evaluate
 from workflow.unit import CaseWrite, begin_new, trigger_def, writes
 
@@ -37,9 +42,10 @@ def create_case(
 ) -> Case:
     """Open a case in ``evaluation``; a patient may have only one open case.
 
+    ``patient_ref`` is compared without regard to case (``PT-1`` is ``pt-1``).
     Checked before the insert, so a refusal uses up no id; the database's
-    partial unique index on open cases backs it, so two requests racing for one
-    patient cannot both win.
+    partial unique index on open cases (on ``lower(patient_ref)``) backs it, so
+    two requests racing for one patient cannot both win.
     """
     case = Case(
         patient_ref=data.patient_ref,
@@ -52,9 +58,7 @@ def create_case(
     taken = f"Patient {data.patient_ref} already has an open case."
 
     def open_case_exists(session: Session) -> str | None:
-        query = select(Case.id).where(
-            Case.patient_ref == data.patient_ref, Case.phase != CLOSED_PHASE
-        )
+        query = select(Case.id).where(same_patient(data.patient_ref), Case.phase != CLOSED_PHASE)
         return taken if session.exec(query).first() is not None else None
 
     try:
@@ -83,15 +87,31 @@ def list_cases(
     *,
     phase: str | None = None,
     state: str | None = None,
+    patient_ref: str | None = None,
+    assignee: int | None = None,
     limit: int = 50,
     after_id: int | None = None,
 ) -> tuple[list[Case], int | None]:
-    """A page of cases in id order, and the id to continue after (None on the last page)."""
+    """A page of cases in id order, and the id to continue after (None on the last page).
+
+    ``patient_ref``: that patient's cases, matched exactly but without regard
+    to case. ``assignee``: cases whose assigned clinician or coordinator is
+    that user.
+    """
     query = select(Case).order_by(col(Case.id)).limit(limit + 1)
     if phase is not None:
         query = query.where(Case.phase == phase)
     if state is not None:
         query = query.where(Case.state == state)
+    if patient_ref is not None:
+        query = query.where(same_patient(patient_ref))
+    if assignee is not None:
+        query = query.where(
+            or_(
+                col(Case.assigned_clinician_id) == assignee,
+                col(Case.assigned_coordinator_id) == assignee,
+            )
+        )
     if after_id is not None:
         query = query.where(col(Case.id) > after_id)
     rows = list(session.exec(query).all())
@@ -105,6 +125,82 @@ def fire_trigger(write: CaseWrite, *, trigger: str, body: TransitionBody | None 
     """Fire ``trigger`` on the case; the case moves only if every guard passes."""
     write.fire(trigger_def(trigger), body or TransitionBody())
     return write.case
+
+
+ASSIGNABLE = (("clinician_id", CLINICIAN), ("coordinator_id", COORDINATOR))
+"""The body field naming each assignee, and the role that user must have."""
+
+
+def assignee_column(role: str) -> str:
+    """The case column holding its assigned user of ``role``."""
+    return f"assigned_{role}_id"
+
+
+ASSIGNABLE_LIMIT = 500
+"""At most this many users are offered as assignees of one role (the staff of a program)."""
+
+
+def assignable_users(session: Session, role: str) -> list[User]:
+    """The users who may be assigned as a case's ``role``: active users of that role, by name."""
+    query = (
+        select(User)
+        .where(User.role == role, col(User.active))
+        .order_by(col(User.name_key))
+        .limit(ASSIGNABLE_LIMIT)
+    )
+    return list(session.exec(query).all())
+
+
+def _assignee(session: Session, field: str, role: str, user_id: int) -> int:
+    """``user_id``, if it is an active user of ``role``; else a 422 naming ``field``."""
+    user = session.get(User, user_id)
+    if user is None or user.role != role or not user.active:
+        raise ValidationFailed.field(
+            (field,), f"{field} must be the id of an active {role}; user {user_id} is not."
+        )
+    return user_id
+
+
+def _record_change(write: CaseWrite, fact: str, wanted: dict[str, Any]) -> Case:
+    """Record ``fact`` as a ``CaseChange``: the case columns in ``wanted`` whose value differs
+    (none, when the write changes nothing: still audited, with an empty ``changes``)."""
+    case = write.case
+    changes = {name: value for name, value in wanted.items() if getattr(case, name) != value}
+    previous = {name: getattr(case, name) for name in changes}
+    change = CaseChange(
+        case_id=write.case_id,
+        fact=fact,
+        changes=changes,
+        previous=previous,
+        made_by=write.actor.id,
+        created_at=write.now,
+    )
+    write.record(fact, change, dict(changes))
+    return case
+
+
+@writes("assignment")
+def assign_case(write: CaseWrite, *, data: CaseAssignment) -> Case:
+    """Assign the case's clinician, its coordinator, or both: each an active user of that role.
+
+    The case's open reminders follow the assignment (``schedules.scheduling``).
+    """
+    wanted = {}
+    for field, role in ASSIGNABLE:
+        user_id = getattr(data, field)
+        if user_id is not None:
+            wanted[assignee_column(role)] = _assignee(write.session, field, role, user_id)
+    return _record_change(write, "assignment", wanted)
+
+
+@writes("case_update")
+def update_case(write: CaseWrite, *, data: CaseUpdate) -> Case:
+    """A clinician records that the patient moved to another state (``patient_state``).
+
+    Recorded as ``case_update`` with the columns it changed: open dose
+    clearances are voided by a change, not by a write that repeats the value.
+    """
+    return _record_change(write, "case_update", {"patient_state": data.patient_state})
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         "delivery.awaiting_prescription",
         (CLINICIAN,),
         APPROVAL_REQUIREMENTS,
-        effects=("assign_clinician",),
+        effects=("assign_clinician", "mark_approved"),
     ),
     TriggerDef(
         "decline",
@@ -212,6 +212,8 @@ class FactDef:
 
 FACTS: tuple[FactDef, ...] = (
     FactDef("case", STAFF),
+    FactDef("assignment", STAFF, OPEN_STATES),
+    FactDef("case_update", (CLINICIAN,), OPEN_STATES),
     FactDef("history", STAFF),
     FactDef("assessment", STAFF),
     FactDef("medication", STAFF),

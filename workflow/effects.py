@@ -29,8 +29,16 @@ def forget_held_from(case: Case, actor: Actor, facts: CaseFacts) -> dict[str, An
 
 
 def assign_clinician(case: Case, actor: Actor, facts: CaseFacts) -> dict[str, Any]:
-    """``approve``: the approving clinician is the case's clinician."""
-    return {} if actor.role == SYSTEM else {"assigned_clinician_id": actor.id}
+    """``approve``: the approving clinician becomes the case's clinician, unless one was
+    assigned already (``POST /cases/{id}/assignment``): an explicit choice stands."""
+    if actor.role == SYSTEM or case.assigned_clinician_id is not None:
+        return {}
+    return {"assigned_clinician_id": actor.id}
+
+
+def mark_approved(case: Case, actor: Actor, facts: CaseFacts) -> dict[str, Any]:
+    """``approve``: when the case was approved, so "is it approved?" is one column to read."""
+    return {"approved_at": facts.now}
 
 
 def record_referrals(case: Case, actor: Actor, facts: CaseFacts) -> dict[str, Any]:
@@ -42,5 +50,6 @@ EFFECTS: dict[str, Effect] = {
     "remember_held_from": remember_held_from,
     "forget_held_from": forget_held_from,
     "assign_clinician": assign_clinician,
+    "mark_approved": mark_approved,
     "record_referrals": record_referrals,
 }

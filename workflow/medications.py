@@ -6,7 +6,7 @@ makes every earlier screening stale (``screening.interactions``).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -18,9 +18,10 @@ from models.schemas import (
     TaperConfirm,
     TaperCreate,
 )
-from models.settings import settings
-from models.tables import AuditEvent
-from workflow import drugs, safety
+from models.settings import Settings, settings
+from models.tables import Case
+from workflow import drugs, guards, safety
+from workflow.casefacts import CaseFacts
 from workflow.definition import CLINICIAN, Actor
 from workflow.errors import Conflict, Forbidden, ValidationFailed
 from workflow.records import get_record
@@ -38,13 +39,14 @@ def _not_future(day: date, now: datetime, field: str) -> date:
 
 
 def is_approved(session: Session, case_id: int) -> bool:
-    """Whether the case has an ``approve`` transition event."""
-    query = select(AuditEvent.id).where(
-        AuditEvent.case_id == case_id,
-        AuditEvent.kind == "transition",
-        AuditEvent.trigger == "approve",
-    )
-    return session.exec(query).first() is not None
+    """Whether the case has been approved (SPEC.md section 0: it has an ``approve`` event).
+
+    ``approve`` sets ``approved_at`` (``workflow.effects.mark_approved``; the
+    migration filled it in from the audit trail), so this reads one column of
+    the case, which a write has already locked and loaded: no query at all.
+    """
+    case = session.get(Case, case_id)
+    return case is not None and case.approved_at is not None
 
 
 def _warn_if_interacting(write: CaseWrite, medication: Medication) -> None:
@@ -223,9 +225,42 @@ def plan_taper(write: CaseWrite, *, data: TaperCreate) -> Taper:
         for t in open_tapers
     ):
         raise Conflict(f"Medication {medication.id} already has a taper in progress.")
-    taper = Taper(case_id=case_id, planned_by=actor.id, created_at=now, **data.model_dump())
+    taper = Taper(
+        case_id=case_id,
+        planned_by=actor.id,
+        active_when_planned=medication.status == "active",
+        created_at=now,
+        **data.model_dump(),
+    )
     write.record("taper", taper)
     return taper
+
+
+def _check_last_dose(
+    taper: Taper, medication: Medication, day: date, rules: Settings, now: datetime
+) -> date:
+    """``last_dose_on`` within SPEC.md 4.3's limits, or a 422 naming it.
+
+    Never in the future; for a medication active when the taper was planned, not
+    before the plan's date; for one already stopped then, on or before its
+    ``stopped_on`` (the clinician attests a last dose that was already past).
+    """
+    field = ("last_dose_on",)
+    if day > rules.today(now):
+        raise ValidationFailed.field(field, "last_dose_on is in the future.")
+    planned_on = rules.today(taper.created_at)
+    if taper.active_when_planned and day < planned_on:
+        raise ValidationFailed.field(
+            field,
+            f"last_dose_on is before the taper was planned on {planned_on}, "
+            f"when {medication.name} was still taken.",
+        )
+    stopped_on = medication.stopped_on
+    if not taper.active_when_planned and stopped_on is not None and day > stopped_on:
+        raise ValidationFailed.field(
+            field, f"last_dose_on is after {medication.name} was stopped on {stopped_on}."
+        )
+    return day
 
 
 @writes("taper_confirm")
@@ -238,8 +273,8 @@ def confirm_taper(write: CaseWrite, *, taper_id: int, data: TaperConfirm) -> Tap
         raise Conflict(f"Taper {taper_id} is already confirmed.")
     if taper.ended_at is not None:
         raise Conflict(f"Taper {taper_id} ended when its medication was made active again.")
-    last_dose_on = _not_future(data.last_dose_on, now, "last_dose_on")
     medication = get_record(session, case_id, Medication, taper.medication_id)
+    last_dose_on = _check_last_dose(taper, medication, data.last_dose_on, write.rules, now)
     taper.confirmed_at, taper.confirmed_by, taper.last_dose_on = now, actor.id, last_dose_on
     changes = {}
     if medication.status != "stopped":
@@ -250,3 +285,15 @@ def confirm_taper(write: CaseWrite, *, taper_id: int, data: TaperConfirm) -> Tap
         medication.stopped_on = last_dose_on
     write.record("taper_confirm", taper, changes)
     return taper
+
+
+def washout_ends(facts: CaseFacts, medication: Medication) -> date | None:
+    """The day a stopped medication's washout is over (SPEC.md 4.3 and ``taper.washout``):
+    its last dose (``guards.last_taken``) plus its ``washout_days`` from the drug table.
+    None while it is active or has no stop date."""
+    if medication.status == "active":
+        return None
+    last = guards.last_taken(facts, medication)
+    if last is None:
+        return None
+    return last + timedelta(days=drugs.washout_days(medication, drugs.current_table(facts.rules)))

@@ -109,6 +109,7 @@ class CaseSummary:
     state: str
     phase: str
     assigned_clinician_id: int | None
+    assigned_coordinator_id: int | None
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,11 @@ def worklist(
 ) -> tuple[list[Item], str | None]:
     """A page of the worklist, and the cursor of the next page (None on the last).
 
-    ``assignee``: only cases assigned to this user, or with an open reminder
-    addressed to them. ``role``: only cases with an open reminder for this role,
-    or with none at all (a stuck case is everyone's). ``kind``: only cases with
-    an open reminder of this kind. ``after``: a cursor this function gave.
+    ``assignee``: only cases whose assigned clinician or coordinator is this
+    user, or with an open reminder addressed to them. ``role``: only cases with
+    an open reminder for this role, or with none at all (a stuck case is
+    everyone's). ``kind``: only cases with an open reminder of this kind.
+    ``after``: a cursor this function gave.
     """
     query = (
         select(WorkItem, Case)
@@ -182,7 +184,10 @@ def _has_open(condition: ColumnElement[bool]) -> ColumnElement[bool]:
 def _filters(assignee: int | None, role: str | None, kind: str | None) -> list[ColumnElement[bool]]:
     filters: list[ColumnElement[bool]] = []
     if assignee is not None:
-        mine = col(Case.assigned_clinician_id) == assignee
+        mine = or_(
+            col(Case.assigned_clinician_id) == assignee,
+            col(Case.assigned_coordinator_id) == assignee,
+        )
         filters.append(or_(mine, _has_open(col(Reminder.recipient_id) == assignee)))
     if role is not None:
         filters.append(
@@ -223,6 +228,7 @@ def _item(
         state=case.state,
         phase=case.phase,
         assigned_clinician_id=case.assigned_clinician_id,
+        assigned_coordinator_id=case.assigned_coordinator_id,
     )
     open_reminders = [
         OpenReminder(r, max(0, int((now - r.due_at).total_seconds()))) for r in reminders

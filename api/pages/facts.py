@@ -18,6 +18,8 @@ from models.schemas import (
     AdverseEventCreate,
     AdverseEventResolve,
     AssessmentCreate,
+    CaseAssignment,
+    CaseUpdate,
     ClearanceCreate,
     HistoryIn,
     MedicationCreate,
@@ -28,7 +30,7 @@ from models.schemas import (
     TaperCreate,
     VitalCreate,
 )
-from workflow import dosing, medications, records
+from workflow import cases, dosing, medications, records
 
 
 @dataclass(frozen=True)
@@ -98,5 +100,7 @@ FACT_FORMS: tuple[FactForm, ...] = (
             lambda e: e.resolved_at is None,
         ),
     ),
+    FactForm("assignment", "Assign the case", CaseAssignment, cases.assign_case),
+    FactForm("case_update", "The patient moved to another state", CaseUpdate, cases.update_case),
 )
 FACT_FORM_BY_NAME = {form.fact: form for form in FACT_FORMS}

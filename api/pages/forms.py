@@ -32,6 +32,8 @@ class FormField:
     options: tuple[str, ...] = ()
     step: str = "1"
     help: str = ""
+    labels: tuple[str, ...] = ()
+    """What a ``select`` shows for each of ``options`` (the options themselves if empty)."""
 
 
 def fields_of(model: type[BaseModel], only: Sequence[str] | None = None) -> list[FormField]:

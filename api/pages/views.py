@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from api.pages import chart
 from api.pages.facts import FACT_FORMS, FactForm
 from api.pages.forms import FormField, fields_of, local_input, trigger_fields
 from models.reminders import PENDING, SENT, Reminder
-from models.tables import AuditEvent, Case
+from models.tables import AuditEvent, Case, User
 from schedules.service import list_reminders
 from workflow import audit, cases, records
 from workflow.cases import TriggerOption
@@ -87,7 +87,7 @@ def case_page(session: Session, *, case_id: int, actor: Actor, now: datetime) ->
     events = audit.list_events(session, case_id)
     trigger_forms = _trigger_forms(case, options, actor)
     fact_forms = [
-        _fact_form(case, form, collections)
+        _fact_form(session, case, form, collections)
         for form in FACT_FORMS
         if may_record(actor.role, form.fact)
     ]
@@ -95,6 +95,7 @@ def case_page(session: Session, *, case_id: int, actor: Actor, now: datetime) ->
     fact_forms = [form for form in fact_forms if form.targets is None or form.targets]
     return {
         "case": case,
+        "assignees": _assignees(session, case),
         "options": options,
         "history": _history(session, case_id),
         "sections": [(title, _table(collections[name])) for name, title in FACT_SECTIONS],
@@ -161,11 +162,43 @@ def _trigger_forms(case: Case, options: list[TriggerOption], actor: Actor) -> li
     return forms
 
 
-def _fact_form(case: Case, form: FactForm, collections: dict[str, list[Any]]) -> Form:
+def _fact_form(
+    session: Session, case: Case, form: FactForm, collections: dict[str, list[Any]]
+) -> Form:
     targets = None
     if form.target is not None:
         target = form.target
         rows = collections.get(target.collection, [])
         targets = [(row.id, target.describe(row)) for row in rows if target.open(row)]
     action = f"/app/cases/{case.id}/facts/{form.fact}"
-    return Form(f"fact:{form.fact}", form.title, action, fields_of(form.schema), targets)
+    fields = [_user_choice(session, f) for f in fields_of(form.schema)]
+    return Form(f"fact:{form.fact}", form.title, action, fields, targets)
+
+
+ASSIGNEE_ROLES = dict(cases.ASSIGNABLE)
+"""An assignment's fields, and the role of the users each may name."""
+
+
+def _user_choice(session: Session, given: FormField) -> FormField:
+    """An assignee's input as a choice of the users who may be assigned, by name."""
+    role = ASSIGNEE_ROLES.get(given.name)
+    if role is None:
+        return given
+    users = [u for u in cases.assignable_users(session, role) if u.id is not None]
+    return replace(
+        given,
+        label=role.capitalize(),
+        kind="select",
+        options=tuple(str(u.id) for u in users),
+        labels=tuple(f"{u.name} (#{u.id})" for u in users),
+    )
+
+
+def _assignees(session: Session, case: Case) -> list[tuple[str, str | None]]:
+    """Who the case is assigned to, per role: a user's name and id, or None."""
+    shown = []
+    for _, role in cases.ASSIGNABLE:
+        user_id = getattr(case, cases.assignee_column(role))
+        user = session.get(User, user_id) if user_id is not None else None
+        shown.append((role, f"{user.name} (#{user.id})" if user is not None else None))
+    return shown

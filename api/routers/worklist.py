@@ -5,37 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from pydantic import AfterValidator, BaseModel, Field
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
-from api.deps import MAX_ID, CurrentActor, Now, SessionDep
+from api.deps import CurrentActor, Now, SessionDep
 from api.problems import problem_responses
-from api.queries import Cursor, Limit, choice, one_of
+from api.queries import Cursor, Limit, WorklistAssignee, assignee_id, choice, one_of
 from api.schemas import Public, ReminderPublic, UnmetPublic
 from schedules.policies import KINDS
 from workflow import worklist
-from workflow.definition import STAFF, Actor
+from workflow.definition import STAFF
 
 router = APIRouter(
     prefix="/api/v1/worklist", tags=["worklist"], responses=problem_responses(401, 422, 503)
 )
 
 
-def _assignee(value: str | None) -> str | None:
-    if value is not None and value != "me" and not (value.isdigit() and 1 <= int(value) <= MAX_ID):
-        raise ValueError("must be `me` or a user id")
-    return value
-
-
-Assignee = Annotated[
-    str | None,
-    Query(
-        max_length=20,
-        description="`me`, or a user id: cases assigned to that user, or "
-        "with an open reminder addressed to them.",
-    ),
-    AfterValidator(_assignee),
-]
 RoleFilter = Annotated[
     str | None,
     choice(STAFF, "Cases with an open reminder for this role, or with none (stuck cases)."),
@@ -52,6 +37,7 @@ class WorkCase(Public):
     state: str
     phase: str
     assigned_clinician_id: int | None
+    assigned_coordinator_id: int | None
 
 
 class WorkReminder(ReminderPublic):
@@ -96,19 +82,12 @@ def public(item: worklist.Item) -> WorkItemPublic:
     )
 
 
-def assignee_id(assignee: str | None, actor: Actor) -> int | None:
-    """The user id ``assignee`` names; ``me`` is the caller."""
-    if assignee is None:
-        return None
-    return actor.id if assignee == "me" else int(assignee)
-
-
 @router.get("")
 def get_worklist(
     actor: CurrentActor,
     session: SessionDep,
     now: Now,
-    assignee: Assignee = None,
+    assignee: WorklistAssignee = None,
     role: RoleFilter = None,
     kind: KindFilter = None,
     limit: Limit = 50,

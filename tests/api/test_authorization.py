@@ -84,7 +84,7 @@ def _plan_taper(api: Api) -> Request:
 def _confirm_taper(api: Api) -> Request:
     path, body = _plan_taper(api)
     taper = api.post("clinician", path, body)
-    return f"{path}/{taper['id']}/confirm", {"last_dose_on": api.ago(days=1)[:10]}
+    return f"{path}/{taper['id']}/confirm", {"last_dose_on": api.ago()[:10]}
 
 
 def _session(api: Api) -> Request:
@@ -96,6 +96,11 @@ def _resolve(api: Api) -> Request:
     event = {"kind": "nausea", "severity": "mild", "description": "Mild."}
     case_id, record = _with(api, "/adverse-events", event)
     return case_url(case_id, f"/adverse-events/{record['id']}/resolve"), {"note": "Gone."}
+
+
+def _assignment(api: Api) -> Request:
+    coordinator = api.get("coordinator", "/api/v1/users/me")
+    return case_url(open_case(api), "/assignment"), {"coordinator_id": coordinator["id"]}
 
 
 def _new_user(api: Api, suffix: str = "", body: Any = None) -> Request:
@@ -127,6 +132,8 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("GET", "/api/v1/cases"): Cell(EVERYONE, 200, lambda api: ("/api/v1/cases", None)),
     ("GET", CASE): Cell(EVERYONE, 200, lambda api: _case(api)),
+    ("PATCH", CASE): Cell(CLINICIANS, 200, lambda api: _case(api, "", {"patient_state": "NY"})),
+    ("POST", CASE + "/assignment"): Cell(STAFF, 200, _assignment),
     ("GET", CASE + "/transitions"): Cell(EVERYONE, 200, lambda api: _case(api, "/transitions")),
     ("POST", CASE + "/transitions/{trigger}"): Cell(
         STAFF, 200, lambda api: _case(api, "/transitions/hold", {"reason": "Away."})

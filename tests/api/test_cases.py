@@ -12,6 +12,7 @@ CASE_FIELDS = {
     "phase",
     "version",
     "assigned_clinician_id",
+    "assigned_coordinator_id",
     "created_at",
     "updated_at",
     "referrals",

@@ -259,3 +259,43 @@ def test_the_worklist_filters_and_acknowledges(client, tokens, api: Api, clock):
     assert after["status"] == "acknowledged"
     again = client.post(path, data={"csrf_token": csrf})
     assert again.status_code == 409
+
+
+def test_the_case_is_assigned_through_its_form_and_shows_who_has_it(client, tokens, api: Api):
+    case_id = open_case(api)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    page = client.get(f"/app/cases/{case_id}")
+    assert 'Clinician: <span class="muted">not assigned</span>' in page.text
+    assert f'action="/app/cases/{case_id}/facts/assignment"' in page.text
+    assert "/facts/case_update" not in page.text  # a clinician's form
+    clinician = api.get("clinician", "/api/v1/users/me")
+    assert f'<option value="{clinician["id"]}" >clio (#{clinician["id"]})</option>' in page.text
+
+    body = {"csrf_token": csrf, "clinician_id": str(clinician["id"]), "coordinator_id": ""}
+    response = client.post(f"/app/cases/{case_id}/facts/assignment", data=body)
+    assert response.status_code == 200 and "Saved: assignment" in response.text
+    assert f"Clinician: <strong>clio (#{clinician['id']})</strong>" in response.text
+    case = api.get("coordinator", case_url(case_id))
+    assert (case["assigned_clinician_id"], case["assigned_coordinator_id"]) == (
+        clinician["id"],
+        None,
+    )
+    assert f"clinician #{clinician['id']}" in client.get("/app/worklist").text
+
+    before = api.snapshot(case_id)
+    refused = client.post(
+        f"/app/cases/{case_id}/facts/assignment",
+        data={"csrf_token": csrf, "clinician_id": "", "coordinator_id": ""},
+    )
+    assert refused.status_code == 422
+    assert "send a clinician_id, a coordinator_id or both" in refused.text
+    assert api.snapshot(case_id) == before
+
+
+def test_a_clinician_records_the_patient_s_move_through_its_form(client, tokens, api: Api):
+    case_id = open_case(api, state="CA")
+    csrf = signed_in_csrf(client, tokens["clinician"])
+    body = {"csrf_token": csrf, "patient_state": "NY"}
+    response = client.post(f"/app/cases/{case_id}/facts/case_update", data=body)
+    assert response.status_code == 200 and "patient in NY" in response.text
+    assert api.get("clinician", case_url(case_id))["patient_state"] == "NY"

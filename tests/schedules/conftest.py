@@ -81,11 +81,15 @@ class Reminders:
             return list(session.exec(query).all())
 
     def pending(self, case_id: int) -> dict[str, Reminder]:
-        """The case's pending reminders by kind (and never two of a kind)."""
+        """The case's pending reminders by kind, never two of a kind (of one taper, for a
+        taper's check-in: then the oldest pending check-in of the case)."""
         rows = self.rows(case_id, status=PENDING)
-        kinds = [r.kind for r in rows]
-        assert len(kinds) == len(set(kinds)), f"duplicate pending reminders: {kinds}"
-        return {r.kind: r for r in rows}
+        keys = [(r.kind, r.taper_id) for r in rows]
+        assert len(keys) == len(set(keys)), f"duplicate pending reminders: {keys}"
+        found: dict[str, Reminder] = {}
+        for reminder in rows:
+            found.setdefault(reminder.kind, reminder)
+        return found
 
     def get(self, reminder_id: int) -> Reminder:
         with session_scope(self.engine) as session:

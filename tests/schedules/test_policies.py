@@ -3,17 +3,20 @@ right role, cancelled when done or when the case leaves the state, and never dup
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from models.db import session_scope
-from models.facts import AdverseEvent
+from models.facts import AdverseEvent, Taper
 from models.reminders import CANCELLED, PENDING, SENT, Reminder
+from models.schemas import CaseAssignment
 from schedules import policies
 from schedules.policies import POLICIES, POLICY_BY_KIND
-from workflow import hooks
+from tests.conftest import add_user
+from tests.workflow.conftest import Clinic
+from workflow import cases, hooks, worklist
 
 DAY = timedelta(days=1)
 
@@ -110,21 +113,53 @@ def test_each_delivery_state_has_its_reminder_cancelled_on_leaving_it(clinic, re
 # -- taper_checkin -----------------------------------------------------------------
 
 
-def test_a_taper_plan_asks_the_clinician_weekly_once_for_all_tapers(clinic, reminders, now):
+def test_each_taper_plan_asks_the_clinician_weekly_and_ends_with_its_confirmation(
+    clinic, reminders, now
+):
     case_id = clinic.open_case()
     xanax, ambien = clinic.add_med(case_id, "Xanax"), clinic.add_med(case_id, "Ambien")
     first = clinic.plan_taper(case_id, xanax.id)
     clinic.tick(days=1)
     second = clinic.plan_taper(case_id, ambien.id)
     checkins = reminders.rows(case_id, kind="taper_checkin")
-    assert len(checkins) == 1
-    assert (checkins[0].due_at, checkins[0].recipient_role) == (now + 7 * DAY, "clinician")
+    assert [(r.taper_id, r.due_at, r.recipient_role) for r in checkins] == [
+        (first.id, now + 7 * DAY, "clinician"),
+        (second.id, now + 8 * DAY, "clinician"),
+    ]
 
     clinic.confirm_taper(case_id, first.id)
-    assert reminders.pending(case_id)["taper_checkin"].id == checkins[0].id
-    clinic.confirm_taper(case_id, second.id)
     assert reminders.get(checkins[0].id).status == CANCELLED
-    assert "taper_checkin" not in reminders.pending(case_id)
+    assert reminders.get(checkins[1].id).status == PENDING
+    clinic.confirm_taper(case_id, second.id)
+    assert reminders.get(checkins[1].id).status == CANCELLED
+
+
+def test_a_taper_ended_by_its_medication_made_active_again_ends_its_checkin(clinic, reminders):
+    case_id = clinic.open_case()
+    xanax = clinic.add_med(case_id, "Xanax")
+    clinic.set_med_status(case_id, xanax.id, "stopped", actor=clinic.clinician)
+    clinic.plan_taper(case_id, xanax.id)
+    (checkin,) = reminders.rows(case_id, kind="taper_checkin")
+    clinic.set_med_status(case_id, xanax.id, "active")
+    assert reminders.get(checkin.id).status == CANCELLED
+
+
+def test_a_sent_checkin_of_one_taper_leaves_the_other_taper_s_alone(clinic, reminders, now):
+    case_id = clinic.open_case()
+    first = clinic.plan_taper(case_id, clinic.add_med(case_id, "Xanax").id)
+    clinic.tick(days=2)
+    second = clinic.plan_taper(case_id, clinic.add_med(case_id, "Ambien").id)
+    reminders.dispatch(now + 7 * DAY)  # the first taper's check-in only
+    reminders.dispatch(now + 9 * DAY)  # the second's, and no repeat of the first yet
+    reminders.dispatch(now + 14 * DAY)  # the first's next check-in: it supersedes its own only
+    rows = reminders.rows(case_id, kind="taper_checkin")
+    by_taper = {t: [(r.due_at, r.status) for r in rows if r.taper_id == t] for t in (1, 2)}
+    assert by_taper[first.id] == [
+        (now + 7 * DAY, CANCELLED),
+        (now + 14 * DAY, SENT),
+        (now + 21 * DAY, PENDING),
+    ]
+    assert by_taper[second.id] == [(now + 9 * DAY, SENT), (now + 16 * DAY, PENDING)]
 
 
 def test_a_sent_taper_checkin_is_followed_by_the_next_while_the_taper_is_open(
@@ -147,6 +182,126 @@ def test_a_sent_taper_checkin_is_followed_by_the_next_while_the_taper_is_open(
     clinic.tick(days=36)
     clinic.confirm_taper(case_id, taper.id)
     assert reminders.get(third.id).status == CANCELLED
+
+
+# -- prescription_pending and tapers -------------------------------------------------
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def test_prescription_pending_waits_for_the_last_taper_then_for_its_washout(clinic, reminders):
+    case_id = clinic.case_in(
+        "delivery.awaiting_prescription", prepared=False, meds=("Xanax", "Ativan")
+    )
+    assert "prescription_pending" not in reminders.pending(case_id)  # two tapers wait
+    first, second = clinic.rows(Taper, case_id)
+
+    clinic.tick(days=2)
+    clinic.confirm_taper(case_id, first.id, last_dose_on=clinic.now.date())
+    assert "prescription_pending" not in reminders.pending(case_id)  # one still waits
+
+    clinic.tick(days=1)
+    last_dose = clinic.now.date()
+    clinic.confirm_taper(case_id, second.id, last_dose_on=last_dose)
+    pending = reminders.pending(case_id)["prescription_pending"]
+    # Both are benzodiazepines with a 7-day washout; the later one ends last.
+    assert pending.due_at == midnight(last_dose + timedelta(days=7)) + 3 * DAY
+    assert pending.recipient_role == "clinician"
+
+
+def test_a_washout_already_over_leaves_the_usual_three_days(clinic, reminders):
+    case_id = clinic.case_in("delivery.awaiting_prescription", prepared=False, meds=("Xanax",))
+    (taper,) = clinic.rows(Taper, case_id)
+    planned_on = clinic.now.date()
+    at = clinic.tick(days=20)
+    clinic.confirm_taper(case_id, taper.id, last_dose_on=planned_on)  # washout over on day 7
+    assert reminders.pending(case_id)["prescription_pending"].due_at == at + 3 * DAY
+
+
+def test_entering_awaiting_prescription_after_a_taper_waits_for_its_washout(clinic, reminders):
+    case_id = clinic.case_in("evaluation", meds=("Klonopin",))  # long-acting: 14 days
+    (taper,) = clinic.rows(Taper, case_id)
+    clinic.tick(days=1)
+    clinic.confirm_taper(case_id, taper.id, last_dose_on=clinic.now.date())
+    clinic.screen(case_id)
+    clinic.fire(case_id, "approve")
+    pending = reminders.pending(case_id)["prescription_pending"]
+    assert pending.due_at == midnight(clinic.now.date() + timedelta(days=14)) + 3 * DAY
+
+
+def test_a_taper_planned_while_awaiting_prescription_holds_the_reminder_back(clinic, reminders):
+    case_id = clinic.case_in("delivery.awaiting_prescription", prepared=False)
+    first = reminders.pending(case_id)["prescription_pending"]
+    clinic.tick(hours=2)
+    taper = clinic.plan_taper(case_id, clinic.add_med(case_id, "Ambien").id)
+    assert reminders.get(first.id).status == CANCELLED
+    assert set(reminders.pending(case_id)) == {"taper_checkin"}
+
+    clinic.tick(days=8)
+    clinic.confirm_taper(case_id, taper.id)
+    assert set(reminders.pending(case_id)) == {"prescription_pending"}
+
+
+# -- who a reminder is for --------------------------------------------------------------
+
+
+def assign(clinic: Clinic, case_id: int, **ids: int) -> None:
+    clinic.call(
+        cases.assign_case, case_id=case_id, data=CaseAssignment(**ids), actor=clinic.coordinator
+    )
+
+
+def test_an_open_reminder_follows_the_case_s_assignment(clinic, reminders):
+    case_id = clinic.open_case()
+    (evaluation,) = reminders.rows(case_id)
+    assert evaluation.recipient_id is None  # nobody assigned yet: for the role
+
+    assign(clinic, case_id, coordinator_id=clinic.coordinator.id)
+    assert reminders.get(evaluation.id).recipient_id == clinic.coordinator.id
+    other = add_user(clinic.engine, "coordinator-2", "coordinator")
+    assign(clinic, case_id, coordinator_id=other.id)
+    assert reminders.get(evaluation.id).recipient_id == other.id
+
+    # A clinician's reminder made now is for the assigned clinician at once.
+    assign(clinic, case_id, clinician_id=clinic.clinician.id)
+    clinic.plan_taper(case_id, clinic.add_med(case_id, "Xanax").id)
+    checkin = reminders.pending(case_id)["taper_checkin"]
+    assert checkin.recipient_id == clinic.clinician.id
+
+
+def test_a_reminder_no_longer_open_keeps_the_user_it_was_for(clinic, reminders):
+    case_id = clinic.open_case()
+    assign(clinic, case_id, coordinator_id=clinic.coordinator.id)
+    (evaluation,) = reminders.rows(case_id)
+    clinic.call(worklist.acknowledge, reminder_id=evaluation.id, actor=clinic.coordinator)
+    other = add_user(clinic.engine, "coordinator-2", "coordinator")
+    assign(clinic, case_id, coordinator_id=other.id)
+    assert reminders.get(evaluation.id).recipient_id == clinic.coordinator.id
+
+
+def test_approval_s_reminder_goes_to_the_assigned_clinician_not_the_approver(clinic, reminders):
+    case_id = clinic.case_in("evaluation")
+    other = add_user(clinic.engine, "clinician-2", "clinician", ("CA",))
+    assign(clinic, case_id, clinician_id=other.id)
+    clinic.fire(case_id, "approve")  # by clinic.clinician
+    assert reminders.pending(case_id)["prescription_pending"].recipient_id == other.id
+
+    unassigned = clinic.case_in("evaluation")
+    clinic.fire(unassigned, "approve")
+    assert reminders.pending(unassigned)["prescription_pending"].recipient_id == clinic.clinician.id
+
+
+def test_a_delivery_goes_to_the_assigned_coordinator(clinic, reminders, now):
+    case_id = clinic.open_case()
+    assign(clinic, case_id, coordinator_id=clinic.coordinator.id)
+    reminders.dispatch(now + 7 * DAY)
+    (delivery,) = reminders.recorder.deliveries
+    assert (delivery.kind, delivery.recipient_ids) == (
+        "evaluation_overdue",
+        (clinic.coordinator.id,),
+    )
 
 
 # -- preparation_due ---------------------------------------------------------------
@@ -394,6 +549,27 @@ def test_the_database_refuses_a_second_pending_reminder_of_a_kind(clinic, remind
                 recipient_role="coordinator",
             )
         )
+
+
+def test_the_database_refuses_a_second_pending_checkin_of_one_taper(clinic, reminders, now):
+    case_id = clinic.open_case()
+    first = clinic.plan_taper(case_id, clinic.add_med(case_id, "Xanax").id)
+    second = clinic.plan_taper(case_id, clinic.add_med(case_id, "Ambien").id)
+    assert len(reminders.rows(case_id, kind="taper_checkin", status=PENDING)) == 2
+
+    def checkin(taper_id: int) -> Reminder:
+        return Reminder(
+            case_id=case_id,
+            kind="taper_checkin",
+            due_at=now,
+            recipient_role="clinician",
+            taper_id=taper_id,
+        )
+
+    for taper in (first, second):
+        with pytest.raises(IntegrityError), session_scope(clinic.engine) as session:
+            assert taper.id is not None
+            session.add(checkin(taper.id))
 
 
 def test_a_whole_course_of_care_never_holds_two_pending_reminders_of_a_kind(clinic, reminders):

@@ -335,7 +335,14 @@ class Clinic:
         last_dose_on: date | None = None,
         actor: Actor | None = None,
     ) -> Taper:
-        data = TaperConfirm(last_dose_on=last_dose_on or self.now.date() - timedelta(days=1))
+        if last_dose_on is None:
+            # Yesterday, unless the taper was planned today: a medication still taken
+            # when its taper was planned was last taken no earlier than that day.
+            last_dose_on = self.now.date() - timedelta(days=1)
+            planned = [t for t in self.rows(Taper, case_id) if t.id == taper_id]
+            if planned:
+                last_dose_on = max(last_dose_on, planned[0].created_at.date())
+        data = TaperConfirm(last_dose_on=last_dose_on)
         return self.call(
             medications.confirm_taper,
             case_id=case_id,

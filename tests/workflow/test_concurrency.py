@@ -6,6 +6,7 @@ Runs on the SQLite file database by default and on PostgreSQL when
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -128,6 +129,24 @@ def test_sixteen_new_cases_for_one_patient_at_once_open_exactly_one(clinic):
     assert all(isinstance(r, int | Conflict) for r in results)
     rows, _ = clinic.read(cases.list_cases)
     assert [c.patient_ref for c in rows] == ["p-race"]
+
+
+def test_sixteen_new_cases_for_one_patient_in_different_letter_cases_open_exactly_one(clinic):
+    """On PostgreSQL the check before the insert can race: the unique index on
+    lower(patient_ref) refuses the losers, which get the same Conflict."""
+    refs = ["p-mixed", "P-MIXED", "P-Mixed", "p-MIXED"]
+    turns = itertools.count()  # next() on a count is atomic: each thread its own turn
+
+    def create(session):
+        ref = refs[next(turns) % len(refs)]
+        data = CaseCreate(patient_ref=ref, patient_state="CA")
+        return cases.create_case(session, data=data, actor=clinic.coordinator, now=clinic.now).id
+
+    results = race(clinic.engine, create)
+
+    assert outcomes(results) == Counter({"ok": 1, "Conflict": THREADS - 1})
+    rows, _ = clinic.read(cases.list_cases, patient_ref="P-mixed")
+    assert len(rows) == 1
 
 
 def test_one_clearance_used_by_sixteen_dosing_sessions_at_once_is_used_once(clinic, case_in):

@@ -269,8 +269,10 @@ COORDINATOR_FACTS = {
     "dose_clearance",
     "session",
     "adverse_event",
+    "assignment",
 }
 CLINICIAN_ONLY_FACTS = {
+    "case_update",
     "interaction_screening",
     "taper",
     "taper_confirm",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from models.facts import AdverseEvent, Medication, Taper
-from models.schemas import MedicationCreate, MedicationUpdate
+from models.schemas import MedicationCreate, MedicationUpdate, TaperConfirm
 from models.settings import settings
 from tests.workflow.conftest import Clinic
 from workflow import drugs, medications
@@ -179,6 +179,70 @@ def test_a_taper_last_dose_in_the_future_is_refused(clinic):
         clinic.confirm_taper(case_id, taper.id, last_dose_on=clinic.now.date() + timedelta(1))
 
     assert clinic.snapshot(case_id) == before
+
+
+def refused_last_dose(clinic: Clinic, case_id: int, taper_id: int, day) -> str:
+    """Confirm with ``day`` as the last dose, expecting a 422 on it that changes nothing."""
+    before = clinic.snapshot(case_id)
+    with pytest.raises(ValidationFailed) as refused:
+        clinic.confirm_taper(case_id, taper_id, last_dose_on=day)
+    assert [e["loc"] for e in refused.value.errors] == [["body", "last_dose_on"]]
+    assert clinic.snapshot(case_id) == before
+    return refused.value.detail
+
+
+def test_a_medication_taken_when_its_taper_was_planned_was_last_taken_on_or_after_the_plan(
+    clinic,
+):
+    case_id = clinic.open_case()
+    taper = clinic.plan_taper(case_id, clinic.add_med(case_id, "Ativan").id)
+    planned_on = clinic.now.date()
+    assert taper.active_when_planned is True
+    clinic.tick(days=14)
+
+    message = refused_last_dose(clinic, case_id, taper.id, planned_on - timedelta(days=1))
+    assert str(planned_on) in message
+
+    confirmed = clinic.confirm_taper(case_id, taper.id, last_dose_on=planned_on)
+    assert confirmed.last_dose_on == planned_on
+
+
+def test_a_medication_stopped_before_its_taper_was_planned_was_last_taken_by_its_stop(clinic):
+    case_id = clinic.open_case()
+    benzo = clinic.add_med(case_id, "Xanax")
+    stopped_on = clinic.now.date() - timedelta(days=10)
+    clinic.set_med_status(case_id, benzo.id, "stopped", clinic.clinician, stopped_on=stopped_on)
+    taper = clinic.plan_taper(case_id, benzo.id)
+    assert taper.active_when_planned is False
+
+    message = refused_last_dose(clinic, case_id, taper.id, stopped_on + timedelta(days=1))
+    assert str(stopped_on) in message
+    refused_last_dose(clinic, case_id, taper.id, clinic.now.date() + timedelta(days=1))
+
+    earlier = stopped_on - timedelta(days=20)  # before the plan: allowed, the drug was stopped
+    confirmed = clinic.confirm_taper(case_id, taper.id, last_dose_on=earlier)
+    assert confirmed.last_dose_on == earlier
+    (medication,) = clinic.rows(Medication, case_id)
+    assert medication.stopped_on == earlier  # the earlier date is the stop date
+
+
+def test_the_last_dose_day_is_today_in_the_program_s_time_zone(clinic):
+    case_id = clinic.open_case()
+    taper = clinic.plan_taper(case_id, clinic.add_med(case_id, "Ativan").id)
+    clinic.tick(days=3)
+    late = clinic.now.replace(hour=23, minute=30)  # already tomorrow in Auckland
+    rules = settings.model_copy(update={"timezone": "Pacific/Auckland"})
+    tomorrow = late.date() + timedelta(days=1)
+    confirmed = clinic.call(
+        medications.confirm_taper,
+        case_id=case_id,
+        taper_id=taper.id,
+        data=TaperConfirm(last_dose_on=tomorrow),
+        actor=clinic.clinician,
+        now=late,
+        rules=rules,
+    )
+    assert confirmed.last_dose_on == tomorrow
 
 
 def test_a_taper_needs_a_medication_of_this_case_and_none_in_progress(clinic):

@@ -7,12 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlmodel import Session, col, select
 
-from models.facts import History, Medication, Taper
+from models.facts import CaseChange, History, Medication, Taper
 from models.schemas import (
     AdverseEventCreate,
     AdverseEventResolve,
     AssessmentCreate,
+    CaseAssignment,
+    CaseUpdate,
     ClearanceCreate,
     HistoryIn,
     MedicationCreate,
@@ -24,7 +27,7 @@ from models.schemas import (
     VitalCreate,
 )
 from tests.workflow.conftest import ELIGIBLE_HISTORY, Clinic
-from workflow import dosing, medications, records
+from workflow import cases, dosing, medications, records
 from workflow.definition import FACT_BY_NAME
 from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
 
@@ -52,6 +55,18 @@ def _clearance(clinic: Clinic, case_id: int) -> int:
     clearance_id = _id(clinic.clearance(case_id))
     clinic.tick(minutes=5)
     return clearance_id
+
+
+def _changed(service: Callable[..., Any]) -> Callable[..., Any]:
+    """A write to the case itself answers with the case; here, with the ``CaseChange`` it
+    recorded, like every other fact's record."""
+
+    def call(session: Session, **kwargs: Any) -> CaseChange:
+        service(session, **kwargs)
+        newest = select(CaseChange).order_by(col(CaseChange.id).desc()).limit(1)
+        return session.exec(newest).one()
+
+    return call
 
 
 # fact name -> (state the case is in, setup returning the kwargs of the write, the write).
@@ -137,6 +152,18 @@ WRITES: dict[str, tuple[str, Callable[[Clinic, int], dict], Callable[..., Any], 
         "evaluation",
         lambda c, i: {"event_id": _open_event(c, i), "data": AdverseEventResolve(note="Gone.")},
         records.resolve_adverse_event,
+        "clinician",
+    ),
+    "assignment": (
+        "evaluation",
+        lambda c, i: {"data": CaseAssignment(coordinator_id=c.coordinator.id)},
+        _changed(cases.assign_case),
+        "coordinator",
+    ),
+    "case_update": (
+        "evaluation",
+        lambda c, i: {"data": CaseUpdate(patient_state="NY")},
+        _changed(cases.update_case),
         "clinician",
     ),
 }
