@@ -19,7 +19,6 @@ from models.schemas import (
     TaperCreate,
 )
 from models.settings import settings
-from models.tables import AuditEvent
 from workflow import drugs, safety
 from workflow.definition import CLINICIAN, Actor
 from workflow.errors import Conflict, Forbidden, ValidationFailed
@@ -37,21 +36,11 @@ def _not_future(day: date, now: datetime, field: str) -> date:
     return day
 
 
-def is_approved(session: Session, case_id: int) -> bool:
-    """Whether the case has an ``approve`` transition event."""
-    query = select(AuditEvent.id).where(
-        AuditEvent.case_id == case_id,
-        AuditEvent.kind == "transition",
-        AuditEvent.trigger == "approve",
-    )
-    return session.exec(query).first() is not None
-
-
 def _warn_if_interacting(write: CaseWrite, medication: Medication) -> None:
     """A blocking-class medication added or made active on an approved case is an adverse event."""
     blocking = drugs.blocking_classes(drugs.current_table(settings))
     found = [c for c in medication.drug_classes if c in blocking]
-    if medication.status != "active" or not found or not is_approved(write.session, write.case_id):
+    if medication.status != "active" or not found or not write.facts.approved:
         return
     safety.record_system_event(
         write,
