@@ -40,7 +40,8 @@ def _requirements_met(event: EventData) -> bool:
     """The machine's only guard: every requirement of the move, all reported at once."""
     model = cast(CaseModel, event.model)
     trigger: TriggerDef = event.kwargs["definition"]
-    dest = event.transition.dest or model.state
+    transition = event.transition
+    dest = (transition.dest if transition is not None else None) or model.state
     codes = requirements_for(trigger, dest, model.body, model.facts)
     model.unmet = evaluate(codes, model.facts)
     return not model.unmet

@@ -221,7 +221,7 @@ def read_back() -> dict[str, Any]:
         name: {"phase": phase_of(name), "terminal": STATE_BY_NAME[name].terminal}
         for name in MACHINE.states
     }
-    triggers = {}
+    triggers: dict[str, dict[str, Any]] = {}
     for name, event in MACHINE.events.items():
         definition = TRIGGER_BY_NAME[name]
         triggers[name] = {
