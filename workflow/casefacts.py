@@ -87,15 +87,16 @@ APPROVED = (
     )
     .limit(1)
 )
-LAST_PRESCRIBING = (
-    select(AuditEvent.data)
+# The newest by max() over the (case_id, trigger, id) index: ORDER BY id would walk the
+# case's whole trail backwards. Only transition events carry a trigger.
+LAST_PRESCRIBING = select(AuditEvent.data).where(
+    col(AuditEvent.id)
+    == select(func.max(AuditEvent.id))
     .where(
         AuditEvent.case_id == CASE,
         col(AuditEvent.trigger).in_(("prescribe", "adjust_dose")),
-        AuditEvent.kind == "transition",
     )
-    .order_by(col(AuditEvent.id).desc())
-    .limit(1)
+    .scalar_subquery()
 )
 LATEST_VITAL = _newest(Vital, col(Vital.taken_at) <= NOW)
 _GRANTED = (
