@@ -39,6 +39,15 @@ class MoveDoc(BaseModel):
     internal: bool = Field(description="True when the state does not change.")
 
 
+class AlsoDoc(BaseModel):
+    requires: list[str] = Field(description="Requirement codes checked on these moves only.")
+    to: list[str] | None = Field(description="Only on a move to one of these states; null: to any.")
+    when: str | None = Field(
+        description="Only when this condition of the request holds (`dose_raised`: the new "
+        "dose is above the current one); null: always."
+    )
+
+
 class TriggerDoc(BaseModel):
     name: str
     sources: list[str]
@@ -48,7 +57,8 @@ class TriggerDoc(BaseModel):
     )
     transitions: list[MoveDoc] = Field(description="Every (source, destination) the machine has.")
     roles: list[str] = Field(description="Who may fire it (admins may fire every trigger).")
-    requires: list[str] = Field(description="Requirement codes its guards check.")
+    requires: list[str] = Field(description="Requirement codes its guards check on every move.")
+    also: list[AlsoDoc] = Field(description="Requirement codes checked on some moves only.")
     body: list[str] = Field(description="Body fields the request must carry.")
     optional: list[str] = Field(description="Body fields the request may carry, besides `reason`.")
 
@@ -84,6 +94,14 @@ def _trigger(name: str) -> TriggerDoc:
         transitions=moves,
         roles=list(definition.roles),
         requires=list(definition.requires),
+        also=[
+            AlsoDoc(
+                requires=list(a.requires),
+                to=None if a.to is None else list(a.to),
+                when=a.when,
+            )
+            for a in definition.also
+        ],
         body=list(definition.body),
         optional=list(definition.optional),
     )
@@ -100,7 +118,9 @@ def describe() -> WorkflowDoc:
     for state in states:
         phases.setdefault(state.phase, []).append(state.name)
     triggers = [_trigger(name) for name in MACHINE.events]
-    requirements = dict.fromkeys(code for t in triggers for code in t.requires)
+    requirements = dict.fromkeys(
+        code for t in triggers for code in [*t.requires, *(c for a in t.also for c in a.requires)]
+    )
     return WorkflowDoc(
         initial=INITIAL,
         admin_role=ADMIN,

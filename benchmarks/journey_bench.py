@@ -2,14 +2,16 @@
 
 Each of ``--connections`` clients takes one patient after another through the
 course of care, every step a real request against ``carepath serve
---no-scheduler``: open the case; the evaluation (history, PHQ-9, GAD-7, ISI, a
-blood pressure, a benzodiazepine on the medication list); an ``approve`` that
-is refused (no screening yet); the screening, the taper plan, ``approve``; the
-taper confirmed and the list screened again; ``prescribe``, ``ship``,
-``confirm_delivery``; a preparation session, a dose clearance, the dosing
-session and an integration session; ``start_monitoring``; a follow-up PHQ-9
-and ISI; an adverse event and its resolution; ``discharge``. That is 28
-requests a journey. A journey counts when every step answered as expected.
+--no-scheduler``: open the case; the evaluation (history, profile, consent,
+PHQ-9, GAD-7, ISI, a blood pressure, a benzodiazepine stopped ten days ago on
+the medication list); an ``approve`` that is refused (no screening yet); the
+screening, the taper plan, ``approve``; the taper confirmed and the list
+screened again; ``prescribe``, ``ship``, ``confirm_delivery``; a preparation
+session, a dose clearance, the dosing session and an integration session;
+``start_monitoring``; a follow-up PHQ-9 and ISI; an adverse event and its
+resolution; ``discharge``. That is 30 requests a journey. A journey counts when
+every step answered as expected (a revision before the profile and consent
+routes breaks every journey at its second step).
 
 ``--at REV`` serves carepath as of a git revision too, on a copy of the same
 database, measured in the same run, alternating round by round, so both see
@@ -31,7 +33,7 @@ import sys
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from harness import (
@@ -57,11 +59,16 @@ HISTORY = {
     "substance_use_disorder_history": False,
     "uncontrolled_hypertension": False,
     "active_psychosis": False,
+    "psychosis_or_mania_history": False,
     "severe_psychiatric_instability": False,
     "significant_breathing_problems": False,
     "sleep_apnea": False,
+    "aneurysm_avm_or_ich": False,
+    "recent_mi_or_stroke": False,
 }
-STEPS_PER_JOURNEY = 28
+MOOD_DRIVEN = {"insomnia_mood_driven": True}
+PROFILE = {"date_of_birth": "1984-06-15", "pregnant": False, "breastfeeding": False}
+STEPS_PER_JOURNEY = 30
 
 
 def iso(at: datetime) -> str:
@@ -99,20 +106,27 @@ def journey_scenario(
 
             def journey():
                 now = datetime.now(UTC)
-                yield step("PUT", "/history", HISTORY, co)
+                yield step("PUT", "/history", HISTORY | MOOD_DRIVEN, cl)
+                yield step("PUT", "/profile", PROFILE, co)
+                consent = {"version": "2026-1", "signed_at": iso(now), "method": "electronic"}
+                yield step("POST", "/consents", consent, co)
                 for instrument, score in (("phq9", 17), ("gad7", 12), ("isi", 21)):
                     body = {"instrument": instrument, "score": score, "taken_at": iso(now)}
                     yield step("POST", "/assessments", body, co)
                 vital = {"systolic": 124, "diastolic": 80, "taken_at": iso(now)}
                 yield step("POST", "/vitals", vital, co)
-                med = yield step("POST", "/medications", {"name": "alprazolam"}, co)
+                # Stopped ten days ago, past its 7-day washout: a taper confirmed today
+                # with that last dose lets the journey prescribe at once.
+                stopped = (now - timedelta(days=10)).date().isoformat()
+                benzo = {"name": "alprazolam", "status": "stopped", "stopped_on": stopped}
+                med = yield step("POST", "/medications", benzo, co)
                 yield step("POST", "/transitions/approve", None, cl, (409,))
                 yield step("POST", "/interaction-screenings", {}, cl)
                 plan = {"medication_id": med.response.json()["id"], "plan": "0.25 mg less a week"}
                 taper = yield step("POST", "/tapers", plan, cl)
                 yield step("POST", "/transitions/approve", None, cl)
                 taper_id = taper.response.json()["id"]
-                done = {"last_dose_on": now.date().isoformat()}
+                done = {"last_dose_on": stopped}
                 yield step("POST", f"/tapers/{taper_id}/confirm", done, cl)
                 yield step("POST", "/interaction-screenings", {}, cl)
                 prescription = {"dose_mg": 100, "route": "sublingual"}

@@ -22,7 +22,7 @@ from models.schemas import AssessmentCreate, CaseCreate, HistoryIn, Instrument, 
 from models.tables import User
 from models.types import utcnow
 from schedules import policies
-from workflow import records
+from workflow import patient, records
 from workflow.cases import create_case
 from workflow.definition import Actor
 
@@ -88,16 +88,19 @@ def evaluation_facts(engine: Engine, actor: Actor, case_ids: list[int]) -> None:
         substance_use_disorder_history=False,
         uncontrolled_hypertension=False,
         active_psychosis=False,
+        psychosis_or_mania_history=False,
         severe_psychiatric_instability=False,
         significant_breathing_problems=False,
         sleep_apnea=False,
+        aneurysm_avm_or_ich=False,
+        recent_mi_or_stroke=False,
     )
     for start in range(0, len(case_ids), BATCH):
         with session_scope(engine) as session:
             for case_id in case_ids[start : start + BATCH]:
                 now = utcnow()
                 taken = now - timedelta(days=2)
-                records.put_history(session, case_id=case_id, data=history, actor=actor, now=now)
+                patient.put_history(session, case_id=case_id, data=history, actor=actor, now=now)
                 for instrument, score in BASELINE_SCORES:
                     data = AssessmentCreate(instrument=instrument, score=score, taken_at=taken)
                     records.record_assessment(

@@ -25,17 +25,53 @@ class History(SQLModel, table=True):
     insomnia_nights_per_week: int
     insomnia_duration_months: int
     diagnoses: list[str] = Field(default_factory=list, sa_type=JSON)
+    insomnia_mood_driven: bool = False
+    """A clinician's judgement that the insomnia follows the mood disorder."""
     failed_antidepressant_trials: int
     cbti_completed: bool
     seeking_sleep_med_replacement: bool
     substance_use_disorder_history: bool
     uncontrolled_hypertension: bool
     active_psychosis: bool
+    psychosis_or_mania_history: bool = False
     severe_psychiatric_instability: bool
     significant_breathing_problems: bool
     sleep_apnea: bool
+    aneurysm_avm_or_ich: bool = False
+    """Aneurysmal vascular disease, arteriovenous malformation or intracerebral haemorrhage."""
+    recent_mi_or_stroke: bool = False
+    """A myocardial infarction or stroke in the last 6 months."""
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
+
+
+class Profile(SQLModel, table=True):
+    """The patient's profile: date of birth, pregnancy, breastfeeding. One per case."""
+
+    __tablename__ = "profiles"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", unique=True)
+    date_of_birth: date
+    pregnant: bool
+    breastfeeding: bool
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
+class Consent(SQLModel, table=True):
+    """The patient's informed consent to one version of the program's consent form."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_case_version", "case_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id")
+    version: str = Field(max_length=20)
+    signed_at: datetime = Field(sa_type=UTCDateTime)
+    method: str = Field(max_length=20)
+    recorded_by: int | None = None
+    created_at: datetime = timestamp_field()
 
 
 class Assessment(SQLModel, table=True):
@@ -133,6 +169,10 @@ class DoseClearance(SQLModel, table=True):
     """A pre-dose blood-pressure check; a granted one is valid for a short window."""
 
     __tablename__ = "dose_clearances"
+    __table_args__ = (
+        # contraindication.hypertension: the granted pre-dose readings of a time range.
+        Index("ix_dose_clearances_case_granted_created", "case_id", "granted", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = _case_fk()

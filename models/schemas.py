@@ -222,15 +222,55 @@ class HistoryIn(Body):
     insomnia_nights_per_week: int = Field(strict=True, ge=0, le=7)
     insomnia_duration_months: int = Field(strict=True, ge=0, le=600)
     diagnoses: list[Diagnosis] = Field(max_length=4)
+    insomnia_mood_driven: bool | None = Field(
+        default=None,
+        strict=True,
+        description="Clinician only to set true; left out, the recorded value stays.",
+    )
     failed_antidepressant_trials: int = Field(strict=True, ge=0, le=50)
     cbti_completed: StrictBool
     seeking_sleep_med_replacement: StrictBool
     substance_use_disorder_history: StrictBool
     uncontrolled_hypertension: StrictBool
     active_psychosis: StrictBool
+    psychosis_or_mania_history: StrictBool
     severe_psychiatric_instability: StrictBool
     significant_breathing_problems: StrictBool
     sleep_apnea: StrictBool
+    aneurysm_avm_or_ich: StrictBool
+    recent_mi_or_stroke: StrictBool
+
+
+EARLIEST_BIRTH = date(1900, 1, 1)
+
+
+def _born_after_1900(value: date) -> date:
+    # "Not in the future" depends on the clock and the timezone setting: the service checks it.
+    if value <= EARLIEST_BIRTH:
+        raise ValueError("must be after 1900-01-01")
+    return value
+
+
+class ProfileIn(Body):
+    date_of_birth: Annotated[Date, AfterValidator(_born_after_1900)] = Field(
+        description="YYYY-MM-DD, after 1900-01-01, not in the future."
+    )
+    pregnant: StrictBool
+    breastfeeding: StrictBool
+
+
+ConsentMethod = Literal["electronic", "paper"]
+
+
+class ConsentCreate(Body):
+    version: str = Field(
+        min_length=1,
+        max_length=20,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The consent form's version, e.g. `2026-1`.",
+    )
+    signed_at: Timestamp
+    method: ConsentMethod
 
 
 class AssessmentCreate(Body):

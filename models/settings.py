@@ -61,21 +61,25 @@ class Settings(BaseSettings):
     """How long a POST's ``Idempotency-Key`` and its response are kept for replays."""
 
     # Clinical thresholds (SPEC.md section 3 and 4).
+    adult_age_years: int = Field(default=18, ge=0)
+    """criteria.adult: the patient is at least this old today (from ``date_of_birth``)."""
+    consent_version: str = Field(default="2026-1", min_length=1, max_length=20)
+    """consent.signed: a consent of this version is on file; a new one makes older ones lapse."""
     baseline_window_days: float = Field(default=30, ge=1)
     """Baseline PHQ-9, GAD-7, ISI and blood pressure must be this recent for approval."""
     recent_window_days: float = Field(default=14, ge=1)
-    """PHQ-9 and ISI must be this recent to adjust the dose or discharge."""
+    """PHQ-9 and ISI must be this recent to prescribe, raise the dose or discharge."""
+    vitals_recent_days: float = Field(default=7, ge=1)
+    """vitals.recent: a blood-pressure reading this recent is needed to prescribe."""
     mood_score_min: int = Field(default=10, ge=0)
     """The latest PHQ-9 or GAD-7 must reach this for criteria.mood_disorder."""
     insomnia_nights_min: int = Field(default=3, ge=0)
     insomnia_months_min: int = Field(default=3, ge=0)
     failed_trials_min: int = Field(default=2, ge=0)
-    hypertension_systolic: int = Field(default=160, gt=0)
-    """A reading at or above this systolic pressure is uncontrolled hypertension."""
-    hypertension_diastolic: int = Field(default=100, gt=0)
-    predose_systolic: int = Field(default=140, gt=0)
-    """A dose clearance needs a systolic pressure below this."""
-    predose_diastolic: int = Field(default=90, gt=0)
+    bp_limit_systolic: int = Field(default=140, gt=0)
+    """The one blood-pressure limit (SPEC.md 3.2, 3.3): the mean of the recent readings, and
+    each pre-dose reading, must be below it, systolic and diastolic both."""
+    bp_limit_diastolic: int = Field(default=90, gt=0)
     clearance_valid_minutes: float = Field(default=120, ge=1)
     isi_worsening_points: int = Field(default=6, ge=1)
     """An ISI this far above baseline after the first dose records worsened insomnia."""

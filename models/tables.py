@@ -77,6 +77,9 @@ class Case(SQLModel, table=True):
     version: int = Field(default=1)
     medication_list_version: int = Field(default=0)
     """Bumped by every change to the medication list; screenings record the one they saw."""
+    clinical_version: int = Field(default=0)
+    """Bumped by every history or profile write that changes a value (a rewrite of the same
+    values does not): what a dose clearance granted earlier was checked against."""
     assigned_clinician_id: int | None = Field(default=None, foreign_key="users.id")
     assigned_coordinator_id: int | None = Field(default=None, foreign_key="users.id")
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -122,7 +125,11 @@ class AuditEvent(SQLModel, table=True):
     """One accepted write to a case. Never updated, never deleted."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_case_id_id", "case_id", "id"),)
+    __table_args__ = (
+        Index("ix_audit_events_case_id_id", "case_id", "id"),
+        # One trigger's events of a case (was it approved?) without reading its whole trail.
+        Index("ix_audit_events_case_trigger", "case_id", "trigger", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id")

@@ -14,25 +14,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import BindParameter, bindparam, func
+from sqlalchemy import BindParameter, bindparam, func, union_all
 from sqlmodel import Session, col, select
 
 from models.facts import (
     AdverseEvent,
     Assessment,
     CareSession,
+    Consent,
     DoseClearance,
     History,
     InteractionScreening,
     Medication,
+    Profile,
     Taper,
     Vital,
 )
 from models.settings import Settings, settings
-from models.tables import Case
+from models.tables import AuditEvent, Case
 from workflow.definition import Actor
 
 T = TypeVar("T")
@@ -41,6 +43,7 @@ CASE: BindParameter[Any] = bindparam("case_id")
 NOW: BindParameter[Any] = bindparam("now")
 INSTRUMENT: BindParameter[Any] = bindparam("instrument")
 SINCE: BindParameter[Any] = bindparam("since")
+VERSION: BindParameter[Any] = bindparam("version")
 
 
 def _newest(model: Any, *where: Any) -> Any:
@@ -68,8 +71,49 @@ LATEST_ASSESSMENT = _newest(
 LATEST_ASSESSMENT_BEFORE = _newest(
     Assessment, Assessment.instrument == INSTRUMENT, col(Assessment.taken_at) <= SINCE
 )
+PROFILE = select(Profile).where(Profile.case_id == CASE)
+CONSENT_OF_VERSION = (
+    select(Consent)
+    .where(Consent.case_id == CASE, Consent.version == VERSION)
+    .order_by(col(Consent.id).desc())
+    .limit(1)
+)
+# The newest by max() over the (case_id, trigger, id) index: ORDER BY id would walk the
+# case's whole trail backwards. Only transition events carry a trigger.
+LAST_PRESCRIBING = select(AuditEvent.data).where(
+    col(AuditEvent.id)
+    == select(func.max(AuditEvent.id))
+    .where(
+        AuditEvent.case_id == CASE,
+        col(AuditEvent.trigger).in_(("prescribe", "adjust_dose")),
+    )
+    .scalar_subquery()
+)
 LATEST_VITAL = _newest(Vital, col(Vital.taken_at) <= NOW)
-LATEST_CLEARANCE = _last(DoseClearance)
+_GRANTED = (
+    DoseClearance.case_id == CASE,
+    col(DoseClearance.granted).is_(True),
+    col(DoseClearance.created_at) <= NOW,
+)
+LATEST_GRANTED_CLEARANCE = (
+    select(DoseClearance)
+    .where(*_GRANTED)
+    .order_by(col(DoseClearance.created_at).desc(), col(DoseClearance.id).desc())
+    .limit(1)
+)
+# Every reading that counts for the blood-pressure mean (SPEC.md 3.2): POST vitals and the
+# pre-dose readings of granted clearances, from ``since`` to now, each by its own index.
+_READINGS = union_all(
+    select(col(Vital.systolic), col(Vital.diastolic)).where(
+        Vital.case_id == CASE, col(Vital.taken_at) >= SINCE, col(Vital.taken_at) <= NOW
+    ),
+    select(col(DoseClearance.systolic), col(DoseClearance.diastolic)).where(
+        *_GRANTED, col(DoseClearance.created_at) >= SINCE
+    ),
+).subquery()
+BP_MEAN = select(
+    func.count(), func.avg(_READINGS.c.systolic), func.avg(_READINGS.c.diastolic)
+).select_from(_READINGS)
 LATEST_SCREENING = _last(InteractionScreening)
 SESSION_STATS = (
     select(
@@ -112,6 +156,15 @@ class SessionStats:
     count: int
     first: datetime
     last: datetime
+
+
+@dataclass(frozen=True)
+class BloodPressure:
+    """A blood pressure: one reading, or the mean of ``readings`` readings."""
+
+    systolic: float
+    diastolic: float
+    readings: int = 1
 
 
 @dataclass
@@ -178,9 +231,45 @@ class CaseFacts:
         return self._read("latest_vital", self._first(LATEST_VITAL), None)
 
     @property
-    def latest_clearance(self) -> DoseClearance | None:
-        """The newest dose clearance, granted or not."""
-        return self._read("latest_clearance", self._first(LATEST_CLEARANCE), None)
+    def latest_granted_clearance(self) -> DoseClearance | None:
+        """The newest granted dose clearance (its pre-dose reading), granted at or before now."""
+        query = self._first(LATEST_GRANTED_CLEARANCE)
+        return self._read("latest_granted_clearance", query, None)
+
+    @property
+    def profile(self) -> Profile | None:
+        """The patient profile, if recorded."""
+        return self._read("profile", self._first(PROFILE), None)
+
+    @property
+    def current_consent(self) -> Consent | None:
+        """The newest consent of the current ``consent_version``, if one is on file."""
+        query = self._first(CONSENT_OF_VERSION, version=self.rules.consent_version)
+        return self._read("current_consent", query, None)
+
+    @property
+    def approved(self) -> bool:
+        """Whether the case has an ``approve`` transition (SPEC.md section 0).
+
+        ``approve`` sets the case's ``approved_at`` (``workflow.effects.mark_approved``;
+        migration 0012 filled it in from the audit trail): no query at all.
+        """
+        return self.case.approved_at is not None
+
+    @property
+    def current_dose_mg(self) -> float | None:
+        """The dose of the last ``prescribe`` or ``adjust_dose``; None before the first.
+
+        Read from that transition's audit event, by index, until the case carries
+        its prescription.
+        """
+        first = self._first(LAST_PRESCRIBING)
+
+        def query(session: Session) -> float | None:
+            data = first(session)
+            return None if data is None else data.get("dose_mg")
+
+        return self._read("current_dose_mg", query, None)
 
     @property
     def latest_screening(self) -> InteractionScreening | None:
@@ -198,6 +287,18 @@ class CaseFacts:
             return {kind: SessionStats(n, first, last) for kind, n, first, last in rows(session)}
 
         return self._read("session_stats", query, {})
+
+    def blood_pressure_mean(self, days: float) -> BloodPressure | None:
+        """The mean systolic and diastolic of the readings of the last ``days`` days (POST
+        vitals and granted pre-dose readings), None when there is none: one aggregate query."""
+        since = self.now - timedelta(days=days)
+        row = self._first(BP_MEAN, since=since)
+
+        def query(session: Session) -> BloodPressure | None:
+            count, systolic, diastolic = row(session)
+            return None if not count else BloodPressure(float(systolic), float(diastolic), count)
+
+        return self._read(f"blood_pressure_mean:{days}", query, None)
 
     @property
     def dosed_with_granted_clearance(self) -> bool:

@@ -22,6 +22,7 @@ from models.tables import CLOSED_PHASE, Case, User, same_patient
 from workflow import hooks
 from workflow.audit import append_event
 from workflow.casefacts import CaseFacts
+from workflow.conditions import requirements_for
 from workflow.definition import (
     CLINICIAN,
     COORDINATOR,
@@ -222,11 +223,12 @@ def list_triggers(
     facts = CaseFacts(case=case, now=now, actor=actor, rules=rules, session=session)
     options = []
     for definition in triggers_from(case.state):
-        unmet = evaluate(definition.requires, facts)
+        dest = destination(definition, case.state, case.held_from)
+        unmet = evaluate(requirements_for(definition, dest, None, facts), facts)
         options.append(
             TriggerOption(
                 trigger=definition.name,
-                dest=destination(definition, case.state, case.held_from),
+                dest=dest,
                 allowed=not unmet and may_fire(actor.role, definition),
                 unmet=unmet,
                 roles=definition.roles,

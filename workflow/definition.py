@@ -51,6 +51,21 @@ ACTIVE_STATES = tuple(s for s in OPEN_STATES if s != "on_hold")
 
 
 @dataclass(frozen=True)
+class Also:
+    """Requirement codes a trigger checks only on some of its moves.
+
+    They apply when the move leads to one of ``to`` (None: to any destination)
+    and the condition ``when`` holds (None: always). ``when`` names a predicate of
+    the request's body and the case's facts in ``workflow.conditions``;
+    ``workflow.machine`` checks at import that every name exists.
+    """
+
+    requires: tuple[str, ...]
+    to: tuple[str, ...] | None = None
+    when: str | None = None
+
+
+@dataclass(frozen=True)
 class TriggerDef:
     """One trigger: where it may fire from, where it leads, who may fire it, what it needs.
 
@@ -59,7 +74,8 @@ class TriggerDef:
     (``workflow.guards``); ``body`` names the fields the request must carry and
     ``optional`` those it may; every trigger takes an optional ``reason``.
     ``effects`` name what else the trigger writes on the case
-    (``workflow.cases.EFFECTS``).
+    (``workflow.cases.EFFECTS``). ``also`` adds requirements to some of its
+    moves only: to some destinations, or when a condition of the body holds.
     """
 
     name: str
@@ -70,26 +86,49 @@ class TriggerDef:
     body: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     effects: tuple[str, ...] = ()
+    also: tuple[Also, ...] = ()
 
+
+ONGOING = (
+    "criteria.adult",
+    "contraindication.substance_use",
+    "contraindication.hypertension",
+    "contraindication.psychosis",
+    "contraindication.respiratory",
+    "contraindication.cardiovascular",
+    "contraindication.pregnancy",
+    "medications.classified",
+    "screening.interactions",
+    "taper.confirmed",
+    "taper.washout",
+)
+"""The ongoing-safety set (SPEC.md 3.2), in the table's order: checked again before every
+prescription, shipment, dose raise, resumption past prescribing, dispense and dose."""
+
+CONTRAINDICATIONS = tuple(code for code in ONGOING if code.startswith("contraindication."))
 
 APPROVAL_REQUIREMENTS = (
     "clinician.licensed",
     "history.recorded",
+    "profile.recorded",
+    "consent.signed",
     "assessments.baseline",
     "vitals.baseline",
+    "criteria.adult",
     "criteria.chronic_insomnia",
     "criteria.mood_disorder",
     "criteria.treatment_resistant",
     "criteria.cbti_trial",
     "criteria.not_sleep_med_replacement",
-    "contraindication.substance_use",
-    "contraindication.hypertension",
-    "contraindication.psychosis",
-    "contraindication.respiratory",
+    *CONTRAINDICATIONS,
     "medications.classified",
     "screening.interactions",
     "taper.planned",
+    "adverse_events.resolved",
 )
+
+PAST_PRESCRIBING = ("delivery.prescribed", "delivery.shipped", "integration", "monitoring")
+"""The states a case is in once prescribed: resuming to one checks ``ONGOING`` again."""
 
 TRIGGERS: tuple[TriggerDef, ...] = (
     TriggerDef(
@@ -115,9 +154,11 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         (CLINICIAN,),
         (
             "clinician.licensed",
-            "screening.interactions",
-            "taper.confirmed",
-            "contraindication.hypertension",
+            "consent.signed",
+            "vitals.recent",
+            "assessments.recent",
+            "adverse_events.resolved",
+            *ONGOING,
         ),
         body=("dose_mg", "route"),
     ),
@@ -126,6 +167,7 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         ("delivery.prescribed",),
         "delivery.shipped",
         STAFF,
+        ("adverse_events.resolved", *ONGOING),
         optional=("carrier", "tracking_number"),
     ),
     TriggerDef("confirm_delivery", ("delivery.shipped",), "integration", STAFF),
@@ -141,8 +183,11 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         ("monitoring",),
         None,
         (CLINICIAN,),
-        ("clinician.licensed", "assessments.recent"),
+        ("clinician.licensed",),
         body=("dose_mg", "rationale"),
+        also=(
+            Also(("assessments.recent", "adverse_events.resolved", *ONGOING), when="dose_raised"),
+        ),
     ),
     TriggerDef(
         "discharge",
@@ -161,6 +206,7 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         (CLINICIAN,),
         ("adverse_events.resolved",),
         effects=("forget_held_from",),
+        also=(Also(ONGOING, to=PAST_PRESCRIBING),),
     ),
     TriggerDef(
         "withdraw", OPEN_STATES, "withdrawn", STAFF, body=("reason",), effects=("forget_held_from",)
@@ -202,19 +248,23 @@ class FactDef:
     """One kind of fact: who may record it, and in which states of the case.
 
     A write in another state is refused with a conflict. Admins record no
-    fact (SPEC.md section 1).
+    fact (SPEC.md section 1). ``approved_roles``, when given, are who may
+    record it once the case is approved (SPEC.md 4.1: history and profile).
     """
 
     name: str
     roles: tuple[str, ...]
     states: tuple[str, ...] = ANY_STATE
+    approved_roles: tuple[str, ...] | None = None
 
 
 FACTS: tuple[FactDef, ...] = (
     FactDef("case", STAFF),
     FactDef("assignment", STAFF, OPEN_STATES),
     FactDef("case_update", (CLINICIAN,), OPEN_STATES),
-    FactDef("history", STAFF),
+    FactDef("history", STAFF, approved_roles=(CLINICIAN,)),
+    FactDef("profile", STAFF, approved_roles=(CLINICIAN,)),
+    FactDef("consent", STAFF),
     FactDef("assessment", STAFF),
     FactDef("medication", STAFF),
     FactDef("medication_update", STAFF),

@@ -30,12 +30,12 @@ def clearance_unmet(
                 f"Doses are cleared only in integration or monitoring, not {case.state}.",
             )
         )
-    if data.systolic >= rules.predose_systolic or data.diastolic >= rules.predose_diastolic:
+    if data.systolic >= rules.bp_limit_systolic or data.diastolic >= rules.bp_limit_diastolic:
         unmet.append(
             Unmet(
                 "clearance.blood_pressure",
                 f"Blood pressure {data.systolic}/{data.diastolic} must be below "
-                f"{rules.predose_systolic}/{rules.predose_diastolic} to dose.",
+                f"{rules.bp_limit_systolic}/{rules.bp_limit_diastolic} to dose.",
             )
         )
     if not data.monitor_present:

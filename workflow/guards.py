@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from workflow import drugs
-from workflow.casefacts import CaseFacts
+from workflow.casefacts import BloodPressure, CaseFacts
 from workflow.drugs import TAPER_CLASSES
 
 Guard = Callable[[CaseFacts], str | None]
@@ -51,10 +51,19 @@ def evaluate(codes: Iterable[str], facts: CaseFacts) -> list[Unmet]:
     return unmet
 
 
+def found_unmet(codes: Iterable[str], facts: CaseFacts) -> list[str]:
+    """The codes among ``codes`` unmet by what is recorded, not for a record still missing."""
+    return [u.code for u in evaluate(codes, facts) if u.message not in MISSING_DATA]
+
+
 # -- helpers -----------------------------------------------------------------
 
 NAMES = {"phq9": "PHQ-9", "gad7": "GAD-7", "isi": "ISI"}
 NO_HISTORY = "Record the clinical history first."
+NO_PROFILE = "Record the patient profile (date of birth, pregnancy, breastfeeding) first."
+NO_READING = "Record a blood-pressure reading."
+MISSING_DATA = frozenset({NO_HISTORY, NO_PROFILE, NO_READING})
+"""The messages of a requirement unmet only because a record is missing."""
 
 
 def _missing_within(facts: CaseFacts, instruments: tuple[str, ...], days: float) -> list[str]:
@@ -68,16 +77,51 @@ def _missing_within(facts: CaseFacts, instruments: tuple[str, ...], days: float)
 
 
 def latest_reading(facts: CaseFacts) -> tuple[int, int, datetime] | None:
-    """The newest blood-pressure reading: from vitals or a pre-dose clearance."""
+    """The newest blood-pressure reading: from vitals or a granted clearance's pre-dose one."""
     readings = []
     if (v := facts.latest_vital) is not None:
         readings.append((v.taken_at, v.systolic, v.diastolic))
-    if (c := facts.latest_clearance) is not None:
+    if (c := facts.latest_granted_clearance) is not None:
         readings.append((c.created_at, c.systolic, c.diastolic))
     if not readings:
         return None
     at, systolic, diastolic = max(readings, key=lambda r: r[0])
     return systolic, diastolic, at
+
+
+def recent_blood_pressure(facts: CaseFacts) -> tuple[BloodPressure, str] | None:
+    """The blood pressure ``contraindication.hypertension`` judges, and how to say what it is.
+
+    The mean of the last ``baseline_window_days`` days (SPEC.md 3.2), or the latest
+    reading when none is that recent; None when there is no reading at all.
+    """
+    days = facts.rules.baseline_window_days
+    mean = facts.blood_pressure_mean(days)
+    if mean is not None:
+        readings = "1 reading" if mean.readings == 1 else f"{mean.readings} readings"
+        return mean, f"The mean blood pressure of the last {days:g} days ({readings})"
+    latest = latest_reading(facts)
+    if latest is None:
+        return None
+    systolic, diastolic, at = latest
+    when = f"{at:%Y-%m-%d}, none within the last {days:g} days"
+    return BloodPressure(systolic, diastolic), f"The latest blood pressure ({when})"
+
+
+def below_limit(pressure: BloodPressure, rules: Any) -> bool:
+    """SPEC.md section 0: below the limit when systolic and diastolic are both below it."""
+    return pressure.systolic < rules.bp_limit_systolic and (
+        pressure.diastolic < rules.bp_limit_diastolic
+    )
+
+
+def _mmhg(value: float) -> str:
+    return f"{round(value, 1):g}"
+
+
+def age_on(born: date, day: date) -> int:
+    """How many whole years old someone born on ``born`` is on ``day``."""
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
 def current_screening(facts: CaseFacts) -> Any | None:
@@ -125,6 +169,21 @@ def history_recorded(facts: CaseFacts) -> str | None:
     return None if facts.history is not None else "Record the clinical history (PUT history)."
 
 
+@requirement("profile.recorded")
+def profile_recorded(facts: CaseFacts) -> str | None:
+    if facts.profile is not None:
+        return None
+    return "Record the patient profile: date of birth, pregnancy, breastfeeding (PUT profile)."
+
+
+@requirement("consent.signed")
+def consent_signed(facts: CaseFacts) -> str | None:
+    if facts.current_consent is not None:
+        return None
+    version = facts.rules.consent_version
+    return f"Record the patient's signed consent to version {version} (POST consents)."
+
+
 @requirement("assessments.baseline")
 def assessments_baseline(facts: CaseFacts) -> str | None:
     days = facts.rules.baseline_window_days
@@ -152,6 +211,29 @@ def vitals_baseline(facts: CaseFacts) -> str | None:
     return f"Record a blood-pressure reading (none within the last {days:g} days)."
 
 
+@requirement("vitals.recent")
+def vitals_recent(facts: CaseFacts) -> str | None:
+    days = facts.rules.vitals_recent_days
+    latest = facts.latest_vital
+    if latest is not None and latest.taken_at >= facts.now - timedelta(days=days):
+        return None
+    return f"Record a current blood-pressure reading (none within the last {days:g} days)."
+
+
+@requirement("criteria.adult")
+def adult(facts: CaseFacts) -> str | None:
+    profile = facts.profile
+    if profile is None:
+        return NO_PROFILE
+    years = facts.rules.adult_age_years
+    if age_on(profile.date_of_birth, facts.rules.today(facts.now)) >= years:
+        return None
+    return (
+        f"The program is for adults: the patient must be at least {years} years old today "
+        "(check the date of birth in the profile)."
+    )
+
+
 @requirement("criteria.chronic_insomnia")
 def chronic_insomnia(facts: CaseFacts) -> str | None:
     h, rules = facts.history, facts.rules
@@ -176,9 +258,11 @@ def mood_disorder(facts: CaseFacts) -> str | None:
         return "The diagnoses must include depression or anxiety."
     threshold = facts.rules.mood_score_min
     scores = [facts.latest_assessment(i) for i in ("phq9", "gad7")]
-    if any(s is not None and s.score >= threshold for s in scores):
-        return None
-    return f"The latest PHQ-9 or GAD-7 must be at least {threshold}."
+    if not any(s is not None and s.score >= threshold for s in scores):
+        return f"The latest PHQ-9 or GAD-7 must be at least {threshold}."
+    if not h.insomnia_mood_driven:
+        return "A clinician must judge that the insomnia follows the mood disorder (history)."
+    return None
 
 
 @requirement("criteria.treatment_resistant")
@@ -232,15 +316,15 @@ def hypertension(facts: CaseFacts) -> str | None:
         return NO_HISTORY
     if h.uncontrolled_hypertension:
         return "Uncontrolled hypertension in the history contraindicates ketamine."
-    reading = latest_reading(facts)
-    if reading is None:
-        return "Record a blood-pressure reading."
-    systolic, diastolic, _ = reading
-    if systolic < rules.hypertension_systolic and diastolic < rules.hypertension_diastolic:
+    found = recent_blood_pressure(facts)
+    if found is None:
+        return NO_READING
+    pressure, what = found
+    if below_limit(pressure, rules):
         return None
     return (
-        f"The latest blood pressure, {systolic}/{diastolic}, must be below "
-        f"{rules.hypertension_systolic}/{rules.hypertension_diastolic}."
+        f"{what}, {_mmhg(pressure.systolic)}/{_mmhg(pressure.diastolic)}, must be below "
+        f"{rules.bp_limit_systolic}/{rules.bp_limit_diastolic}."
     )
 
 
@@ -251,6 +335,8 @@ def psychosis(facts: CaseFacts) -> str | None:
         return NO_HISTORY
     if h.active_psychosis or h.severe_psychiatric_instability:
         return "Active psychosis or severe psychiatric instability contraindicates ketamine."
+    if h.psychosis_or_mania_history:
+        return "A history of psychosis or mania contraindicates ketamine."
     return None
 
 
@@ -261,6 +347,31 @@ def respiratory(facts: CaseFacts) -> str | None:
         return NO_HISTORY
     if h.significant_breathing_problems or h.sleep_apnea:
         return "Significant breathing problems or sleep apnea contraindicate ketamine."
+    return None
+
+
+@requirement("contraindication.cardiovascular")
+def cardiovascular(facts: CaseFacts) -> str | None:
+    h = facts.history
+    if h is None:
+        return NO_HISTORY
+    if h.aneurysm_avm_or_ich:
+        return (
+            "Aneurysmal vascular disease, an arteriovenous malformation or an intracerebral "
+            "haemorrhage in the history contraindicates ketamine."
+        )
+    if h.recent_mi_or_stroke:
+        return "A myocardial infarction or stroke in the last 6 months contraindicates ketamine."
+    return None
+
+
+@requirement("contraindication.pregnancy")
+def pregnancy(facts: CaseFacts) -> str | None:
+    profile = facts.profile
+    if profile is None:
+        return NO_PROFILE
+    if profile.pregnant or profile.breastfeeding:
+        return "Pregnancy or breastfeeding (profile) contraindicates ketamine."
     return None
 
 
@@ -323,7 +434,7 @@ def taper_confirmed(facts: CaseFacts) -> str | None:
 @requirement("taper.washout")
 def taper_washout(facts: CaseFacts) -> str | None:
     table = drugs.current_table(facts.rules)
-    today = facts.now.date()
+    today = facts.rules.today(facts.now)
     waiting = []
     for medication in facts.medications:
         found = drugs.classes_of(medication, table)

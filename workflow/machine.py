@@ -14,7 +14,9 @@ from typing import Any, cast
 
 from transitions import EventData, Machine, MachineError
 
+from models.schemas import TransitionBody
 from workflow.casefacts import CaseFacts
+from workflow.conditions import CONDITIONS, requirements_for
 from workflow.definition import ACTIVE_STATES, HELD_FROM, STATES, TRIGGERS, TriggerDef
 from workflow.effects import EFFECTS
 from workflow.guards import GUARDS, Unmet, evaluate
@@ -30,14 +32,18 @@ class CaseModel:
     state: str
     held_from: str | None
     facts: CaseFacts
+    body: TransitionBody | None = None
     unmet: list[Unmet] = field(default_factory=list)
 
 
 def _requirements_met(event: EventData) -> bool:
-    """The machine's only guard: every requirement of the trigger, all reported at once."""
+    """The machine's only guard: every requirement of the move, all reported at once."""
     model = cast(CaseModel, event.model)
     trigger: TriggerDef = event.kwargs["definition"]
-    model.unmet = evaluate(trigger.requires, model.facts)
+    transition = event.transition
+    dest = (transition.dest if transition is not None else None) or model.state
+    codes = requirements_for(trigger, dest, model.body, model.facts)
+    model.unmet = evaluate(codes, model.facts)
     return not model.unmet
 
 
@@ -82,10 +88,14 @@ def _transitions() -> list[dict[str, Any]]:
 def check_tables() -> None:
     """Refuse to start with a trigger table that names a guard or an effect that does not exist."""
     for trigger in TRIGGERS:
-        unknown = [code for code in trigger.requires if code not in GUARDS]
+        codes = [*trigger.requires, *(code for also in trigger.also for code in also.requires)]
+        unknown = [code for code in codes if code not in GUARDS]
         unknown += [name for name in trigger.effects if name not in EFFECTS]
+        unknown += [a.when for a in trigger.also if a.when is not None and a.when not in CONDITIONS]
         if unknown:
-            raise RuntimeError(f"trigger {trigger.name} names unknown guards or effects: {unknown}")
+            raise RuntimeError(
+                f"trigger {trigger.name} names unknown guards, effects or conditions: {unknown}"
+            )
 
 
 check_tables()

@@ -19,7 +19,6 @@ from models.schemas import (
     TaperCreate,
 )
 from models.settings import Settings, settings
-from models.tables import Case
 from workflow import drugs, guards, safety
 from workflow.casefacts import CaseFacts
 from workflow.definition import CLINICIAN, Actor
@@ -38,22 +37,11 @@ def _not_future(day: date, now: datetime, field: str) -> date:
     return day
 
 
-def is_approved(session: Session, case_id: int) -> bool:
-    """Whether the case has been approved (SPEC.md section 0: it has an ``approve`` event).
-
-    ``approve`` sets ``approved_at`` (``workflow.effects.mark_approved``; the
-    migration filled it in from the audit trail), so this reads one column of
-    the case, which a write has already locked and loaded: no query at all.
-    """
-    case = session.get(Case, case_id)
-    return case is not None and case.approved_at is not None
-
-
 def _warn_if_interacting(write: CaseWrite, medication: Medication) -> None:
     """A blocking-class medication added or made active on an approved case is an adverse event."""
     blocking = drugs.blocking_classes(drugs.current_table(settings))
     found = [c for c in medication.drug_classes if c in blocking]
-    if medication.status != "active" or not found or not is_approved(write.session, write.case_id):
+    if medication.status != "active" or not found or not write.facts.approved:
         return
     safety.record_system_event(
         write,

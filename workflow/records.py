@@ -2,9 +2,9 @@
 
 Every write goes through ``workflow.unit`` (``writes``): it locks the case,
 checks ``If-Match``, bumps the case's version, appends one audit event and
-tells the hook, in one transaction. Medications, screenings and tapers are
-in ``workflow.medications``; dose clearances and sessions in
-``workflow.dosing``.
+tells the hook, in one transaction. History, profile and consent are in
+``workflow.patient``; medications, screenings and tapers in
+``workflow.medications``; dose clearances and sessions in ``workflow.dosing``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from models.facts import (
     AdverseEvent,
     Assessment,
     CareSession,
+    Consent,
     DoseClearance,
-    History,
     InteractionScreening,
     Medication,
     Taper,
@@ -29,7 +29,6 @@ from models.schemas import (
     AdverseEventCreate,
     AdverseEventResolve,
     AssessmentCreate,
-    HistoryIn,
     VitalCreate,
 )
 from models.settings import settings
@@ -40,6 +39,7 @@ from workflow.errors import Conflict, NotFound, ValidationFailed
 from workflow.unit import CaseWrite, writes
 
 COLLECTIONS: dict[str, type[SQLModel]] = {
+    "consents": Consent,
     "assessments": Assessment,
     "medications": Medication,
     "interaction-screenings": InteractionScreening,
@@ -80,29 +80,6 @@ def list_records(session: Session, *, case_id: int, collection: str) -> list[Any
     model: Any = COLLECTIONS[collection]
     query = select(model).where(model.case_id == case_id).order_by(model.id)
     return list(session.exec(query).all())
-
-
-def get_history(session: Session, *, case_id: int) -> History:
-    """The case's clinical history, or NotFound."""
-    get_case(session, case_id)
-    history = session.exec(select(History).where(History.case_id == case_id)).first()
-    if history is None:
-        raise NotFound(f"No history has been recorded on case {case_id}.")
-    return history
-
-
-@writes("history")
-def put_history(write: CaseWrite, *, data: HistoryIn) -> History:
-    """Record or replace the clinical history."""
-    history = write.facts.history
-    if history is None:
-        history = History(case_id=write.case_id, created_at=write.now, **data.model_dump())
-    else:
-        for name, value in data.model_dump().items():
-            setattr(history, name, value)
-    history.updated_at = write.now
-    write.record("history", history)
-    return history
 
 
 @writes("assessment")

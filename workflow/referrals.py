@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workflow.casefacts import CaseFacts
-from workflow.guards import GUARDS, latest_reading
+from workflow.guards import GUARDS, below_limit, recent_blood_pressure
 
 FLAG_CONTRAINDICATIONS = (
     "contraindication.substance_use",
@@ -32,8 +32,5 @@ def _contraindication_found(facts: CaseFacts) -> bool:
         return True
     if facts.history is not None and facts.history.uncontrolled_hypertension:
         return True
-    reading = latest_reading(facts)
-    rules = facts.rules
-    return reading is not None and (
-        reading[0] >= rules.hypertension_systolic or reading[1] >= rules.hypertension_diastolic
-    )
+    found = recent_blood_pressure(facts)
+    return found is not None and not below_limit(found[0], facts.rules)

@@ -37,6 +37,7 @@ from workflow.definition import (
     SYSTEM,
     TRIGGER_BY_NAME,
     Actor,
+    FactDef,
     TriggerDef,
     may_fire,
     may_record,
@@ -103,7 +104,7 @@ class CaseWrite:
             raise InvalidTransition(f"{definition.name} does not leave {case.state}.")
         _check_body(definition, body)
         self.facts.actor = actor
-        model = CaseModel(state=case.state, held_from=case.held_from, facts=self.facts)
+        model = CaseModel(state=case.state, held_from=case.held_from, facts=self.facts, body=body)
         if not fire(model, definition):
             if not model.unmet:
                 raise InvalidTransition(f"{definition.name} has nowhere to go from {case.state}.")
@@ -199,7 +200,21 @@ def begin(
             f"A {action.replace('_', ' ')} is not recorded on a case in {case.state}; "
             f"only in {', '.join(fact.states)}."
         )
-    return CaseWrite(session, case, actor, now, rules)
+    write = CaseWrite(session, case, actor, now, rules)
+    if fact is not None and actor.role != SYSTEM:
+        _check_role_once_approved(write, fact)
+    return write
+
+
+def _check_role_once_approved(write: CaseWrite, fact: FactDef) -> None:
+    """Refuse a role the fact table no longer lets record ``fact`` on an approved case."""
+    allowed = fact.approved_roles
+    if allowed is None or write.actor.role in allowed or not write.facts.approved:
+        return
+    raise Forbidden(
+        f"Once a case is approved, only a {' or '.join(allowed)} may record its "
+        f"{fact.name.replace('_', ' ')}."
+    )
 
 
 def begin_new(

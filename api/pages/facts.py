@@ -21,16 +21,18 @@ from models.schemas import (
     CaseAssignment,
     CaseUpdate,
     ClearanceCreate,
+    ConsentCreate,
     HistoryIn,
     MedicationCreate,
     MedicationUpdate,
+    ProfileIn,
     ScreeningCreate,
     SessionCreate,
     TaperConfirm,
     TaperCreate,
     VitalCreate,
 )
-from workflow import cases, dosing, medications, records
+from workflow import cases, dosing, medications, patient, records
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ FACT_FORMS: tuple[FactForm, ...] = (
     FactForm("vital", "Blood pressure", VitalCreate, records.record_vital),
     FactForm("session", "Session", SessionCreate, dosing.record_session),
     FactForm("dose_clearance", "Dose clearance", ClearanceCreate, dosing.request_clearance),
-    FactForm("history", "Clinical history", HistoryIn, records.put_history),
+    FactForm("history", "Clinical history", HistoryIn, patient.put_history),
+    FactForm("profile", "Patient profile", ProfileIn, patient.put_profile),
+    FactForm("consent", "Consent", ConsentCreate, patient.record_consent),
     FactForm("medication", "Add a medication", MedicationCreate, medications.add_medication),
     FactForm(
         "medication_update",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -14,13 +15,14 @@ from api.pages.forms import FormField, fields_of, local_input, trigger_fields
 from models.reminders import PENDING, SENT, Reminder
 from models.tables import AuditEvent, Case, User
 from schedules.service import list_reminders
-from workflow import audit, cases, records
+from workflow import audit, cases, patient, records
 from workflow.cases import TriggerOption
 from workflow.definition import TRIGGER_BY_NAME, Actor, may_fire, may_record
 from workflow.errors import NotFound
 
 OPEN_STATUSES = (PENDING, SENT)
 FACT_SECTIONS = (
+    ("consents", "Consents"),
     ("assessments", "Assessments"),
     ("vitals", "Blood pressure"),
     ("medications", "Medications"),
@@ -97,7 +99,8 @@ def case_page(session: Session, *, case_id: int, actor: Actor, now: datetime) ->
         "case": case,
         "assignees": _assignees(session, case),
         "options": options,
-        "history": _history(session, case_id),
+        "history": _record(patient.get_history, session, case_id),
+        "profile": _record(patient.get_profile, session, case_id),
         "sections": [(title, _table(collections[name])) for name, title in FACT_SECTIONS],
         "reminders": sorted(case_reminders(session, case_id), key=_open_first),
         "events": events,
@@ -133,12 +136,15 @@ def _prescription(events: list[AuditEvent]) -> dict[str, Any] | None:
     return None
 
 
-def _history(session: Session, case_id: int) -> list[tuple[str, Any]] | None:
+def _record(
+    read: Callable[..., Any], session: Session, case_id: int
+) -> list[tuple[str, Any]] | None:
+    """A one-per-case record (history, profile) as label and value pairs; None if not recorded."""
     try:
-        history = records.get_history(session, case_id=case_id)
+        record = read(session, case_id=case_id)
     except NotFound:
         return None
-    data = history.model_dump(exclude={"id", "case_id", "created_at", "updated_at"})
+    data = record.model_dump(exclude={"id", "case_id", "created_at", "updated_at"})
     return [(name.replace("_", " "), value) for name, value in data.items()]
 
 

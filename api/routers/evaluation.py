@@ -1,4 +1,4 @@
-"""The evaluation's facts: clinical history, assessments (PHQ-9, GAD-7, ISI) and vitals."""
+"""The evaluation's facts: history, profile, consent, assessments (PHQ-9, GAD-7, ISI), vitals."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from api.deps import CaseId, CaseWrite, CurrentActor, SessionDep, write_response
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, records_page
 from api.schemas import Page
-from models.facts import Assessment, History, Vital
-from models.schemas import AssessmentCreate, HistoryIn, VitalCreate
-from workflow import records
+from models.facts import Assessment, Consent, History, Profile, Vital
+from models.schemas import AssessmentCreate, ConsentCreate, HistoryIn, ProfileIn, VitalCreate
+from workflow import patient, records
 
 router = APIRouter(
     prefix="/api/v1/cases/{case_id}",
@@ -21,14 +21,52 @@ router = APIRouter(
 
 @router.put("/history", responses=write_responses(200))
 def put_history(data: HistoryIn, write: CaseWrite) -> History:
-    """Record or replace the clinical history (200)."""
-    return write(records.put_history, data=data)
+    """Record or replace the clinical history (200).
+
+    Only a clinician sets `insomnia_mood_driven` true, and once the case is
+    approved only a clinician writes the history. On an approved case, a change
+    that newly fails a contraindication records a severe adverse event, which
+    holds the case."""
+    return write(patient.put_history, data=data)
 
 
 @router.get("/history")
 def get_history(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> History:
     """The clinical history; 404 until it is recorded."""
-    return records.get_history(session, case_id=case_id)
+    return patient.get_history(session, case_id=case_id)
+
+
+@router.put("/profile", responses=write_responses(200))
+def put_profile(data: ProfileIn, write: CaseWrite) -> Profile:
+    """Record or replace the patient profile (200).
+
+    Once the case is approved only a clinician writes it; a change that newly
+    fails a contraindication records a severe adverse event, which holds the case."""
+    return write(patient.put_profile, data=data)
+
+
+@router.get("/profile")
+def get_profile(actor: CurrentActor, case_id: CaseId, session: SessionDep) -> Profile:
+    """The patient profile; 404 until it is recorded."""
+    return patient.get_profile(session, case_id=case_id)
+
+
+@router.post("/consents", status_code=201, responses=write_responses(201))
+def record_consent(data: ConsentCreate, write: CaseWrite) -> Consent:
+    """Record the patient's signed consent; only the current version counts for dosing."""
+    return write(patient.record_consent, data=data)
+
+
+@router.get("/consents")
+def list_consents(
+    actor: CurrentActor,
+    case_id: CaseId,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Consent]:
+    """A page of the case's consents, oldest first."""
+    return records_page(session, Consent, "consents", case_id, limit, cursor)
 
 
 @router.post("/assessments", status_code=201, responses=write_responses(201))

@@ -114,10 +114,16 @@ ELIGIBLE_HISTORY = {
     "substance_use_disorder_history": False,
     "uncontrolled_hypertension": False,
     "active_psychosis": False,
+    "psychosis_or_mania_history": False,
     "severe_psychiatric_instability": False,
     "significant_breathing_problems": False,
     "sleep_apnea": False,
+    "aneurysm_avm_or_ich": False,
+    "recent_mi_or_stroke": False,
 }
+"""An eligible history as anyone may record it: ``insomnia_mood_driven`` is a clinician's."""
+MOOD_DRIVEN = {"insomnia_mood_driven": True}
+ELIGIBLE_PROFILE = {"date_of_birth": "1984-06-15", "pregnant": False, "breastfeeding": False}
 
 
 def open_case(api: Api, role: str = "coordinator", state: str = "CA") -> int:
@@ -126,9 +132,19 @@ def open_case(api: Api, role: str = "coordinator", state: str = "CA") -> int:
     return api.post(role, "/api/v1/cases", body)["id"]
 
 
+def record_patient(api: Api, case_id: int, role: str = "coordinator") -> None:
+    """An eligible history (the clinician's judgement that the insomnia is mood-driven
+    included), an adult's profile and a consent of the current version."""
+    history = ELIGIBLE_HISTORY | MOOD_DRIVEN
+    api.call("clinician", "PUT", case_url(case_id, "/history"), json=history, expect=200)
+    api.call(role, "PUT", case_url(case_id, "/profile"), json=ELIGIBLE_PROFILE, expect=200)
+    consent = {"version": "2026-1", "signed_at": api.ago(days=1), "method": "electronic"}
+    api.post(role, case_url(case_id, "/consents"), consent)
+
+
 def record_evaluation(api: Api, case_id: int, role: str = "coordinator") -> None:
-    """An eligible history, baseline PHQ-9, GAD-7 and ISI, and a blood pressure."""
-    api.call(role, "PUT", case_url(case_id, "/history"), json=ELIGIBLE_HISTORY, expect=200)
+    """The patient's record, baseline PHQ-9, GAD-7 and ISI, and a blood pressure."""
+    record_patient(api, case_id, role)
     for instrument, score in (("phq9", 16), ("gad7", 12), ("isi", 20)):
         body = {"instrument": instrument, "score": score, "taken_at": api.ago(days=1)}
         api.post(role, case_url(case_id, "/assessments"), body)

@@ -19,6 +19,7 @@ from fastapi import routing
 from api.main import create_app
 from tests.api.helpers import (
     ELIGIBLE_HISTORY,
+    ELIGIBLE_PROFILE,
     Api,
     case_in,
     case_url,
@@ -59,6 +60,12 @@ def _history(api: Api) -> Request:
     case_id = open_case(api)
     api.call("coordinator", "PUT", case_url(case_id, "/history"), json=ELIGIBLE_HISTORY, expect=200)
     return case_url(case_id, "/history"), None
+
+
+def _profile(api: Api) -> Request:
+    case_id = open_case(api)
+    api.call("coordinator", "PUT", case_url(case_id, "/profile"), json=ELIGIBLE_PROFILE, expect=200)
+    return case_url(case_id, "/profile"), None
 
 
 def _medication(api: Api, name: str = "sertraline") -> tuple[int, dict]:
@@ -142,6 +149,20 @@ MATRIX: dict[tuple[str, str], Cell] = {
         STAFF, 200, lambda api: _case(api, "/history", ELIGIBLE_HISTORY)
     ),
     ("GET", CASE + "/history"): Cell(EVERYONE, 200, _history),
+    ("PUT", CASE + "/profile"): Cell(
+        STAFF, 200, lambda api: _case(api, "/profile", ELIGIBLE_PROFILE)
+    ),
+    ("GET", CASE + "/profile"): Cell(EVERYONE, 200, _profile),
+    ("POST", CASE + "/consents"): Cell(
+        STAFF,
+        201,
+        lambda api: _case(
+            api,
+            "/consents",
+            {"version": "2026-1", "signed_at": api.ago(hours=1), "method": "paper"},
+        ),
+    ),
+    ("GET", CASE + "/consents"): Cell(EVERYONE, 200, lambda api: _case(api, "/consents")),
     ("POST", CASE + "/assessments"): Cell(
         STAFF,
         201,

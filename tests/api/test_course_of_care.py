@@ -91,15 +91,30 @@ def test_benzodiazepine_taper_track(api: Api):
     api.fire("clinician", case_id, "approve")
 
     prescription: dict[str, Any] = {"dose_mg": 100, "route": "sublingual"}
-    assert blocked_codes(api, case_id, "prescribe", **prescription) == ["taper.confirmed"]
+    # Still taken: neither confirmed nor washed out.
+    assert blocked_codes(api, case_id, "prescribe", **prescription) == [
+        "taper.confirmed",
+        "taper.washout",
+    ]
     confirm = case_url(case_id, f"/tapers/{taper['id']}/confirm")
     confirmed = api.post("clinician", confirm, {"last_dose_on": api.ago()[:10]}, expect=200)
     assert confirmed["confirmed_at"] is not None
     medications = api.items("clinician", case_url(case_id, "/medications"))
     assert medications[0]["status"] == "stopped"
     # Confirming stopped the drug: the list changed, so the screening is stale.
-    assert blocked_codes(api, case_id, "prescribe", **prescription) == ["screening.interactions"]
+    assert blocked_codes(api, case_id, "prescribe", **prescription) == [
+        "screening.interactions",
+        "taper.washout",
+    ]
     screen(api, case_id)
+    # Alprazolam's washout is 7 days from the day of the last dose, today (a dose before
+    # the plan's date is refused): it ends on the 7th day after it, not a day sooner.
+    assert blocked_codes(api, case_id, "prescribe", **prescription) == ["taper.washout"]
+    api.clock.advance(days=6)
+    vital = {"systolic": 126, "diastolic": 80, "taken_at": api.ago(hours=1)}
+    api.post("coordinator", case_url(case_id, "/vitals"), vital)  # a week on: a new reading
+    assert blocked_codes(api, case_id, "prescribe", **prescription) == ["taper.washout"]
+    api.clock.advance(days=1)
     case = api.fire("clinician", case_id, "prescribe", **prescription)
     assert case["state"] == "delivery.prescribed"
 

@@ -100,8 +100,8 @@ def test_blocked_transition_lists_every_unmet_requirement_and_changes_nothing(ap
         "transition_blocked",
     )
     codes = [u["code"] for u in body["unmet"]]
-    assert codes[:3] == ["history.recorded", "assessments.baseline", "vitals.baseline"]
-    assert len(codes) == 13 and "taper.planned" not in codes  # no benzodiazepine listed
+    assert codes[:3] == ["history.recorded", "profile.recorded", "consent.signed"]
+    assert len(codes) == 18 and "taper.planned" not in codes  # no benzodiazepine listed
     assert all(u["message"] for u in body["unmet"])
     assert api.snapshot(case_id) == before
 

@@ -24,10 +24,12 @@ from models.facts import (
     AdverseEvent,
     Assessment,
     CareSession,
+    Consent,
     DoseClearance,
     History,
     InteractionScreening,
     Medication,
+    Profile,
     Taper,
     Vital,
 )
@@ -38,10 +40,12 @@ from models.schemas import (
     AssessmentCreate,
     CaseCreate,
     ClearanceCreate,
+    ConsentCreate,
     HistoryIn,
     Instrument,
     MedicationCreate,
     MedicationUpdate,
+    ProfileIn,
     ScreeningCreate,
     SessionCreate,
     SessionKind,
@@ -53,12 +57,14 @@ from models.schemas import (
 )
 from models.tables import AuditEvent, Case
 from tests.conftest import add_user
-from workflow import cases, dosing, medications, records
-from workflow.casefacts import CaseFacts
+from workflow import cases, dosing, medications, patient, records
+from workflow.casefacts import BloodPressure, CaseFacts
 from workflow.definition import INITIAL, TRIGGER_BY_NAME, Actor
 
 FACT_TABLES = (
     History,
+    Profile,
+    Consent,
     Assessment,
     Medication,
     InteractionScreening,
@@ -76,8 +82,12 @@ def read_every_view(facts: CaseFacts) -> None:
         facts.latest_assessment(instrument)
     for name in (
         "history",
+        "profile",
+        "current_consent",
+        "approved",
+        "current_dose_mg",
         "latest_vital",
-        "latest_clearance",
+        "latest_granted_clearance",
         "latest_screening",
         "session_stats",
         "dosed_with_granted_clearance",
@@ -86,24 +96,36 @@ def read_every_view(facts: CaseFacts) -> None:
         "open_adverse_events",
     ):
         getattr(facts, name)
+    facts.blood_pressure_mean(facts.rules.baseline_window_days)
 
 
 ELIGIBLE_HISTORY: dict[str, Any] = {
     "insomnia_nights_per_week": 5,
     "insomnia_duration_months": 12,
     "diagnoses": ["depression"],
+    "insomnia_mood_driven": True,
     "failed_antidepressant_trials": 2,
     "cbti_completed": True,
     "seeking_sleep_med_replacement": False,
     "substance_use_disorder_history": False,
     "uncontrolled_hypertension": False,
     "active_psychosis": False,
+    "psychosis_or_mania_history": False,
     "severe_psychiatric_instability": False,
     "significant_breathing_problems": False,
     "sleep_apnea": False,
+    "aneurysm_avm_or_ich": False,
+    "recent_mi_or_stroke": False,
+}
+ELIGIBLE_PROFILE: dict[str, Any] = {
+    "date_of_birth": date(1984, 6, 15),
+    "pregnant": False,
+    "breastfeeding": False,
 }
 ELIGIBLE_SCORES: dict[Instrument, int] = {"phq9": 18, "gad7": 12, "isi": 20}
 MedicationStatus = Literal["active", "stopped"]
+WASHOUT_WAIT_DAYS = 14
+"""The longest washout of a benzodiazepine or Z-drug (the long-acting ones), in days."""
 
 # A sample value for every body field a trigger may require.
 BODY_SAMPLES: dict[str, Any] = {
@@ -134,6 +156,32 @@ PREPARE: dict[str, str] = {
     "delivery.awaiting_prescription": "ready_to_prescribe",
     "integration": "complete_sessions",
 }
+
+
+def ongoing_met(now: datetime, rules: Any = None) -> dict[str, Any]:
+    """``CaseFacts.preloaded`` answers of a case (id 1, medication list version 0) with no
+    database that meets every code of ``ONGOING``: an eligible history and profile, a
+    blood pressure of 120/80, an empty medication list screened clear just now."""
+    from models.settings import settings
+    from workflow import drugs
+
+    rules = rules or settings
+    screening = InteractionScreening(
+        id=1,
+        case_id=1,
+        medication_list_version=0,
+        result="clear",
+        drug_table_version=drugs.current_table(rules).version,
+        created_at=now,
+    )
+    return {
+        "history": History(id=1, case_id=1, **ELIGIBLE_HISTORY),
+        "profile": Profile(id=1, case_id=1, **ELIGIBLE_PROFILE),
+        f"blood_pressure_mean:{rules.baseline_window_days}": BloodPressure(120, 80),
+        "medications": [],
+        "tapers": [],
+        "latest_screening": screening,
+    }
 
 
 def body_for(trigger: str, **overrides: Any) -> TransitionBody:
@@ -255,10 +303,24 @@ class Clinic:
     # -- facts ---------------------------------------------------------------
 
     def history(self, case_id: int, actor: Actor | None = None, **overrides: Any) -> History:
+        """An eligible history, as the clinician (who alone judges ``insomnia_mood_driven``)."""
         data = HistoryIn(**(ELIGIBLE_HISTORY | overrides))
         return self.call(
-            records.put_history, case_id=case_id, data=data, actor=actor or self.coordinator
+            patient.put_history, case_id=case_id, data=data, actor=actor or self.clinician
         )
+
+    def profile(self, case_id: int, actor: Actor | None = None, **overrides: Any) -> Profile:
+        """An adult, neither pregnant nor breastfeeding, as the clinician (who may write it
+        on an approved case too)."""
+        data = ProfileIn(**(ELIGIBLE_PROFILE | overrides))
+        return self.call(
+            patient.put_profile, case_id=case_id, data=data, actor=actor or self.clinician
+        )
+
+    def consent(self, case_id: int, version: str = "2026-1", **kwargs: Any) -> Consent:
+        data = ConsentCreate(version=version, signed_at=self.now, method="electronic")
+        actor = kwargs.pop("actor", self.coordinator)
+        return self.call(patient.record_consent, case_id=case_id, data=data, actor=actor, **kwargs)
 
     def assess(
         self,
@@ -414,14 +476,19 @@ class Clinic:
         case_id: int,
         *,
         history: dict[str, Any] | None = None,
+        profile: dict[str, Any] | None = None,
         scores: dict[Instrument, int] | None = None,
         days_ago: dict[Instrument, float] | None = None,
         vital: tuple[int, int] = (120, 80),
         vital_days_ago: float = 1,
         meds: tuple[str, ...] = (),
+        consent: str | None = "2026-1",
     ) -> list[Medication]:
         """Record everything ``approve`` needs; each argument changes one fact."""
         self.history(case_id, **(history or {}))
+        self.profile(case_id, **(profile or {}))
+        if consent is not None:
+            self.consent(case_id, consent)
         ages: dict[Instrument, float] = {"phq9": 1, "gad7": 1, "isi": 1}
         ages |= days_ago or {}
         for instrument, score in (ELIGIBLE_SCORES | (scores or {})).items():
@@ -435,11 +502,19 @@ class Clinic:
         return added
 
     def ready_to_prescribe(self, case_id: int) -> None:
-        """Confirm every open taper, then screen the changed list again."""
+        """Confirm every open taper, wait out the washouts, then screen the list again.
+
+        The wait outlasts ``recent_window_days``, so a current PHQ-9, ISI and
+        blood pressure are recorded again after it.
+        """
         open_tapers = [t for t in self.rows(Taper, case_id) if t.confirmed_at is None]
         for taper in open_tapers:
             self.confirm_taper(case_id, taper.id)
         if open_tapers:
+            self.tick(days=WASHOUT_WAIT_DAYS)
+            for instrument in ("phq9", "isi"):
+                self.assess(case_id, instrument, ELIGIBLE_SCORES[instrument])
+            self.vital(case_id)
             self.screen(case_id)
 
     def complete_sessions(self, case_id: int) -> None:

@@ -20,7 +20,8 @@ from models.schemas import CaseAssignment, CaseCreate, CaseUpdate
 from models.tables import Case, User
 from tests.conftest import add_user
 from tests.workflow.conftest import Clinic
-from workflow import cases, medications
+from workflow import cases
+from workflow.casefacts import CaseFacts
 from workflow.definition import Actor
 from workflow.errors import Conflict, Forbidden, ValidationFailed
 
@@ -288,7 +289,7 @@ def test_the_database_itself_refuses_two_open_cases_in_different_letter_cases(en
 # -- is the case approved? ---------------------------------------------------------------
 
 
-def test_is_approved_reads_the_case_s_approved_at_and_no_audit_event(clinic, case_in):
+def test_approved_reads_the_case_s_approved_at_and_no_audit_event(clinic, case_in):
     waiting = case_in("evaluation")
     approved = clinic.fire(case_in("evaluation"), "approve")
     assert approved.approved_at == clinic.now
@@ -302,7 +303,7 @@ def test_is_approved_reads_the_case_s_approved_at_and_no_audit_event(clinic, cas
         loaded = [session.get_one(Case, waiting), session.get_one(Case, approved.id)]
         event.listen(clinic.engine, "before_cursor_execute", count)
         try:
-            answers = [medications.is_approved(session, c.id) for c in loaded if c.id]
+            answers = [CaseFacts(case=c, now=clinic.now, session=session).approved for c in loaded]
         finally:
             event.remove(clinic.engine, "before_cursor_execute", count)
     assert answers == [False, True]

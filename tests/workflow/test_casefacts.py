@@ -24,15 +24,33 @@ def loads_during(monkeypatch, action) -> list[str]:
 
 
 def test_a_trigger_without_guards_reads_no_facts(clinic, case_in, monkeypatch):
-    case_id = case_in("delivery.prescribed")
-    loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "ship"))
+    case_id = case_in("delivery.shipped")
+    loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "confirm_delivery"))
     assert loaded == []
 
 
 def test_a_guarded_trigger_reads_only_what_its_guards_need(clinic, case_in, monkeypatch):
-    case_id = case_in("on_hold", held_from="integration")
+    case_id = case_in("on_hold", held_from="evaluation")
     loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "resume"))
     assert loaded == ["open_adverse_events"]
+
+
+def test_the_ongoing_set_reads_each_fact_once_and_no_collection_of_readings(
+    clinic, case_in, monkeypatch
+):
+    case_id = case_in("on_hold", held_from="integration")
+    loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "resume"))
+    assert sorted(loaded) == sorted(
+        [
+            "open_adverse_events",
+            "profile",
+            "history",
+            "blood_pressure_mean:30.0",
+            "medications",
+            "latest_screening",
+            "tapers",
+        ]
+    )
 
 
 def test_a_read_is_made_once_until_forgotten(clinic, monkeypatch):

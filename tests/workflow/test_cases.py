@@ -228,8 +228,9 @@ def test_list_triggers_shows_each_trigger_from_the_state_with_its_unmet_codes(cl
         options = clinic.call(cases.list_triggers, case_id=case_id, actor=actor)
         return {o.trigger: (o.dest, o.allowed, [u.code for u in o.unmet]) for o in options}
 
+    # The listing has no body: adjust_dose shows what a raise needs (a lower dose needs less).
     assert listing(clinic.clinician) == {
-        "adjust_dose": ("monitoring", True, []),
+        "adjust_dose": ("monitoring", False, ["adverse_events.resolved"]),
         "discharge": ("discharged", False, ["adverse_events.resolved"]),
         "hold": ("on_hold", True, []),
         "withdraw": ("withdrawn", True, []),
@@ -238,7 +239,7 @@ def test_list_triggers_shows_each_trigger_from_the_state_with_its_unmet_codes(cl
     assert listing(clinic.coordinator)["adjust_dose"] == (
         "monitoring",
         False,
-        ["clinician.licensed"],
+        ["clinician.licensed", "adverse_events.resolved"],
     )
 
 

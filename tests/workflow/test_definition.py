@@ -20,6 +20,7 @@ from workflow.definition import (
     FACT_BY_NAME,
     HELD_FROM,
     INITIAL,
+    ONGOING,
     OPEN_STATES,
     PHASES,
     STATE_BY_NAME,
@@ -53,6 +54,21 @@ SPEC_STATES = {
     "withdrawn": {"phase": "closed", "terminal": True},
 }
 
+# SPEC.md section 3.2, in its table's order: the ongoing-safety set ONGOING.
+SPEC_ONGOING = [
+    "criteria.adult",
+    "contraindication.substance_use",
+    "contraindication.hypertension",
+    "contraindication.psychosis",
+    "contraindication.respiratory",
+    "contraindication.cardiovascular",
+    "contraindication.pregnancy",
+    "medications.classified",
+    "screening.interactions",
+    "taper.confirmed",
+    "taper.washout",
+]
+
 # SPEC.md section 2: triggers. ``dest`` "<held_from>" is resume's "the state it
 # was held from" and None is adjust_dose's internal transition. Body fields are
 # section 2's "body `reason` required" and section 5's trigger-specific fields.
@@ -64,8 +80,11 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "requires": [
             "clinician.licensed",
             "history.recorded",
+            "profile.recorded",
+            "consent.signed",
             "assessments.baseline",
             "vitals.baseline",
+            "criteria.adult",
             "criteria.chronic_insomnia",
             "criteria.mood_disorder",
             "criteria.treatment_resistant",
@@ -75,9 +94,12 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
             "contraindication.hypertension",
             "contraindication.psychosis",
             "contraindication.respiratory",
+            "contraindication.cardiovascular",
+            "contraindication.pregnancy",
             "medications.classified",
             "screening.interactions",
             "taper.planned",
+            "adverse_events.resolved",
         ],
         "body": [],
     },
@@ -94,9 +116,11 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "roles": ["clinician"],
         "requires": [
             "clinician.licensed",
-            "screening.interactions",
-            "taper.confirmed",
-            "contraindication.hypertension",
+            "consent.signed",
+            "vitals.recent",
+            "assessments.recent",
+            "adverse_events.resolved",
+            *SPEC_ONGOING,
         ],
         "body": ["dose_mg", "route"],
     },
@@ -104,7 +128,7 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "sources": ["delivery.prescribed"],
         "dest": "delivery.shipped",
         "roles": STAFF,
-        "requires": [],
+        "requires": ["adverse_events.resolved", *SPEC_ONGOING],
         "body": [],
     },
     "confirm_delivery": {
@@ -125,7 +149,14 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "sources": ["monitoring"],
         "dest": None,
         "roles": ["clinician"],
-        "requires": ["clinician.licensed", "assessments.recent"],
+        "requires": ["clinician.licensed"],
+        "also": [
+            {
+                "requires": ["assessments.recent", "adverse_events.resolved", *SPEC_ONGOING],
+                "to": None,
+                "when": "dose_raised",
+            }
+        ],
         "body": ["dose_mg", "rationale"],
     },
     "discharge": {
@@ -147,6 +178,13 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "dest": "<held_from>",
         "roles": ["clinician"],
         "requires": ["adverse_events.resolved"],
+        "also": [
+            {
+                "requires": SPEC_ONGOING,
+                "to": ["delivery.prescribed", "delivery.shipped", "integration", "monitoring"],
+                "when": None,
+            }
+        ],
         "body": [],
     },
     "withdraw": {
@@ -183,7 +221,7 @@ def read_back() -> dict[str, Any]:
         name: {"phase": phase_of(name), "terminal": STATE_BY_NAME[name].terminal}
         for name in MACHINE.states
     }
-    triggers = {}
+    triggers: dict[str, dict[str, Any]] = {}
     for name, event in MACHINE.events.items():
         definition = TRIGGER_BY_NAME[name]
         triggers[name] = {
@@ -193,6 +231,15 @@ def read_back() -> dict[str, Any]:
             "requires": list(definition.requires),
             "body": list(definition.body),
         }
+        if definition.also:
+            triggers[name]["also"] = [
+                {
+                    "requires": list(a.requires),
+                    "to": None if a.to is None else list(a.to),
+                    "when": a.when,
+                }
+                for a in definition.also
+            ]
     return {"states": states, "triggers": triggers}
 
 
@@ -214,6 +261,10 @@ def test_the_definition_agrees_with_the_spec_table():
         assert list(trigger.requires) == spec["requires"], trigger.name
         assert list(trigger.body) == spec["body"], trigger.name
     assert set(TRIGGER_BY_NAME) == set(SPEC_TRIGGERS)
+
+
+def test_ongoing_names_every_code_of_the_spec_table_in_its_order():
+    assert list(ONGOING) == SPEC_ONGOING
 
 
 def test_the_machine_holds_no_models_and_adds_no_auto_transitions():
@@ -262,6 +313,8 @@ COORDINATOR_TRIGGERS = {"ship", "confirm_delivery", "start_monitoring", "hold", 
 COORDINATOR_FACTS = {
     "case",
     "history",
+    "profile",
+    "consent",
     "assessment",
     "medication",
     "medication_update",

@@ -96,7 +96,7 @@ def test_a_refused_clearance_lists_every_reason_and_is_still_recorded(clinic, ca
 
 def test_the_pre_dose_limits_and_window_come_from_the_rules(clinic, case_in):
     case_id = case_in("integration")
-    rules = Settings(predose_systolic=150, predose_diastolic=95, clearance_valid_minutes=30)
+    rules = Settings(bp_limit_systolic=150, bp_limit_diastolic=95, clearance_valid_minutes=30)
 
     clearance = clinic.clearance(case_id, 145, 92, rules=rules)
 

@@ -14,22 +14,30 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
+from sqlmodel import col
 
 from models.db import session_scope
-from models.facts import Assessment, CareSession, DoseClearance, Taper
-from models.schemas import Instrument, Severity
+from models.facts import Assessment, CareSession, DoseClearance, Profile, Taper
+from models.schemas import Instrument, Severity, TransitionBody
 from models.settings import Settings, settings
 from models.tables import Case
-from tests.workflow.conftest import ELIGIBLE_SCORES, Clinic
+from tests.workflow.conftest import ELIGIBLE_SCORES, WASHOUT_WAIT_DAYS, Clinic, body_for
 from workflow import cases
 from workflow.casefacts import CaseFacts
 from workflow.definition import APPROVAL_REQUIREMENTS, TRIGGER_BY_NAME, Actor, License
 from workflow.errors import TransitionBlocked
-from workflow.guards import GUARDS, NO_HISTORY, evaluate
+from workflow.guards import GUARDS, NO_HISTORY, NO_PROFILE, evaluate
 
 # SPEC.md section 3, written out by hand.
 SPEC_CODES = {
     "history.recorded",
+    "profile.recorded",
+    "consent.signed",
+    "criteria.adult",
+    "vitals.recent",
+    "contraindication.cardiovascular",
+    "contraindication.pregnancy",
     "assessments.baseline",
     "assessments.recent",
     "vitals.baseline",
@@ -63,6 +71,7 @@ HISTORY_CODES = [
     "contraindication.hypertension",
     "contraindication.psychosis",
     "contraindication.respiratory",
+    "contraindication.cardiovascular",
 ]
 
 
@@ -73,6 +82,11 @@ class Attempt:
     case_id: int
     trigger: str
     actor: Actor | None = None
+    body: TransitionBody | None = None
+
+
+RAISE = body_for("adjust_dose", dose_mg=150.0)
+"""adjust_dose above the prescribed 100 mg: a raise, which checks more than a lowering."""
 
 
 # -- approve ------------------------------------------------------------------
@@ -94,6 +108,8 @@ def approve_after(change: Callable[[Clinic, int], Any]) -> Callable[[Clinic], At
 def approve_never_screened(clinic: Clinic) -> Attempt:
     case_id = clinic.open_case()
     clinic.history(case_id)
+    clinic.profile(case_id)
+    clinic.consent(case_id)
     for instrument, score in ELIGIBLE_SCORES.items():
         clinic.assess(case_id, instrument, score, days_ago=1)
     clinic.vital(case_id)
@@ -142,15 +158,19 @@ def prescribe_as_tx_clinician(clinic: Clinic) -> Attempt:
     )
 
 
+def wait_out_the_washout(clinic: Clinic, case_id: int) -> None:
+    """Two weeks on (the longest taper washout), with a current PHQ-9, ISI and reading."""
+    clinic.tick(days=WASHOUT_WAIT_DAYS)
+    for instrument in ("phq9", "isi"):
+        clinic.assess(case_id, instrument, ELIGIBLE_SCORES[instrument])
+    clinic.vital(case_id)
+
+
 def prescribe_after_taper_without_rescreen(clinic: Clinic) -> Attempt:
     case_id = clinic.case_in("delivery.awaiting_prescription", prepared=False, meds=("Xanax",))
     (taper,) = clinic.rows(Taper, case_id)
     clinic.confirm_taper(case_id, taper.id)
-    return Attempt(case_id, "prescribe")
-
-
-def prescribe_with_taper_unconfirmed(clinic: Clinic) -> Attempt:
-    case_id = clinic.case_in("delivery.awaiting_prescription", prepared=False, meds=("Xanax",))
+    wait_out_the_washout(clinic, case_id)
     return Attempt(case_id, "prescribe")
 
 
@@ -159,20 +179,27 @@ def prescribe_after_stopping_without_taper(clinic: Clinic) -> Attempt:
     medication = clinic.add_med(case_id, "Ambien")
     clinic.set_med_status(case_id, medication.id, "stopped", actor=clinic.clinician)
     clinic.screen(case_id)
-    return Attempt(case_id, "prescribe")
-
-
-def prescribe_after_restarting_a_tapered_drug(clinic: Clinic) -> Attempt:
-    case_id = clinic.case_in("delivery.awaiting_prescription", meds=("Xanax",))
-    (taper,) = clinic.rows(Taper, case_id)
-    clinic.set_med_status(case_id, taper.medication_id, "active")
-    clinic.screen(case_id)
+    wait_out_the_washout(clinic, case_id)
     return Attempt(case_id, "prescribe")
 
 
 def prescribe_after_high_reading(clinic: Clinic) -> Attempt:
     case_id = clinic.case_in("delivery.awaiting_prescription")
-    clinic.vital(case_id, 165, 95)
+    clinic.vital(case_id, 165, 95)  # the mean of 120/80 and 165/95: 142.5/87.5
+    return Attempt(case_id, "prescribe")
+
+
+def prescribe_after_a_week_without_a_reading(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("delivery.awaiting_prescription")
+    clinic.tick(days=7)  # the reading was taken a day before: now 8 days old
+    return Attempt(case_id, "prescribe")
+
+
+def prescribe_before_the_washout(clinic: Clinic) -> Attempt:
+    case_id = clinic.case_in("delivery.awaiting_prescription", prepared=False, meds=("Xanax",))
+    (taper,) = clinic.rows(Taper, case_id)
+    clinic.confirm_taper(case_id, taper.id)  # last dose yesterday; the washout is 7 days
+    clinic.screen(case_id)
     return Attempt(case_id, "prescribe")
 
 
@@ -240,7 +267,7 @@ def in_monitoring_with_only(trigger: str, instrument: Instrument) -> Callable[[C
         case_id = clinic.case_in("monitoring")
         clinic.tick(days=15)
         clinic.assess(case_id, instrument, 10)
-        return Attempt(case_id, trigger)
+        return Attempt(case_id, trigger, body=RAISE if trigger == "adjust_dose" else None)
 
     return setup
 
@@ -312,6 +339,31 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
         approve_with(history={"severe_psychiatric_instability": True}),
     ),
     (
+        "contraindication.psychosis",
+        "history of psychosis or mania",
+        approve_with(history={"psychosis_or_mania_history": True}),
+    ),
+    (
+        "contraindication.cardiovascular",
+        "aneurysm, AVM or ICH",
+        approve_with(history={"aneurysm_avm_or_ich": True}),
+    ),
+    (
+        "contraindication.cardiovascular",
+        "MI or stroke in 6 months",
+        approve_with(history={"recent_mi_or_stroke": True}),
+    ),
+    ("contraindication.pregnancy", "pregnant", approve_with(profile={"pregnant": True})),
+    ("contraindication.pregnancy", "breastfeeding", approve_with(profile={"breastfeeding": True})),
+    ("criteria.adult", "17 years old", approve_with(profile={"date_of_birth": date(2009, 11, 3)})),
+    ("consent.signed", "no consent", approve_with(consent=None)),
+    ("consent.signed", "an older version only", approve_with(consent="2025-1")),
+    (
+        "criteria.mood_disorder",
+        "insomnia not judged mood-driven",
+        approve_with(history={"insomnia_mood_driven": False}),
+    ),
+    (
         "contraindication.respiratory",
         "breathing problems",
         approve_with(history={"significant_breathing_problems": True}),
@@ -350,10 +402,10 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
         "taper confirmed, list not screened again",
         prescribe_after_taper_without_rescreen,
     ),
-    ("taper.confirmed", "taper planned, not confirmed", prescribe_with_taper_unconfirmed),
     ("taper.confirmed", "stopped without a taper", prescribe_after_stopping_without_taper),
-    ("taper.confirmed", "restarted after its taper", prescribe_after_restarting_a_tapered_drug),
     ("contraindication.hypertension", "prescribe after 165/95", prescribe_after_high_reading),
+    ("vitals.recent", "prescribe, reading 8 days old", prescribe_after_a_week_without_a_reading),
+    ("taper.washout", "prescribe the day after the last Xanax", prescribe_before_the_washout),
     ("session.preparation", "no preparation session", monitor_without_preparation),
     ("session.dosing", "imported dosing without clearance", monitor_with_imported_dosing(True)),
     (
@@ -383,22 +435,23 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
 ]
 
 
-# Required by the ONGOING set of SPEC.md 3.2, which the dosing work adds at merge; its
-# rules are tested in tests/workflow/test_medications.py.
-NOT_YET_REQUIRED = {"taper.washout"}
-
-
 def test_the_guards_are_exactly_the_spec_codes():
     assert set(GUARDS) == SPEC_CODES
-    assert len(SPEC_CODES) == 23
+    assert len(SPEC_CODES) == 29
 
 
 def test_every_code_is_required_by_some_trigger_and_has_a_scenario():
     required = {code for t in TRIGGER_BY_NAME.values() for code in t.requires}
-    assert required == SPEC_CODES - NOT_YET_REQUIRED
-    # history.recorded cannot be the only unmet code: see the test below.
-    expected = SPEC_CODES - {"history.recorded"} - NOT_YET_REQUIRED
+    assert required == SPEC_CODES
+    # history.recorded and profile.recorded cannot be the only unmet code: see below.
+    expected = SPEC_CODES - {"history.recorded", "profile.recorded"}
     assert {code for code, _, _ in SCENARIOS} == expected
+
+
+def codes_of(trigger: str) -> set[str]:
+    """Every code ``trigger`` checks on some move."""
+    definition = TRIGGER_BY_NAME[trigger]
+    return {*definition.requires, *(code for a in definition.also for code in a.requires)}
 
 
 @pytest.mark.parametrize(
@@ -408,21 +461,38 @@ def test_every_code_is_required_by_some_trigger_and_has_a_scenario():
 )
 def test_one_unmet_requirement_blocks_its_trigger_alone(clinic, code, setup):
     attempt = setup(clinic)
-    assert code in TRIGGER_BY_NAME[attempt.trigger].requires
+    assert code in codes_of(attempt.trigger)
     before = clinic.snapshot(attempt.case_id)
 
     with pytest.raises(TransitionBlocked) as refused:
-        clinic.fire(attempt.case_id, attempt.trigger, actor=attempt.actor)
+        clinic.fire(attempt.case_id, attempt.trigger, actor=attempt.actor, body=attempt.body)
 
     assert [u.code for u in refused.value.unmet] == [code]
     assert refused.value.unmet[0].message.strip()
     assert clinic.snapshot(attempt.case_id) == before
 
 
+def test_an_active_benzodiazepine_is_neither_confirmed_nor_washed_out(clinic):
+    """SPEC.md 3.2: an active one is not washed out, so both taper codes are unmet."""
+    restarted = clinic.case_in("delivery.awaiting_prescription", meds=("Xanax",))
+    planned = clinic.case_in("delivery.awaiting_prescription", prepared=False, meds=("Xanax",))
+    (taper,) = clinic.rows(Taper, restarted)
+    clinic.set_med_status(restarted, taper.medication_id, "active")
+    clinic.screen(restarted)
+
+    for case_id in (planned, restarted):
+        with pytest.raises(TransitionBlocked) as refused:
+            clinic.fire(case_id, "prescribe")
+        assert [u.code for u in refused.value.unmet] == ["taper.confirmed", "taper.washout"]
+        assert "still taken" in refused.value.unmet[1].message
+
+
 def test_without_a_history_the_criteria_that_read_it_are_unmet_too(clinic):
     """history.recorded alone cannot be unmet: every criterion and contraindication
     reads the history and asks for it too (so an empty case lists them all)."""
     case_id = clinic.open_case()
+    clinic.profile(case_id)
+    clinic.consent(case_id)
     for instrument, score in ELIGIBLE_SCORES.items():
         clinic.assess(case_id, instrument, score, days_ago=1)
     clinic.vital(case_id)
@@ -436,20 +506,34 @@ def test_without_a_history_the_criteria_that_read_it_are_unmet_too(clinic):
     assert {u.message for u in unmet[1:]} == {NO_HISTORY}
 
 
+def test_without_a_profile_the_codes_that_read_it_are_unmet_too(clinic):
+    """profile.recorded alone cannot be unmet: criteria.adult and contraindication.pregnancy
+    read the profile and ask for it too."""
+    case_id = clinic.case_in("evaluation")
+    with session_scope(clinic.engine) as session:
+        session.execute(delete(Profile).where(col(Profile.case_id) == case_id))
+
+    with pytest.raises(TransitionBlocked) as refused:
+        clinic.fire(case_id, "approve")
+
+    unmet = refused.value.unmet
+    codes = ["profile.recorded", "criteria.adult", "contraindication.pregnancy"]
+    assert [u.code for u in unmet] == codes
+    assert {u.message for u in unmet[1:]} == {NO_PROFILE}
+
+
 def test_approve_on_an_empty_case_reports_every_requirement_at_once(clinic):
     case_id = clinic.open_case()
 
     with pytest.raises(TransitionBlocked) as refused:
         clinic.fire(case_id, "approve")
 
-    # An empty list has nothing to classify and nothing to taper; the clinician is licensed.
-    expected = [
-        c
-        for c in APPROVAL_REQUIREMENTS
-        if c not in {"taper.planned", "medications.classified", "clinician.licensed"}
-    ]
+    # An empty list has nothing to classify and nothing to taper; the clinician is licensed;
+    # nothing has gone wrong yet.
+    met = {"taper.planned", "medications.classified", "clinician.licensed"}
+    expected = [c for c in APPROVAL_REQUIREMENTS if c not in met | {"adverse_events.resolved"}]
     assert [u.code for u in refused.value.unmet] == expected
-    assert len(expected) == 13
+    assert len(expected) == 18
 
 
 def test_a_trigger_reports_all_its_unmet_requirements_in_declared_order(clinic):
@@ -459,11 +543,15 @@ def test_a_trigger_reports_all_its_unmet_requirements_in_declared_order(clinic):
     clinic.adverse_event(case_id, "nausea", "mild")
 
     with pytest.raises(TransitionBlocked) as adjusting:
-        clinic.fire(case_id, "adjust_dose", actor=tx)
+        clinic.fire(case_id, "adjust_dose", actor=tx, body=RAISE)
     with pytest.raises(TransitionBlocked) as discharging:
         clinic.fire(case_id, "discharge")
 
-    assert [u.code for u in adjusting.value.unmet] == ["clinician.licensed", "assessments.recent"]
+    assert [u.code for u in adjusting.value.unmet] == [
+        "clinician.licensed",
+        "assessments.recent",
+        "adverse_events.resolved",
+    ]
     assert [u.code for u in discharging.value.unmet] == [
         "assessments.recent",
         "adverse_events.resolved",
@@ -480,9 +568,9 @@ def test_a_trigger_reports_all_its_unmet_requirements_in_declared_order(clinic):
         ({"days_ago": {"gad7": 31}}, ["assessments.baseline"]),
         ({"vital_days_ago": 29}, []),
         ({"vital_days_ago": 31}, ["vitals.baseline"]),
-        ({"vital": (159, 99)}, []),
-        ({"vital": (160, 99)}, ["contraindication.hypertension"]),
-        ({"vital": (159, 100)}, ["contraindication.hypertension"]),
+        ({"vital": (139, 89)}, []),
+        ({"vital": (140, 89)}, ["contraindication.hypertension"]),
+        ({"vital": (139, 90)}, ["contraindication.hypertension"]),
         ({"scores": {"phq9": 10, "gad7": 0}}, []),
         ({"scores": {"phq9": 0, "gad7": 10}}, []),
         ({"scores": {"phq9": 9, "gad7": 9}}, ["criteria.mood_disorder"]),
@@ -500,23 +588,38 @@ def test_approval_thresholds_at_their_boundaries(clinic, eligible, unmet):
         assert clinic.fire(case_id, "approve").state == "delivery.awaiting_prescription"
 
 
-def test_the_latest_reading_decides_hypertension_not_the_worst(clinic):
+def test_the_mean_decides_hypertension_not_the_latest_reading(clinic):
     case_id = clinic.case_in("evaluation", vital=(170, 105), vital_days_ago=2)
     clinic.vital(case_id, 130, 85, days_ago=1)
 
+    with pytest.raises(TransitionBlocked) as refused:
+        clinic.fire(case_id, "approve")
+    assert [u.code for u in refused.value.unmet] == ["contraindication.hypertension"]
+    assert "150/95" in refused.value.unmet[0].message
+
+    clinic.vital(case_id, 110, 70)  # mean 136.7/86.7
     assert clinic.fire(case_id, "approve").state == "delivery.awaiting_prescription"
 
 
-def test_a_pre_dose_reading_counts_as_the_latest_reading(clinic):
-    case_id = clinic.case_in("integration")
+def test_a_granted_pre_dose_reading_counts_in_the_mean_and_a_refused_one_does_not(clinic):
+    case_id = clinic.case_in("integration")  # 120/80, and a granted 120/80 before the dose
     assert evaluate(["contraindication.hypertension"], clinic.facts(case_id)) == []
 
     clinic.tick(minutes=5)
-    clinic.clearance(case_id, 165, 101)
+    refused = clinic.clearance(case_id, 165, 101)  # at or above the limit: not granted
+    assert not refused.granted
+    assert evaluate(["contraindication.hypertension"], clinic.facts(case_id)) == []
 
+    granted = clinic.clearance(case_id, 139, 89, rules=Settings(bp_limit_systolic=300))
+    assert granted.granted
+    clinic.clearance(case_id, 139, 89, rules=Settings(bp_limit_systolic=300))
+    clinic.vital(case_id, 180, 99)  # (120 + 120 + 139 + 139 + 180) / 5 = 139.6
+
+    assert evaluate(["contraindication.hypertension"], clinic.facts(case_id)) == []
+    clinic.vital(case_id, 160, 90)  # (698 + 160) / 6 = 143; (437 + 90) / 6 = 87.8
     unmet = evaluate(["contraindication.hypertension"], clinic.facts(case_id))
     assert [u.code for u in unmet] == ["contraindication.hypertension"]
-    assert "165/101" in unmet[0].message
+    assert "(6 readings), 143/87.8, must be below 140/90" in unmet[0].message
 
 
 def list_triggers(clinic: Clinic, case_id: int, rules: Settings = settings) -> list[Any]:
@@ -533,7 +636,7 @@ def list_triggers(clinic: Clinic, case_id: int, rules: Settings = settings) -> l
         ({"vital_days_ago": 40}, {"baseline_window_days": 45}, "vitals.baseline"),
         (
             {"vital": (165, 95)},
-            {"hypertension_systolic": 170, "hypertension_diastolic": 110},
+            {"bp_limit_systolic": 170, "bp_limit_diastolic": 110},
             "contraindication.hypertension",
         ),
         ({"scores": {"phq9": 6, "gad7": 5}}, {"mood_score_min": 6}, "criteria.mood_disorder"),
@@ -561,13 +664,13 @@ def test_approval_thresholds_come_from_the_rules_passed_in(clinic, eligible, rul
 
 
 def test_stricter_rules_block_what_the_defaults_allow(clinic):
-    case_id = clinic.case_in("evaluation", vital=(150, 95))
-    strict = Settings(hypertension_systolic=140, hypertension_diastolic=90)
+    case_id = clinic.case_in("evaluation", vital=(130, 85))
+    strict = Settings(bp_limit_systolic=130, bp_limit_diastolic=90)
 
     with pytest.raises(TransitionBlocked) as refused:
         clinic.fire(case_id, "approve", rules=strict)
 
-    assert refused.value.unmet[0].message.endswith("must be below 140/90.")
+    assert refused.value.unmet[0].message.endswith("must be below 130/90.")
     assert [
         o.allowed for o in list_triggers(clinic, case_id, strict) if o.trigger == "approve"
     ] == [False]
@@ -579,11 +682,11 @@ def test_the_recent_window_comes_from_the_rules(clinic):
     clinic.tick(days=20)
 
     with pytest.raises(TransitionBlocked) as refused:
-        clinic.fire(case_id, "adjust_dose")
+        clinic.fire(case_id, "adjust_dose", body=RAISE)
     assert [u.code for u in refused.value.unmet] == ["assessments.recent"]
     assert "14 days" in refused.value.unmet[0].message
 
-    clinic.fire(case_id, "adjust_dose", rules=Settings(recent_window_days=30))
+    clinic.fire(case_id, "adjust_dose", body=RAISE, rules=Settings(recent_window_days=30))
 
     assert clinic.events(case_id)[-1].trigger == "adjust_dose"
 
@@ -591,8 +694,9 @@ def test_the_recent_window_comes_from_the_rules(clinic):
 def test_the_defaults_are_the_spec_thresholds():
     defaults = Settings()
     assert (defaults.baseline_window_days, defaults.recent_window_days) == (30, 14)
-    assert (defaults.hypertension_systolic, defaults.hypertension_diastolic) == (160, 100)
-    assert (defaults.predose_systolic, defaults.predose_diastolic) == (140, 90)
+    assert (defaults.bp_limit_systolic, defaults.bp_limit_diastolic) == (140, 90)
+    assert (defaults.adult_age_years, defaults.vitals_recent_days) == (18, 7)
+    assert (defaults.consent_version, defaults.screening_valid_days) == ("2026-1", 30)
     assert defaults.clearance_valid_minutes == 120
     assert (defaults.isi_worsening_points, defaults.phq9_item9_min) == (6, 1)
     assert (defaults.mood_score_min, defaults.failed_trials_min) == (10, 2)

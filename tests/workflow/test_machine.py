@@ -10,6 +10,7 @@ import pytest
 
 from models.facts import AdverseEvent, Assessment
 from models.tables import Case
+from tests.workflow.conftest import ongoing_met
 from workflow.casefacts import CaseFacts
 from workflow.definition import ACTIVE_STATES, TRIGGER_BY_NAME, Actor
 from workflow.machine import MACHINE, CaseModel, MachineError, fire, is_invalid
@@ -19,9 +20,10 @@ LICENSED = Actor(id=1, role="clinician", license_states=("CA",))
 
 
 def model(state: str, held_from: str | None = None, **preloaded) -> CaseModel:
+    """A model whose facts meet the ongoing-safety set, with no adverse event open."""
     case = Case(id=1, patient_ref="p", patient_state="CA", state=state, phase="x")
-    empty: dict[str, Any] = {"history": None, "open_adverse_events": []}
-    facts = CaseFacts(case=case, now=NOW, actor=LICENSED, preloaded=empty | preloaded)
+    safe: dict[str, Any] = ongoing_met(NOW) | {"open_adverse_events": []}
+    facts = CaseFacts(case=case, now=NOW, actor=LICENSED, preloaded=safe | preloaded)
     return CaseModel(state=state, held_from=held_from, facts=facts)
 
 
@@ -30,6 +32,12 @@ def open_event() -> AdverseEvent:
 
 
 def test_a_trigger_without_guards_moves_the_model():
+    m = model("delivery.shipped", history=None, profile=None)
+    assert fire(m, TRIGGER_BY_NAME["confirm_delivery"]) is True
+    assert (m.state, m.unmet) == ("integration", [])
+
+
+def test_a_guarded_trigger_moves_the_model_when_its_guards_are_met():
     m = model("delivery.prescribed")
     assert fire(m, TRIGGER_BY_NAME["ship"]) is True
     assert (m.state, m.unmet) == ("delivery.shipped", [])

@@ -17,17 +17,19 @@ from models.schemas import (
     CaseAssignment,
     CaseUpdate,
     ClearanceCreate,
+    ConsentCreate,
     HistoryIn,
     MedicationCreate,
     MedicationUpdate,
+    ProfileIn,
     ScreeningCreate,
     SessionCreate,
     TaperConfirm,
     TaperCreate,
     VitalCreate,
 )
-from tests.workflow.conftest import ELIGIBLE_HISTORY, Clinic
-from workflow import cases, dosing, medications, records
+from tests.workflow.conftest import ELIGIBLE_HISTORY, ELIGIBLE_PROFILE, Clinic
+from workflow import cases, dosing, medications, patient, records
 from workflow.definition import FACT_BY_NAME
 from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
 
@@ -73,8 +75,21 @@ def _changed(service: Callable[..., Any]) -> Callable[..., Any]:
 WRITES: dict[str, tuple[str, Callable[[Clinic, int], dict], Callable[..., Any], str]] = {
     "history": (
         "evaluation",
-        lambda c, i: {"data": HistoryIn(**ELIGIBLE_HISTORY)},
-        records.put_history,
+        # Only a clinician judges the insomnia mood-driven: a coordinator leaves it false.
+        lambda c, i: {"data": HistoryIn(**ELIGIBLE_HISTORY | {"insomnia_mood_driven": False})},
+        patient.put_history,
+        "coordinator",
+    ),
+    "profile": (
+        "evaluation",
+        lambda c, i: {"data": ProfileIn(**ELIGIBLE_PROFILE)},
+        patient.put_profile,
+        "coordinator",
+    ),
+    "consent": (
+        "evaluation",
+        lambda c, i: {"data": ConsentCreate(version="2026-1", signed_at=c.now, method="paper")},
+        patient.record_consent,
         "coordinator",
     ),
     "assessment": (
@@ -312,13 +327,13 @@ def test_a_past_timestamp_is_kept_as_given(clinic):
 def test_history_is_put_once_and_replaced_after(clinic):
     case_id = clinic.open_case()
     with pytest.raises(NotFound):
-        clinic.read(records.get_history, case_id=case_id)
+        clinic.read(patient.get_history, case_id=case_id)
 
     first = clinic.history(case_id)
     clinic.tick(days=1)
     second = clinic.history(case_id, insomnia_nights_per_week=6, diagnoses=["anxiety", "ptsd"])
 
-    stored = clinic.read(records.get_history, case_id=case_id)
+    stored = clinic.read(patient.get_history, case_id=case_id)
     assert stored.id == first.id == second.id
     assert (stored.insomnia_nights_per_week, stored.diagnoses) == (6, ["anxiety", "ptsd"])
     assert (stored.created_at, stored.updated_at) == (first.created_at, clinic.now)

@@ -8,6 +8,9 @@ the whole audit trail is replayed by an independent model of the rules
 - no case is prescribed (or gets past prescribing) without a current,
   non-blocked interaction screening and every benzodiazepine or Z-drug taper
   confirmed at the moment of the ``prescribe`` event;
+- a history or profile change on an approved case that newly fails a
+  contraindication is followed by a severe adverse event naming it, and one
+  that does not is followed by none;
 - every dosing session used a granted clearance valid at its ``completed_at``,
   and no clearance twice;
 - a case's state is the ``to_state`` of its last transition event, and its
@@ -28,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,10 +58,12 @@ from models.schemas import (
     AssessmentCreate,
     CaseCreate,
     ClearanceCreate,
+    ConsentCreate,
     HistoryIn,
     Instrument,
     MedicationCreate,
     MedicationUpdate,
+    ProfileIn,
     ScreeningCreate,
     SessionCreate,
     SessionKind,
@@ -70,8 +75,15 @@ from models.schemas import (
 )
 from models.tables import Case
 from tests.conftest import add_user, empty_tables
-from tests.workflow.conftest import ELIGIBLE_HISTORY, MedicationStatus, body_for
-from workflow import cases, dosing, drugs, medications, records
+from tests.workflow.conftest import (
+    ELIGIBLE_HISTORY,
+    ELIGIBLE_PROFILE,
+    WASHOUT_WAIT_DAYS,
+    MedicationStatus,
+    body_for,
+)
+from workflow import cases, dosing, drugs, medications, patient, records
+from workflow.casefacts import CaseFacts
 from workflow.definition import (
     ACTIVE_STATES,
     TRIGGER_BY_NAME,
@@ -89,7 +101,7 @@ from workflow.errors import (
     TransitionBlocked,
     ValidationFailed,
 )
-from workflow.guards import GUARDS
+from workflow.guards import GUARDS, evaluate
 
 EXAMPLES = int(os.environ.get("CAREPATH_STATEFUL_EXAMPLES", "75"))
 STEPS = int(os.environ.get("CAREPATH_STATEFUL_STEPS", "40"))
@@ -144,6 +156,22 @@ histories = st.one_of(
         severe_psychiatric_instability=booleans,
         significant_breathing_problems=booleans,
         sleep_apnea=booleans,
+        insomnia_mood_driven=st.sampled_from([None, True, False]),
+        psychosis_or_mania_history=booleans,
+        aneurysm_avm_or_ich=booleans,
+        recent_mi_or_stroke=booleans,
+    ),
+)
+rarely = st.sampled_from([False, False, False, True])
+profiles = st.one_of(
+    st.just(ProfileIn(**ELIGIBLE_PROFILE)),
+    st.builds(
+        ProfileIn,
+        date_of_birth=st.sampled_from(
+            [date(1960, 1, 31), date(2008, 11, 3), date(2008, 11, 20), date(2030, 1, 1)]
+        ),
+        pregnant=rarely,
+        breastfeeding=rarely,
     ),
 )
 actors = st.sampled_from(["clinician", "tx_clinician", "coordinator", "admin"])
@@ -153,11 +181,18 @@ ages = st.one_of(st.integers(0, 60), st.integers(-180, 60 * 24 * 40))
 
 # What ``catch_up`` does for each unmet requirement, and in which order.
 HISTORY = ("history",)
+PROFILE = ("profile",)
 CATCH_UP: dict[str, tuple[str, ...]] = {
     "history.recorded": HISTORY,
+    "profile.recorded": PROFILE,
+    "consent.signed": ("consent",),
+    "criteria.adult": PROFILE,
+    "contraindication.pregnancy": PROFILE,
+    "contraindication.cardiovascular": HISTORY,
     "assessments.baseline": ("baseline",),
     "assessments.recent": ("recent",),
     "vitals.baseline": ("vital",),
+    "vitals.recent": ("vital",),
     "criteria.chronic_insomnia": HISTORY,
     "criteria.mood_disorder": ("history", "baseline"),
     "criteria.treatment_resistant": HISTORY,
@@ -171,7 +206,8 @@ CATCH_UP: dict[str, tuple[str, ...]] = {
     "screening.interactions": ("screen",),
     "taper.planned": ("tapers",),
     "taper.confirmed": ("tapers", "screen"),
-    "taper.washout": ("tapers",),
+    # A washout is waited out: the readings and scores are then taken again.
+    "taper.washout": ("tapers", "washout", "vital", "recent"),
     "clinician.licensed": (),
     "session.preparation": ("dose",),
     "session.dosing": ("dose",),
@@ -180,11 +216,14 @@ CATCH_UP: dict[str, tuple[str, ...]] = {
 }
 CATCH_UP_ORDER = (
     "history",
+    "profile",
+    "consent",
+    "classify",
+    "tapers",
+    "washout",
     "vital",
     "baseline",
     "recent",
-    "classify",
-    "tapers",
     "screen",
     "dose",
     "resolve",
@@ -249,6 +288,27 @@ def _at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+# The contraindications a history or profile shows by its flags alone (hypertension also
+# reads the blood pressure, which this model does not follow).
+FLAGGED = {
+    "contraindication.substance_use": ("substance_use_disorder_history",),
+    "contraindication.psychosis": (
+        "active_psychosis",
+        "psychosis_or_mania_history",
+        "severe_psychiatric_instability",
+    ),
+    "contraindication.respiratory": ("significant_breathing_problems", "sleep_apnea"),
+    "contraindication.cardiovascular": ("aneurysm_avm_or_ich", "recent_mi_or_stroke"),
+    "contraindication.pregnancy": ("pregnant", "breastfeeding"),
+}
+NEW_CONTRAINDICATION = "new contraindication: "
+
+
+def flagged(record: dict[str, Any]) -> set[str]:
+    """The contraindications ``record`` (a history and a profile, merged) flags."""
+    return {code for code, flags in FLAGGED.items() if any(record.get(f) for f in flags)}
+
+
 @dataclass
 class Replay:
     """Walks a case's audit trail in order and checks each event against the rules."""
@@ -269,6 +329,9 @@ class Replay:
     sessions: list[tuple[str, datetime]] = field(default_factory=list)
     isi: list[tuple[datetime, int, int]] = field(default_factory=list)  # (taken_at, id, score)
     prescribed: bool = False
+    approved: bool = False
+    patient: dict[str, Any] = field(default_factory=dict)  # the history and profile, merged
+    contraindications_recorded: int = 0
 
     def screening_ok(self) -> bool:
         return (
@@ -293,6 +356,8 @@ class Replay:
                 self.transition(e, where)
             else:
                 self.fact(i, e, where)
+                if e.data["fact"] in ("history", "profile"):
+                    self.new_contraindications(e, events[i + 1 :], where)
             self.follow_up(e, events[i + 1] if i + 1 < len(events) else None, where)
 
     def transition(self, e: Any, where: str) -> None:
@@ -313,6 +378,7 @@ class Replay:
             assert self.tapers_confirmed(), f"{where}: prescribed with a taper unconfirmed"
             self.prescribed = True
         if e.trigger == "approve":
+            self.approved = True
             assert self.screening_ok(), f"{where}: approved without a current screening"
             active = {
                 m for m, (c, s, _) in self.meds.items() if c in TAPER_CLASSES and s == "active"
@@ -370,6 +436,23 @@ class Replay:
         elif fact == "adverse_event_resolve":
             assert record["id"] in self.open_events, where
             self.open_events.discard(record["id"])
+
+    def new_contraindications(self, e: Any, after: list[Any], where: str) -> None:
+        """On an approved case, each contraindication newly flagged records a severe event."""
+        before = flagged(self.patient)
+        self.patient |= e.data["record"]
+        expected = flagged(self.patient) - before if self.approved else set()
+        recorded = set()
+        for follower in after:
+            if follower.actor_role != "system":
+                break
+            description = follower.data.get("record", {}).get("description") or ""
+            if description.startswith(NEW_CONTRAINDICATION):
+                assert follower.data["record"]["severity"] == "severe", where
+                recorded.add(description.removeprefix(NEW_CONTRAINDICATION))
+        recorded.discard("contraindication.hypertension")
+        assert recorded == expected, f"{where}: new contraindications {recorded} != {expected}"
+        self.contraindications_recorded += len(recorded)
 
     def changed(self, i: int) -> None:
         self.list_changes += 1
@@ -546,10 +629,29 @@ class CarepathMachine(RuleBasedStateMachine):
     @rule(pick=picks, history=histories, actor=actors)
     def put_history(self, pick: int, history: HistoryIn, actor: str) -> None:
         self.call(
-            records.put_history,
+            patient.put_history,
             case_id=self.case_id(pick),
             data=history,
             actor=self.actors[actor],
+        )
+
+    @rule(pick=picks, profile=profiles, actor=actors)
+    def put_profile(self, pick: int, profile: ProfileIn, actor: str) -> None:
+        self.call(
+            patient.put_profile,
+            case_id=self.case_id(pick),
+            data=profile,
+            actor=self.actors[actor],
+        )
+
+    @rule(pick=picks, version=st.sampled_from(["2026-1", "2026-1", "2025-1"]))
+    def consent(self, pick: int, version: str) -> None:
+        data = ConsentCreate(version=version, signed_at=self.now, method="paper")
+        self.call(
+            patient.record_consent,
+            case_id=self.case_id(pick),
+            data=data,
+            actor=self.actors["coordinator"],
         )
 
     @rule(
@@ -729,7 +831,8 @@ class CarepathMachine(RuleBasedStateMachine):
             assert not with_body and definition.body
         elif isinstance(result, TransitionBlocked):
             codes = [u.code for u in result.unmet]
-            assert codes and set(codes) <= set(definition.requires)
+            also = {code for a in definition.also for code in a.requires}
+            assert codes and set(codes) <= {*definition.requires, *also}
         elif isinstance(result, Case):
             assert may_fire(who.role, definition)
             assert result.state == destination(definition, before.state, before.held_from)
@@ -770,13 +873,37 @@ class CarepathMachine(RuleBasedStateMachine):
 
     def _catch_up_history(self, case_id: int) -> None:
         data = HistoryIn(**ELIGIBLE_HISTORY)
-        self.call(records.put_history, case_id=case_id, data=data, actor=self.actors["coordinator"])
+        self.call(patient.put_history, case_id=case_id, data=data, actor=self.actors["clinician"])
+
+    def _catch_up_profile(self, case_id: int) -> None:
+        data = ProfileIn(**ELIGIBLE_PROFILE)
+        self.call(patient.put_profile, case_id=case_id, data=data, actor=self.actors["clinician"])
+
+    def _catch_up_consent(self, case_id: int) -> None:
+        data = ConsentCreate(version="2026-1", signed_at=self.now, method="electronic")
+        self.call(
+            patient.record_consent, case_id=case_id, data=data, actor=self.actors["coordinator"]
+        )
+
+    def _catch_up_washout(self, case_id: int) -> None:
+        self.now += timedelta(days=WASHOUT_WAIT_DAYS, minutes=1)
 
     def _catch_up_vital(self, case_id: int) -> None:
-        data = VitalCreate(systolic=120, diastolic=80, taken_at=self.now)
-        self.call(
-            records.record_vital, case_id=case_id, data=data, actor=self.actors["coordinator"]
-        )
+        """Readings of 120/80 until the mean of the recent ones is below the limit."""
+        for _ in range(40):
+            data = VitalCreate(systolic=120, diastolic=80, taken_at=self.now)
+            self.call(
+                records.record_vital, case_id=case_id, data=data, actor=self.actors["coordinator"]
+            )
+            if self.blood_pressure_below_the_limit(case_id):
+                return
+
+    def blood_pressure_below_the_limit(self, case_id: int) -> bool:
+        with session_scope(self.engine) as session:
+            case = cases.get_case(session, case_id)
+            facts = CaseFacts(case=case, now=self.now, session=session)
+            unmet = evaluate(["contraindication.hypertension"], facts)
+        return not unmet or "blood pressure" not in unmet[0].message
 
     def _catch_up_baseline(self, case_id: int) -> None:
         self.assess_now(case_id, {"phq9": 15, "gad7": 12, "isi": 18})
@@ -940,7 +1067,9 @@ class CarepathMachine(RuleBasedStateMachine):
         # The independent replay agrees with every new event and ends where the case is.
         licenses = {a.id: a.license_states for a in self.actors.values()}
         replay = self.replays.setdefault(case.id, Replay(case.patient_state, licenses))
+        recorded = replay.contraindications_recorded
         replay.run(events, start=len(seen))
+        self.tally["new contraindications"] += replay.contraindications_recorded - recorded
         assert (replay.state, replay.held_from) == (case.state, case.held_from)
         beyond = case.state in PRESCRIBED_OR_LATER or case.held_from in PRESCRIBED_OR_LATER
         if beyond:
