@@ -74,7 +74,8 @@ FIELDS: dict[str, str] = {
     # assessments and vitals
     "instrument": "The questionnaire: `phq9`, `gad7` or `isi`.",
     "score": "The questionnaire's total score.",
-    "item9": "PHQ-9 only: the answer to item 9 (thoughts of self-harm), 0 to 3.",
+    "item9": "PHQ-9 only, and required there: the answer to item 9 (thoughts of self-harm), "
+    "0 to 3; at most the score, and at least the score minus 24.",
     "systolic": "Systolic blood pressure, mmHg.",
     "diastolic": "Diastolic blood pressure, mmHg.",
     "heart_rate": "Heart rate, beats per minute.",

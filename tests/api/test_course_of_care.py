@@ -14,6 +14,7 @@ from tests.api.helpers import (
     open_case,
     record_evaluation,
     screen,
+    with_item9,
 )
 
 
@@ -54,7 +55,7 @@ def test_evaluation_to_discharge(api: Api):
     assert unmet_codes(api, case_id, "discharge") == ["assessments.recent"]
     for instrument, score in (("phq9", 6), ("isi", 9)):
         body = {"instrument": instrument, "score": score, "taken_at": api.ago(hours=3)}
-        api.post("coordinator", case_url(case_id, "/assessments"), body)
+        api.post("coordinator", case_url(case_id, "/assessments"), with_item9(body))
 
     before = case["version"]
     case = api.fire("clinician", case_id, "adjust_dose", dose_mg=80, rationale="Good response.")

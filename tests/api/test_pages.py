@@ -101,7 +101,7 @@ def test_a_form_without_the_sessions_csrf_token_is_refused(client, tokens, api: 
     case_id = open_case(api)
     csrf = signed_in_csrf(client, tokens["coordinator"])
     before = api.snapshot(case_id)
-    body = {"instrument": "phq9", "score": "12", "taken_at": api.ago(hours=1)[:16]}
+    body = {"instrument": "phq9", "score": "12", "item9": "0", "taken_at": api.ago(hours=1)[:16]}
     for forged in ({}, {"csrf_token": "x" * len(csrf)}):
         response = client.post(f"/app/cases/{case_id}/facts/assessment", data={**body, **forged})
         assert response.status_code == 403

@@ -271,6 +271,8 @@ class Clinic:
         taken_at: datetime | None = None,
         actor: Actor | None = None,
     ) -> Assessment:
+        if item9 is None and instrument == "phq9":
+            item9 = 0  # a PHQ-9 always carries item 9 (SPEC.md 4.2); tests that care pass it
         data = AssessmentCreate(
             instrument=instrument,
             score=score,

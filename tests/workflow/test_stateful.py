@@ -556,15 +556,16 @@ class CarepathMachine(RuleBasedStateMachine):
         pick=picks,
         instrument=st.sampled_from(list(INSTRUMENT_MAX)),
         score=st.integers(0, 28),
-        item9=st.sampled_from([None, 0, 0, 0, 1, 3]),
+        item9=st.sampled_from([0, 0, 0, 0, 1, 2, 3]),
         age=ages,
     )
-    def assess(
-        self, pick: int, instrument: Instrument, score: int, item9: int | None, age: int
-    ) -> None:
+    def assess(self, pick: int, instrument: Instrument, score: int, item9: int, age: int) -> None:
+        score = min(score, INSTRUMENT_MAX[instrument])
+        if instrument == "phq9":  # item 9 is required, and consistent with the total
+            score = min(max(score, item9), item9 + 24)
         data = AssessmentCreate(
             instrument=instrument,
-            score=min(score, INSTRUMENT_MAX[instrument]),
+            score=score,
             item9=item9 if instrument == "phq9" else None,
             taken_at=self.taken_at(age),
         )
@@ -786,7 +787,10 @@ class CarepathMachine(RuleBasedStateMachine):
 
     def assess_now(self, case_id: int, scores: dict[Instrument, int]) -> None:
         for instrument, score in scores.items():
-            data = AssessmentCreate(instrument=instrument, score=score, taken_at=self.now)
+            item9 = 0 if instrument == "phq9" else None
+            data = AssessmentCreate(
+                instrument=instrument, score=score, item9=item9, taken_at=self.now
+            )
             self.call(
                 records.record_assessment,
                 case_id=case_id,
