@@ -89,17 +89,22 @@ Severity = Literal["mild", "moderate", "severe"]
 AdverseEventKind = Literal[
     "new_onset_insomnia",
     "worsened_insomnia",
+    "worsened_depression",
     "dissociation",
     "blood_pressure_increase",
     "nausea",
     "dizziness",
     "memory_problems",
+    "urinary_symptoms",
     "respiratory_depression",
     "psychiatric_event",
     "suicidal_ideation",
     "substance_misuse",
+    "hypnotic_restarted",
     "other",
 ]
+"""SPEC.md 4.6; ``workflow.risk`` says, per kind, what it holds and which review it opens."""
+RiskLevel = Literal["low", "moderate", "high"]
 INSTRUMENT_MAX = {"phq9": 27, "gad7": 21, "isi": 28}
 
 
@@ -345,10 +350,22 @@ class AdverseEventCreate(Body):
     kind: AdverseEventKind
     severity: Severity
     description: Text
+    onset_at: Timestamp | None = Field(
+        default=None, description="When it began (default: when it is recorded)."
+    )
 
 
 class AdverseEventResolve(Body):
     note: Text
+
+
+class SafetyPlanCreate(Body):
+    plan: Text
+    reviewed_with_patient_at: Timestamp
+    risk_level: RiskLevel = Field(description="The clinician's suicide-risk assessment.")
+    means_secured: StrictBool = Field(
+        description="The ketamine on hand is locked away or held by the treatment monitor."
+    )
 
 
 class TransitionBody(Body):

@@ -84,7 +84,8 @@ class Case(SQLModel, table=True):
     medication_list_version: int = Field(default=0)
     """Bumped by every change to the medication list; screenings record the one they saw."""
     assigned_clinician_id: int | None = Field(default=None, foreign_key="users.id")
-    referrals: list[str] = Field(default_factory=list, sa_type=JSON)
+    referrals: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    """A declined case's referrals: ``{"referral": ..., "answers": <requirement code>}``."""
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
     audit_hash: str | None = Field(default=None, max_length=64)

@@ -125,8 +125,8 @@ def list_triggers(
     case = get_case(session, case_id)
     facts = CaseFacts(case=case, now=now, actor=actor, rules=rules, session=session)
     options = []
-    for definition in triggers_from(case.state):
-        unmet = evaluate(definition.requires, facts)
+    for definition in triggers_from(case.state, case.held_from):
+        unmet = evaluate(definition.requirements(case.state), facts)
         options.append(
             TriggerOption(
                 trigger=definition.name,

@@ -34,11 +34,21 @@ class CaseModel:
 
 
 def _requirements_met(event: EventData) -> bool:
-    """The machine's only guard: every requirement of the trigger, all reported at once."""
+    """The machine's guard: every requirement of the trigger from this source, all at once."""
     model = cast(CaseModel, event.model)
     trigger: TriggerDef = event.kwargs["definition"]
-    model.unmet = evaluate(trigger.requires, model.facts)
+    model.unmet = evaluate(trigger.requirements(model.state), model.facts)
     return not model.unmet
+
+
+def _held_from_one_of(trigger: TriggerDef):
+    """A trigger that leaves ``on_hold`` only for a case held from some states."""
+
+    def held_from_allowed(event: EventData) -> bool:
+        return trigger.leaves("on_hold", cast(CaseModel, event.model).held_from)
+
+    held_from_allowed.__name__ = f"{trigger.name}_held_from_allowed"
+    return held_from_allowed
 
 
 def _resumes_to(state: str):
@@ -68,12 +78,15 @@ def _transitions() -> list[dict[str, Any]]:
                             }
                         )
                 continue
+            conditions = [_requirements_met]
+            if source == "on_hold" and trigger.on_hold_from is not None:
+                conditions.insert(0, _held_from_one_of(trigger))
             declared.append(
                 {
                     "trigger": trigger.name,
                     "source": source,
                     "dest": trigger.dest,
-                    "conditions": [_requirements_met],
+                    "conditions": conditions,
                 }
             )
     return declared
@@ -82,7 +95,8 @@ def _transitions() -> list[dict[str, Any]]:
 def check_tables() -> None:
     """Refuse to start with a trigger table that names a guard or an effect that does not exist."""
     for trigger in TRIGGERS:
-        unknown = [code for code in trigger.requires if code not in GUARDS]
+        codes = [*trigger.requires, *(c for _, cs in trigger.requires_from for c in cs)]
+        unknown = [code for code in codes if code not in GUARDS]
         unknown += [name for name in trigger.effects if name not in EFFECTS]
         if unknown:
             raise RuntimeError(f"trigger {trigger.name} names unknown guards or effects: {unknown}")

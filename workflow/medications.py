@@ -19,7 +19,6 @@ from models.schemas import (
     TaperCreate,
 )
 from models.settings import settings
-from models.tables import AuditEvent
 from workflow import drugs, safety
 from workflow.definition import CLINICIAN, Actor
 from workflow.errors import Conflict, Forbidden, ValidationFailed
@@ -35,30 +34,6 @@ def _not_future(day: date, now: datetime, field: str) -> date:
     if day > _today(now):
         raise ValidationFailed.field((field,), f"{field} is in the future.")
     return day
-
-
-def is_approved(session: Session, case_id: int) -> bool:
-    """Whether the case has an ``approve`` transition event."""
-    query = select(AuditEvent.id).where(
-        AuditEvent.case_id == case_id,
-        AuditEvent.kind == "transition",
-        AuditEvent.trigger == "approve",
-    )
-    return session.exec(query).first() is not None
-
-
-def _warn_if_interacting(write: CaseWrite, medication: Medication) -> None:
-    """A blocking-class medication added or made active on an approved case is an adverse event."""
-    blocking = drugs.blocking_classes(drugs.current_table(settings))
-    found = [c for c in medication.drug_classes if c in blocking]
-    if medication.status != "active" or not found or not is_approved(write.session, write.case_id):
-        return
-    safety.record_system_event(
-        write,
-        kind="other",
-        severity="moderate",
-        description=f"new interacting medication: {medication.name} ({', '.join(found)})",
-    )
 
 
 def _classify(medication: Medication) -> None:
@@ -85,7 +60,7 @@ def add_medication(write: CaseWrite, *, data: MedicationCreate) -> Medication:
     )
     changes = {"medication_list_version": case.medication_list_version + 1}
     write.record("medication", medication, changes)
-    _warn_if_interacting(write, medication)
+    safety.after_medication(write, medication, was_active=False)
     return medication
 
 
@@ -126,8 +101,7 @@ def update_medication(
         medication.updated_at = now
         changes["medication_list_version"] = case.medication_list_version + 1
     write.record("medication_update", medication, changes)
-    if before[0] != "active" and medication.status == "active":
-        _warn_if_interacting(write, medication)
+    safety.after_medication(write, medication, was_active=before[0] == "active")
     return medication
 
 

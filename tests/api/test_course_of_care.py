@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from tests.api.helpers import (
@@ -127,7 +128,9 @@ def test_phq9_item9_records_suicidal_ideation_and_holds(api: Api):
     body = {"instrument": "phq9", "score": 14, "item9": 1, "taken_at": api.ago(hours=1)}
     api.post("coordinator", case_url(case_id, "/assessments"), body)
     events = api.items("clinician", case_url(case_id, "/adverse-events"))
-    assert [(e["kind"], e["severity"]) for e in events] == [("suicidal_ideation", "severe")]
+    assert [(e["kind"], e["severity"]) for e in events] == [("suicidal_ideation", "moderate")]
+    onset, taken = (datetime.fromisoformat(v) for v in (events[0]["onset_at"], body["taken_at"]))
+    assert onset == taken  # the time of the PHQ-9 that showed it
     assert api.get("clinician", case_url(case_id))["state"] == "on_hold"
 
 
@@ -137,7 +140,7 @@ def test_decline_keeps_referrals(api: Api):
     api.call("coordinator", "PUT", case_url(case_id, "/history"), json=history, expect=200)
     case = api.fire("clinician", case_id, "decline", reason="No CBT-I trial yet.")
     assert (case["state"], case["phase"]) == ("ineligible", "closed")
-    assert "cbt_i" in case["referrals"]
+    assert case["referrals"] == [{"referral": "cbt_i", "answers": "criteria.cbti_trial"}]
     assert api.get("coordinator", case_url(case_id))["referrals"] == case["referrals"]
 
 

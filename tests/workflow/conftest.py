@@ -28,6 +28,7 @@ from models.facts import (
     History,
     InteractionScreening,
     Medication,
+    SafetyPlan,
     Taper,
     Vital,
 )
@@ -42,6 +43,8 @@ from models.schemas import (
     Instrument,
     MedicationCreate,
     MedicationUpdate,
+    RiskLevel,
+    SafetyPlanCreate,
     ScreeningCreate,
     SessionCreate,
     SessionKind,
@@ -67,6 +70,7 @@ FACT_TABLES = (
     DoseClearance,
     CareSession,
     AdverseEvent,
+    SafetyPlan,
 )
 
 
@@ -386,11 +390,45 @@ class Clinic:
         return self.session(case_id, "dosing", clearance_id=clearance.id)
 
     def adverse_event(
-        self, case_id: int, kind: AdverseEventKind = "nausea", severity: Severity = "mild"
+        self,
+        case_id: int,
+        kind: AdverseEventKind = "nausea",
+        severity: Severity = "mild",
+        *,
+        onset_at: datetime | None = None,
+        actor: Actor | None = None,
     ) -> AdverseEvent:
-        data = AdverseEventCreate(kind=kind, severity=severity, description="Reported by phone.")
+        data = AdverseEventCreate(
+            kind=kind, severity=severity, description="Reported by phone.", onset_at=onset_at
+        )
         return self.call(
-            records.record_adverse_event, case_id=case_id, data=data, actor=self.coordinator
+            records.record_adverse_event,
+            case_id=case_id,
+            data=data,
+            actor=actor or self.coordinator,
+        )
+
+    def safety_plan(
+        self,
+        case_id: int,
+        *,
+        risk_level: RiskLevel = "low",
+        means_secured: bool = True,
+        reviewed_at: datetime | None = None,
+        actor: Actor | None = None,
+    ) -> SafetyPlan:
+        """A safety plan reviewed with the patient (now, by default) by the clinician."""
+        data = SafetyPlanCreate(
+            plan="Crisis line, remove means, monitor stays overnight; review in a week.",
+            reviewed_with_patient_at=reviewed_at or self.now,
+            risk_level=risk_level,
+            means_secured=means_secured,
+        )
+        return self.call(
+            records.record_safety_plan,
+            case_id=case_id,
+            data=data,
+            actor=actor or self.clinician,
         )
 
     def resolve(self, case_id: int, event_id: int, actor: Actor | None = None) -> AdverseEvent:

@@ -32,7 +32,7 @@ def test_a_trigger_without_guards_reads_no_facts(clinic, case_in, monkeypatch):
 def test_a_guarded_trigger_reads_only_what_its_guards_need(clinic, case_in, monkeypatch):
     case_id = case_in("on_hold", held_from="integration")
     loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "resume"))
-    assert loaded == ["open_adverse_events"]
+    assert loaded == ["open_adverse_events", "latest_event:suicidal_ideation"]
 
 
 def test_a_read_is_made_once_until_forgotten(clinic, monkeypatch):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from models.db import session_scope
-from models.facts import Assessment, CareSession, DoseClearance, Taper
+from models.facts import AdverseEvent, Assessment, CareSession, DoseClearance, Taper
 from models.schemas import Instrument, Severity
 from models.settings import Settings, settings
 from models.tables import Case
@@ -52,6 +52,8 @@ SPEC_CODES = {
     "session.dosing",
     "session.integration",
     "adverse_events.resolved",
+    "adverse_events.suicide_risk_resolved",
+    "safety.reassessed",
 }
 HISTORY_CODES = [
     "criteria.chronic_insomnia",
@@ -263,6 +265,24 @@ def resume_with_open_event(severity: Severity) -> Callable[[Clinic], Attempt]:
     return setup
 
 
+def withdraw_with_suicidal_ideation(clinic: Clinic) -> Attempt:
+    """A PHQ-9 item 9 of 2 holds the case; nobody has resolved the ideation."""
+    case_id = clinic.case_in("integration")
+    clinic.assess(case_id, "phq9", 14, item9=2)
+    return Attempt(case_id, "withdraw", clinic.coordinator)
+
+
+def resume_after_resolved_suicidal_ideation(clinic: Clinic) -> Attempt:
+    """The ideation is resolved, but no safety plan was reviewed with the patient since."""
+    case_id = clinic.case_in("integration")
+    clinic.safety_plan(case_id)  # one from before the ideation does not count
+    clinic.tick(hours=1)
+    clinic.assess(case_id, "phq9", 14, item9=1)
+    (event,) = clinic.rows(AdverseEvent, case_id)
+    clinic.resolve(case_id, event.id)
+    return Attempt(case_id, "resume")
+
+
 SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
     ("assessments.baseline", "PHQ-9 taken 31 days ago", approve_with(days_ago={"phq9": 31})),
     ("assessments.baseline", "ISI taken 31 days ago", approve_with(days_ago={"isi": 31})),
@@ -380,6 +400,16 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
         "resume after a severe event",
         resume_with_open_event("severe"),
     ),
+    (
+        "adverse_events.suicide_risk_resolved",
+        "withdraw with unresolved suicidal ideation",
+        withdraw_with_suicidal_ideation,
+    ),
+    (
+        "safety.reassessed",
+        "resume with no safety plan since the ideation",
+        resume_after_resolved_suicidal_ideation,
+    ),
 ]
 
 
@@ -390,11 +420,13 @@ NOT_YET_REQUIRED = {"taper.washout"}
 
 def test_the_guards_are_exactly_the_spec_codes():
     assert set(GUARDS) == SPEC_CODES
-    assert len(SPEC_CODES) == 23
+    assert len(SPEC_CODES) == 25
 
 
 def test_every_code_is_required_by_some_trigger_and_has_a_scenario():
-    required = {code for t in TRIGGER_BY_NAME.values() for code in t.requires}
+    required = {
+        code for t in TRIGGER_BY_NAME.values() for s in t.sources for code in t.requirements(s)
+    }
     assert required == SPEC_CODES - NOT_YET_REQUIRED
     # history.recorded cannot be the only unmet code: see the test below.
     expected = SPEC_CODES - {"history.recorded"} - NOT_YET_REQUIRED
@@ -408,7 +440,8 @@ def test_every_code_is_required_by_some_trigger_and_has_a_scenario():
 )
 def test_one_unmet_requirement_blocks_its_trigger_alone(clinic, code, setup):
     attempt = setup(clinic)
-    assert code in TRIGGER_BY_NAME[attempt.trigger].requires
+    state = clinic.case(attempt.case_id).state
+    assert code in TRIGGER_BY_NAME[attempt.trigger].requirements(state)
     before = clinic.snapshot(attempt.case_id)
 
     with pytest.raises(TransitionBlocked) as refused:
@@ -464,9 +497,9 @@ def test_a_trigger_reports_all_its_unmet_requirements_in_declared_order(clinic):
         clinic.fire(case_id, "discharge")
 
     assert [u.code for u in adjusting.value.unmet] == ["clinician.licensed", "assessments.recent"]
-    assert [u.code for u in discharging.value.unmet] == [
-        "assessments.recent",
+    assert [u.code for u in discharging.value.unmet] == [  # SPEC.md 2: the source's last
         "adverse_events.resolved",
+        "assessments.recent",
     ]
 
 
