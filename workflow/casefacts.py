@@ -123,7 +123,9 @@ UNFLAGGED_SCORES = (
         Assessment.instrument == INSTRUMENT,
         col(Assessment.taken_at) > SINCE,
         col(Assessment.score) >= SCORE,
-        ~exists().where(AdverseEvent.assessment_id == Assessment.id, AdverseEvent.kind == KIND),
+        ~exists().where(
+            col(AdverseEvent.assessment_id) == col(Assessment.id), col(AdverseEvent.kind) == KIND
+        ),
     )
     .order_by(col(Assessment.taken_at), col(Assessment.id))
 )

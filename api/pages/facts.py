@@ -22,6 +22,7 @@ from models.schemas import (
     HistoryIn,
     MedicationCreate,
     MedicationUpdate,
+    SafetyPlanCreate,
     ScreeningCreate,
     SessionCreate,
     TaperConfirm,
@@ -98,5 +99,6 @@ FACT_FORMS: tuple[FactForm, ...] = (
             lambda e: e.resolved_at is None,
         ),
     ),
+    FactForm("safety_plan", "Safety plan", SafetyPlanCreate, records.record_safety_plan),
 )
 FACT_FORM_BY_NAME = {form.fact: form for form in FACT_FORMS}

@@ -129,7 +129,9 @@ def test_phq9_item9_records_suicidal_ideation_and_holds(api: Api):
     api.post("coordinator", case_url(case_id, "/assessments"), body)
     events = api.items("clinician", case_url(case_id, "/adverse-events"))
     assert [(e["kind"], e["severity"]) for e in events] == [("suicidal_ideation", "moderate")]
-    onset, taken = (datetime.fromisoformat(v) for v in (events[0]["onset_at"], body["taken_at"]))
+    onset, taken = (
+        datetime.fromisoformat(str(v)) for v in (events[0]["onset_at"], body["taken_at"])
+    )
     assert onset == taken  # the time of the PHQ-9 that showed it
     assert api.get("clinician", case_url(case_id))["state"] == "on_hold"
 

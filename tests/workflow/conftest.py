@@ -78,6 +78,7 @@ def read_every_view(facts: CaseFacts) -> None:
     """Make every read the guards use, so the view answers after its session closes."""
     for instrument in ("phq9", "gad7", "isi"):
         facts.latest_assessment(instrument)
+    facts.latest_event("suicidal_ideation")
     for name in (
         "history",
         "latest_vital",
@@ -88,6 +89,9 @@ def read_every_view(facts: CaseFacts) -> None:
         "medications",
         "tapers",
         "open_adverse_events",
+        "latest_safety_plan",
+        "approved",
+        "units_on_hand",
     ):
         getattr(facts, name)
 

@@ -207,7 +207,7 @@ def read_back() -> dict[str, Any]:
 def _held_from_condition(trigger: str) -> list[str] | None:
     """The held-from states the machine's ``on_hold`` transition of ``trigger`` accepts."""
     transitions = MACHINE.events[trigger].transitions.get("on_hold", [])
-    names = [c.func.__name__ for t in transitions for c in t.conditions]
+    names = [getattr(c.func, "__name__", c.func) for t in transitions for c in t.conditions]
     if f"{trigger}_held_from_allowed" not in names:
         return None
     definition = TRIGGER_BY_NAME[trigger]

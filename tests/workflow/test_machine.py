@@ -26,7 +26,9 @@ def model(state: str, held_from: str | None = None, **preloaded) -> CaseModel:
 
 
 def open_event() -> AdverseEvent:
-    return AdverseEvent(id=3, case_id=1, kind="nausea", severity="mild", description="x")
+    return AdverseEvent(
+        id=3, case_id=1, kind="nausea", severity="mild", description="x", onset_at=NOW
+    )
 
 
 def test_a_trigger_without_guards_moves_the_model():

@@ -474,7 +474,7 @@ class Replay:
         if not doses:
             return []
         first = min(doses)
-        found = []
+        found: list[tuple[str, str, int | None]] = []
         for instrument, kind in (("isi", "worsened_insomnia"), ("phq9", "worsened_depression")):
             before = [s for s in self.scores if s[2] == instrument and s[0] < first]
             if not before:
@@ -712,7 +712,8 @@ class CarepathMachine(RuleBasedStateMachine):
         if not dosed:
             return
         case_id = dosed[pick % len(dosed)][0]
-        for instrument, score in (("phq9", phq9 + item9), ("isi", isi)):
+        scores: tuple[tuple[Instrument, int], ...] = (("phq9", phq9 + item9), ("isi", isi))
+        for instrument, score in scores:
             data = AssessmentCreate(
                 instrument=instrument,
                 score=score,
