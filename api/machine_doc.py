@@ -49,6 +49,12 @@ class TriggerDoc(BaseModel):
     transitions: list[MoveDoc] = Field(description="Every (source, destination) the machine has.")
     roles: list[str] = Field(description="Who may fire it (admins may fire every trigger).")
     requires: list[str] = Field(description="Requirement codes its guards check.")
+    requires_from: dict[str, list[str]] = Field(
+        description="Requirement codes checked only when it fires from one source state."
+    )
+    on_hold_from: list[str] | None = Field(
+        description="From `on_hold`, only for a case held from one of these states (null: any)."
+    )
     body: list[str] = Field(description="Body fields the request must carry.")
     optional: list[str] = Field(description="Body fields the request may carry, besides `reason`.")
 
@@ -84,6 +90,8 @@ def _trigger(name: str) -> TriggerDoc:
         transitions=moves,
         roles=list(definition.roles),
         requires=list(definition.requires),
+        requires_from={source: list(codes) for source, codes in definition.requires_from},
+        on_hold_from=None if definition.on_hold_from is None else list(definition.on_hold_from),
         body=list(definition.body),
         optional=list(definition.optional),
     )
@@ -100,7 +108,11 @@ def describe() -> WorkflowDoc:
     for state in states:
         phases.setdefault(state.phase, []).append(state.name)
     triggers = [_trigger(name) for name in MACHINE.events]
-    requirements = dict.fromkeys(code for t in triggers for code in t.requires)
+    requirements = dict.fromkeys(
+        code
+        for t in triggers
+        for code in (*t.requires, *(c for codes in t.requires_from.values() for c in codes))
+    )
     return WorkflowDoc(
         initial=INITIAL,
         admin_role=ADMIN,
