@@ -261,6 +261,7 @@ def adverse_event(event: AdverseEvent, builder: BundleBuilder) -> FhirAdverseEve
         ),
         severity=concept(AE_SEVERITY, event.severity, event.severity.capitalize()),
         outcome=concept(AE_OUTCOME, outcome, outcome.capitalize()),
+        date=event.onset_at,
         recordedDate=event.created_at,
         detected=event.created_at,
     )

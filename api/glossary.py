@@ -52,6 +52,24 @@ FIELDS: dict[str, str] = {
     "user_id": "The id of the user this event is about.",
     # cases
     "patient_ref": "An opaque reference to the patient: never a name.",
+    "referral": "Where the guide sends the patient instead: `cbt_i`, `orexin_antagonist`, "
+    "`psychiatric_care`, `addiction_medicine`, `sleep_medicine` or `primary_care`.",
+    "answers": "The failed requirement code the referral answers (null on referrals recorded "
+    "before carepath stored it).",
+    # adverse events and suicide risk (SPEC.md 4.6)
+    "onset_at": "When the adverse event began (ISO 8601 with a time zone); for one the service "
+    "records, the time of the fact that caused it. Default: when it is recorded.",
+    "assessment_id": "The assessment the service found this event in, if it did.",
+    "SafetyPlan.plan": "The safety plan reviewed with the patient: warning signs, coping steps, "
+    "contacts, crisis lines, how the means are secured.",
+    "SafetyPlanCreate.plan": "The safety plan reviewed with the patient: warning signs, coping "
+    "steps, contacts, crisis lines, how the means are secured.",
+    "reviewed_with_patient_at": "When the clinician reviewed the plan with the patient "
+    "(ISO 8601 with a time zone).",
+    "risk_level": "The clinician's suicide-risk assessment: `low`, `moderate` or `high`; "
+    "`resume` after suicidal ideation needs `low`.",
+    "means_secured": "True when the ketamine on hand is locked away or held by the treatment "
+    "monitor.",
     "patient_state": "The US state (two-letter code) where the patient is treated.",
     "state": "The case's workflow state (see `GET /api/v1/workflow`).",
     "phase": "The coarse phase a coordinator sees for the state.",
@@ -90,7 +108,8 @@ FIELDS: dict[str, str] = {
     # assessments and vitals
     "instrument": "The questionnaire: `phq9`, `gad7` or `isi`.",
     "score": "The questionnaire's total score.",
-    "item9": "PHQ-9 only: the answer to item 9 (thoughts of self-harm), 0 to 3.",
+    "item9": "PHQ-9 only, and required there: the answer to item 9 (thoughts of self-harm), "
+    "0 to 3; at most the score, and at least the score minus 24.",
     "systolic": "Systolic blood pressure, mmHg.",
     "diastolic": "Diastolic blood pressure, mmHg.",
     "heart_rate": "Heart rate, beats per minute.",
@@ -132,7 +151,7 @@ FIELDS: dict[str, str] = {
     "AdverseEventCreate.kind": "What happened (one of the adverse event kinds).",
     "severity": "`mild`, `moderate` or `severe`.",
     "description": "What happened, in the care team's words.",
-    "recorded_by_system": "True when the service recorded it from an assessment.",
+    "recorded_by_system": "True when the service recorded it itself (SPEC.md 4.6).",
     "resolved_at": "When the event was resolved; null while open.",
     "resolved_by": "The clinician who resolved it.",
     "resolution_note": "How it was resolved.",
@@ -244,5 +263,12 @@ EXAMPLES: dict[str, Any] = {
         "description": "Nausea for an hour after the dose.",
     },
     "AdverseEventResolve": {"note": "Resolved without treatment."},
+    "SafetyPlanCreate": {
+        "plan": "Warning signs, coping steps, the monitor and the crisis line (988); "
+        "the ketamine is locked away by the monitor.",
+        "reviewed_with_patient_at": "2026-04-03T16:00:00Z",
+        "risk_level": "low",
+        "means_secured": True,
+    },
 }
 """An example request body per schema name."""

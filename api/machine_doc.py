@@ -41,6 +41,9 @@ class MoveDoc(BaseModel):
 
 class AlsoDoc(BaseModel):
     requires: list[str] = Field(description="Requirement codes checked on these moves only.")
+    source: list[str] | None = Field(
+        description="Only on a move from one of these states; null: from any."
+    )
     to: list[str] | None = Field(description="Only on a move to one of these states; null: to any.")
     when: str | None = Field(
         description="Only when this condition of the request holds (`dose_raised`: the new "
@@ -59,6 +62,9 @@ class TriggerDoc(BaseModel):
     roles: list[str] = Field(description="Who may fire it (admins may fire every trigger).")
     requires: list[str] = Field(description="Requirement codes its guards check on every move.")
     also: list[AlsoDoc] = Field(description="Requirement codes checked on some moves only.")
+    on_hold_from: list[str] | None = Field(
+        description="From `on_hold`, only for a case held from one of these states (null: any)."
+    )
     body: list[str] = Field(description="Body fields the request must carry.")
     optional: list[str] = Field(description="Body fields the request may carry, besides `reason`.")
 
@@ -97,11 +103,13 @@ def _trigger(name: str) -> TriggerDoc:
         also=[
             AlsoDoc(
                 requires=list(a.requires),
+                source=None if a.source is None else list(a.source),
                 to=None if a.to is None else list(a.to),
                 when=a.when,
             )
             for a in definition.also
         ],
+        on_hold_from=None if definition.on_hold_from is None else list(definition.on_hold_from),
         body=list(definition.body),
         optional=list(definition.optional),
     )

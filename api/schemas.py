@@ -19,6 +19,11 @@ class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class Referral(BaseModel):
+    referral: str = Field(examples=["sleep_medicine"])
+    answers: str | None = Field(examples=["contraindication.respiratory"])
+
+
 class CasePublic(Public):
     id: int
     patient_ref: str
@@ -29,7 +34,10 @@ class CasePublic(Public):
     assigned_clinician_id: int | None
     assigned_coordinator_id: int | None
     held_from: str | None = Field(description="On hold: the state `resume` returns to.")
-    referrals: list[str] = Field(description="Declined: what the guide recommends instead.")
+    referrals: list[Referral] = Field(
+        description="Declined: what the guide recommends instead, and which failed requirement "
+        "each answers (SPEC.md 4.7)."
+    )
     created_at: datetime
     updated_at: datetime
 

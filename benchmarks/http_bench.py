@@ -115,6 +115,8 @@ def assessment_scenario(case_ids: list[int], staff: Staff, connections: int) -> 
                 instrument, score = instruments[n % len(instruments)]
                 n += 1
                 body = {"instrument": instrument, "score": score, "taken_at": taken_at}
+                if instrument == "phq9":
+                    body["item9"] = 0  # required on a PHQ-9 (SPEC.md 4.2)
                 path = f"/api/v1/cases/{case_id}/assessments"
                 yield Request("POST", path, body, staff.headers)
 

@@ -112,6 +112,8 @@ def journey_scenario(
                 yield step("POST", "/consents", consent, co)
                 for instrument, score in (("phq9", 17), ("gad7", 12), ("isi", 21)):
                     body = {"instrument": instrument, "score": score, "taken_at": iso(now)}
+                    if instrument == "phq9":
+                        body["item9"] = 0  # required on a PHQ-9 (SPEC.md 4.2)
                     yield step("POST", "/assessments", body, co)
                 vital = {"systolic": 124, "diastolic": 80, "taken_at": iso(now)}
                 yield step("POST", "/vitals", vital, co)
@@ -152,6 +154,8 @@ def journey_scenario(
                         "score": score,
                         "taken_at": iso(datetime.now(UTC)),
                     }
+                    if instrument == "phq9":
+                        body["item9"] = 0
                     yield step("POST", "/assessments", body, co)
                 event = {"kind": "nausea", "severity": "mild", "description": "After the dose."}
                 ae = yield step("POST", "/adverse-events", event, co)

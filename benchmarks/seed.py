@@ -102,7 +102,10 @@ def evaluation_facts(engine: Engine, actor: Actor, case_ids: list[int]) -> None:
                 taken = now - timedelta(days=2)
                 patient.put_history(session, case_id=case_id, data=history, actor=actor, now=now)
                 for instrument, score in BASELINE_SCORES:
-                    data = AssessmentCreate(instrument=instrument, score=score, taken_at=taken)
+                    item9 = 0 if instrument == "phq9" else None  # required on a PHQ-9
+                    data = AssessmentCreate(
+                        instrument=instrument, score=score, item9=item9, taken_at=taken
+                    )
                     records.record_assessment(
                         session, case_id=case_id, data=data, actor=actor, now=now
                     )

@@ -208,14 +208,24 @@ class AdverseEvent(SQLModel, table=True):
     """An adverse event, recorded by staff or by the service itself."""
 
     __tablename__ = "adverse_events"
-    __table_args__ = (Index("ix_adverse_events_case_resolved", "case_id", "resolved_at"),)
+    __table_args__ = (
+        Index("ix_adverse_events_case_resolved", "case_id", "resolved_at"),
+        Index("ix_adverse_events_case_kind_onset", "case_id", "kind", "onset_at"),
+        # The service records one event of a kind per assessment, however often it looks.
+        Index("uq_adverse_events_assessment_kind", "assessment_id", "kind", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = _case_fk()
     kind: str = Field(max_length=40)
     severity: str = Field(max_length=10)
     description: str = Field(max_length=4000)
+    onset_at: datetime = Field(sa_type=UTCDateTime)
+    """When it began: given by staff (default: when recorded), or the time of the fact that
+    made the service record it."""
     recorded_by_system: bool = False
+    assessment_id: int | None = Field(default=None, foreign_key="assessments.id")
+    """The assessment the service found it in, if it did."""
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_by: int | None = None
     resolution_note: str | None = Field(default=None, max_length=4000)
@@ -238,4 +248,22 @@ class CaseChange(SQLModel, table=True):
     changes: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     previous: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     made_by: int | None = None
+    created_at: datetime = timestamp_field()
+
+
+class SafetyPlan(SQLModel, table=True):
+    """A clinician's suicide-risk assessment and safety plan, reviewed with the patient."""
+
+    __tablename__ = "safety_plans"
+    __table_args__ = (
+        Index("ix_safety_plans_case_reviewed", "case_id", "reviewed_with_patient_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    plan: str = Field(max_length=4000)
+    reviewed_with_patient_at: datetime = Field(sa_type=UTCDateTime)
+    risk_level: str = Field(max_length=10)
+    means_secured: bool
+    recorded_by: int | None = None
     created_at: datetime = timestamp_field()

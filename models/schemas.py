@@ -17,8 +17,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 """No timestamp a client sends may be earlier than this (SPEC.md section 4)."""
@@ -86,17 +89,22 @@ Severity = Literal["mild", "moderate", "severe"]
 AdverseEventKind = Literal[
     "new_onset_insomnia",
     "worsened_insomnia",
+    "worsened_depression",
     "dissociation",
     "blood_pressure_increase",
     "nausea",
     "dizziness",
     "memory_problems",
+    "urinary_symptoms",
     "respiratory_depression",
     "psychiatric_event",
     "suicidal_ideation",
     "substance_misuse",
+    "hypnotic_restarted",
     "other",
 ]
+"""SPEC.md 4.6; ``workflow.risk`` says, per kind, what it holds and which review it opens."""
+RiskLevel = Literal["low", "moderate", "high"]
 INSTRUMENT_MAX = {"phq9": 27, "gad7": 21, "isi": 28}
 
 
@@ -273,19 +281,50 @@ class ConsentCreate(Body):
     method: ConsentMethod
 
 
+PHQ9_OTHER_ITEMS_MAX = 24
+"""PHQ-9 items 1-8 score at most 3 each: a total above 24 needs item 9 (SPEC.md 4.2)."""
+
+
 class AssessmentCreate(Body):
     instrument: Instrument
     score: int = Field(strict=True, ge=0, le=28)
-    item9: int | None = Field(strict=True, default=None, ge=0, le=3, description="PHQ-9 only.")
+    item9: int | None = Field(
+        strict=True,
+        default=None,
+        ge=0,
+        le=3,
+        validate_default=True,
+        description="PHQ-9 only, and required there.",
+    )
     taken_at: Timestamp
+
+    @field_validator("item9")
+    @classmethod
+    def _item9(cls, item9: int | None, info: ValidationInfo) -> int | None:
+        """A PHQ-9 carries item 9, consistent with its total; no other instrument has one."""
+        instrument, score = info.data.get("instrument"), info.data.get("score")
+        if instrument is None or score is None:  # already refused: nothing to compare with
+            return item9
+        if instrument != "phq9":
+            if item9 is not None:
+                raise ValueError("item9 belongs to a phq9 only")
+            return None
+        if item9 is None:
+            raise PydanticCustomError("missing", "a phq9 requires item9 (0-3, the self-harm item)")
+        if item9 > score:
+            raise ValueError(f"item9 ({item9}) cannot be more than the total score ({score})")
+        if score - item9 > PHQ9_OTHER_ITEMS_MAX:
+            raise ValueError(
+                f"a total of {score} needs an item9 of at least {score - PHQ9_OTHER_ITEMS_MAX}: "
+                f"items 1-8 score at most {PHQ9_OTHER_ITEMS_MAX}"
+            )
+        return item9
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:
         top = INSTRUMENT_MAX[self.instrument]
         if self.score > top:
             raise ValueError(f"a {self.instrument} score is 0 to {top}")
-        if self.item9 is not None and self.instrument != "phq9":
-            raise ValueError("item9 belongs to a phq9 only")
         return self
 
 
@@ -383,10 +422,22 @@ class AdverseEventCreate(Body):
     kind: AdverseEventKind
     severity: Severity
     description: Text
+    onset_at: Timestamp | None = Field(
+        default=None, description="When it began (default: when it is recorded)."
+    )
 
 
 class AdverseEventResolve(Body):
     note: Text
+
+
+class SafetyPlanCreate(Body):
+    plan: Text
+    reviewed_with_patient_at: Timestamp
+    risk_level: RiskLevel = Field(description="The clinician's suicide-risk assessment.")
+    means_secured: StrictBool = Field(
+        description="The ketamine on hand is locked away or held by the treatment monitor."
+    )
 
 
 class TransitionBody(Body):

@@ -81,10 +81,17 @@ class Settings(BaseSettings):
     each pre-dose reading, must be below it, systolic and diastolic both."""
     bp_limit_diastolic: int = Field(default=90, gt=0)
     clearance_valid_minutes: float = Field(default=120, ge=1)
+    # Risk (SPEC.md 4.6 and 8): what the service records as an adverse event itself.
+    phq9_item9_min: int = Field(default=1, ge=1, le=3)
+    """A PHQ-9 item 9 at or above this records suicidal ideation (item 9 is 0-3)."""
     isi_worsening_points: int = Field(default=6, ge=1)
-    """An ISI this far above baseline after the first dose records worsened insomnia."""
-    phq9_item9_min: int = Field(default=1, ge=0)
-    """A PHQ-9 item 9 at or above this records suicidal ideation."""
+    """An ISI this far above baseline after the first dose records worsened insomnia (or an
+    ISI of 28, when the baseline is above 22)."""
+    phq9_worsening_points: int = Field(default=5, ge=1)
+    """A PHQ-9 this far above baseline after the first dose records worsened depression."""
+    phq9_severe_score: int = Field(default=20, ge=1, le=27)
+    """A PHQ-9 at or above this after the first dose, from a baseline below it, records
+    worsened depression."""
     screening_valid_days: float = Field(default=30, gt=0)
     """An interaction screening counts for screening.interactions for at most this long;
     ``screening_due`` comes 3 days before it runs out."""

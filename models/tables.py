@@ -84,7 +84,8 @@ class Case(SQLModel, table=True):
     assigned_coordinator_id: int | None = Field(default=None, foreign_key="users.id")
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     """When the case was approved (its ``approve`` transition), set by that trigger's effect."""
-    referrals: list[str] = Field(default_factory=list, sa_type=JSON)
+    referrals: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    """A declined case's referrals: ``{"referral": ..., "answers": <requirement code>}``."""
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
     audit_hash: str | None = Field(default=None, max_length=64)

@@ -39,7 +39,7 @@ from schedules.scheduling import ReminderListener
 from workflow import hooks
 from workflow.casefacts import CaseFacts
 from workflow.definition import CLINICIAN, COORDINATOR
-from workflow.safety import needs_hold
+from workflow.risk import EVENT_REVIEW, REVIEW_BY_REMINDER, SAFETY_REVIEW
 
 MINUTE = timedelta(minutes=1)
 
@@ -111,19 +111,20 @@ def is_first_dose(session: Any, facts: CaseFacts) -> bool:
     return is_dosing(session, facts) and dosing is not None and dosing.count == 1
 
 
-def holds(event: Any, facts: CaseFacts) -> bool:
-    """An adverse event that holds a case (SPEC.md 4.6), whoever recorded it."""
-    return needs_hold(event)
+def opens(review: str) -> Callable[[Any, CaseFacts], bool]:
+    """The adverse events that open ``review``: ``workflow.risk.REVIEWS`` says which."""
+    row = REVIEW_BY_REMINDER[review]
 
+    def opened_by(event: Any, facts: CaseFacts) -> bool:
+        return row.opened_by(event)
 
-def found_by_the_service(event: Any, facts: CaseFacts) -> bool:
-    """Any other adverse event the service recorded itself."""
-    return bool(event.recorded_by_system) and not needs_hold(event)
+    opened_by.__name__ = f"opens_{review}"
+    return opened_by
 
 
 def reviewed(opened_by: Callable[[Any, CaseFacts], bool]) -> Done:
     """A review is done when every adverse event that opened it, or was recorded while it was
-    open, is resolved."""
+    open, is resolved. Closing the case does not end it (``outlives_close``)."""
 
     def done(facts: CaseFacts, reminder: Reminder | None) -> bool:
         since = reminder.created_at if reminder is not None else None
@@ -252,25 +253,25 @@ POLICIES: tuple[Policy, ...] = (
         until=(Left("on_hold"),),
     ),
     Policy(
-        "safety_review",
+        SAFETY_REVIEW,
         to=CLINICIAN,
-        created_by=(Recorded("adverse_event", where=holds),),
+        created_by=(Recorded("adverse_event", where=opens(SAFETY_REVIEW)),),
         due=AT_ONCE,
         repeat_after=15 * MINUTE,
         escalate_after=HOUR,
         escalate_to=CLINICIAN,
-        done=reviewed(holds),
+        done=reviewed(opens(SAFETY_REVIEW)),
         outlives_close=True,
     ),
     Policy(
-        "event_review",
+        EVENT_REVIEW,
         to=CLINICIAN,
-        created_by=(Recorded("adverse_event", where=found_by_the_service),),
+        created_by=(Recorded("adverse_event", where=opens(EVENT_REVIEW)),),
         due=days(1),
         repeat_after=DAY,
         escalate_after=2 * DAY,
         escalate_to=CLINICIAN,
-        done=reviewed(found_by_the_service),
+        done=reviewed(opens(EVENT_REVIEW)),
         outlives_close=True,
     ),
     Policy(

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import BindParameter, bindparam, func, union_all
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, exists, select
 
 from models.facts import (
     AdverseEvent,
@@ -30,6 +30,7 @@ from models.facts import (
     InteractionScreening,
     Medication,
     Profile,
+    SafetyPlan,
     Taper,
     Vital,
 )
@@ -44,6 +45,9 @@ NOW: BindParameter[Any] = bindparam("now")
 INSTRUMENT: BindParameter[Any] = bindparam("instrument")
 SINCE: BindParameter[Any] = bindparam("since")
 VERSION: BindParameter[Any] = bindparam("version")
+KIND: BindParameter[Any] = bindparam("kind")
+SCORE: BindParameter[Any] = bindparam("score")
+ASSESSMENT: BindParameter[Any] = bindparam("assessment_id")
 
 
 def _newest(model: Any, *where: Any) -> Any:
@@ -69,7 +73,7 @@ LATEST_ASSESSMENT = _newest(
     Assessment, Assessment.instrument == INSTRUMENT, col(Assessment.taken_at) <= NOW
 )
 LATEST_ASSESSMENT_BEFORE = _newest(
-    Assessment, Assessment.instrument == INSTRUMENT, col(Assessment.taken_at) <= SINCE
+    Assessment, Assessment.instrument == INSTRUMENT, col(Assessment.taken_at) < SINCE
 )
 PROFILE = select(Profile).where(Profile.case_id == CASE)
 CONSENT_OF_VERSION = (
@@ -147,6 +151,36 @@ CHECKIN_ASSESSMENTS = (
 MEDICATIONS = _all_of(Medication)
 TAPERS = _all_of(Taper)
 OPEN_ADVERSE_EVENTS = _all_of(AdverseEvent, col(AdverseEvent.resolved_at).is_(None))
+LATEST_EVENT_OF_KIND = (
+    select(AdverseEvent)
+    .where(AdverseEvent.case_id == CASE, AdverseEvent.kind == KIND)
+    .order_by(col(AdverseEvent.onset_at).desc(), col(AdverseEvent.id).desc())
+    .limit(1)
+)
+EVENT_OF_ASSESSMENT = select(AdverseEvent.id).where(
+    AdverseEvent.assessment_id == ASSESSMENT, AdverseEvent.kind == KIND
+)
+UNFLAGGED_SCORES = (
+    select(Assessment)
+    .where(
+        Assessment.case_id == CASE,
+        Assessment.instrument == INSTRUMENT,
+        col(Assessment.taken_at) > SINCE,
+        col(Assessment.score) >= SCORE,
+        ~exists().where(
+            col(AdverseEvent.assessment_id) == col(Assessment.id), col(AdverseEvent.kind) == KIND
+        ),
+    )
+    .order_by(col(Assessment.taken_at), col(Assessment.id))
+)
+"""Scores at or above a threshold, taken after a time, that no event of a kind names yet:
+once each is flagged, it is never read again, so a write reads only what is new."""
+LATEST_SAFETY_PLAN = (
+    select(SafetyPlan)
+    .where(SafetyPlan.case_id == CASE)
+    .order_by(col(SafetyPlan.reviewed_with_patient_at).desc(), col(SafetyPlan.id).desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -219,7 +253,7 @@ class CaseFacts:
         return self._read(f"latest_assessment:{instrument}", query, None)
 
     def latest_assessment_before(self, instrument: str, before: datetime) -> Assessment | None:
-        """The newest score of ``instrument`` taken at or before ``before``."""
+        """The newest score of ``instrument`` taken before ``before``."""
         query = self._first(LATEST_ASSESSMENT_BEFORE, instrument=instrument, since=before)
         return self._read(
             f"latest_assessment_before:{instrument}:{before.isoformat()}", query, None
@@ -327,3 +361,43 @@ class CaseFacts:
     def open_adverse_events(self) -> list[AdverseEvent]:
         """The adverse events not yet resolved."""
         return self._read("open_adverse_events", self._all(OPEN_ADVERSE_EVENTS), [])
+
+    # -- suicide risk and adverse events ------------------------------------------------------
+
+    def latest_event(self, kind: str) -> AdverseEvent | None:
+        """The adverse event of ``kind`` with the latest ``onset_at``, resolved or not."""
+        return self._read(
+            f"latest_event:{kind}", self._first(LATEST_EVENT_OF_KIND, kind=kind), None
+        )
+
+    def has_event_for(self, assessment_id: int, kind: str) -> bool:
+        """Whether an adverse event of ``kind`` already names this assessment."""
+        first = self._first(EVENT_OF_ASSESSMENT, assessment_id=assessment_id, kind=kind)
+        key = f"has_event_for:{assessment_id}:{kind}"
+        return self._read(key, lambda s: first(s) is not None, False)
+
+    def unflagged_scores(
+        self, instrument: str, *, after: datetime, at_least: int, kind: str
+    ) -> Sequence[Assessment]:
+        """Scores of ``instrument`` taken after ``after``, at least ``at_least``, that no
+        event of ``kind`` names yet, oldest first."""
+        query = self._all(
+            UNFLAGGED_SCORES, instrument=instrument, since=after, score=at_least, kind=kind
+        )
+        key = f"unflagged:{instrument}:{after.isoformat()}:{at_least}:{kind}"
+        return self._read(key, query, [])
+
+    @property
+    def latest_safety_plan(self) -> SafetyPlan | None:
+        """The safety plan reviewed with the patient last."""
+        return self._read("latest_safety_plan", self._first(LATEST_SAFETY_PLAN), None)
+
+    @property
+    def units_on_hand(self) -> int:
+        """Units of ketamine at the patient's home (SPEC.md 4.5).
+
+        Always 0 until the controlled-substance record (dispenses, receipts, doses
+        taken, returns) exists: that issue fills this accessor, and
+        ``safety.reassessed`` then asks for secured means whenever it is above 0.
+        """
+        return self._read("units_on_hand", lambda session: 0, 0)

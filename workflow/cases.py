@@ -222,9 +222,9 @@ def list_triggers(
     case = get_case(session, case_id)
     facts = CaseFacts(case=case, now=now, actor=actor, rules=rules, session=session)
     options = []
-    for definition in triggers_from(case.state):
+    for definition in triggers_from(case.state, case.held_from):
         dest = destination(definition, case.state, case.held_from)
-        unmet = evaluate(requirements_for(definition, dest, None, facts), facts)
+        unmet = evaluate(requirements_for(definition, case.state, dest, None, facts), facts)
         options.append(
             TriggerOption(
                 trigger=definition.name,

@@ -1,7 +1,7 @@
 """Which requirements one move of a trigger checks: its own, and the ``also`` that apply.
 
 A trigger's ``requires`` apply to every move; each ``Also`` of the trigger
-table applies to the moves it names (``to``) and when its condition (``when``)
+table applies to the moves it names (``source``, ``to``) and when its condition (``when``)
 holds. A condition is a small pure function of the request's body and the
 case's facts, registered here by name.
 """
@@ -32,19 +32,23 @@ def dose_raised(body: TransitionBody | None, facts: CaseFacts) -> bool:
 CONDITIONS: dict[str, Condition] = {"dose_raised": dose_raised}
 
 
-def applies(also: Also, dest: str, body: TransitionBody | None, facts: CaseFacts) -> bool:
-    """Whether ``also`` applies to a move to ``dest`` with ``body``."""
+def applies(
+    also: Also, source: str, dest: str, body: TransitionBody | None, facts: CaseFacts
+) -> bool:
+    """Whether ``also`` applies to a move from ``source`` to ``dest`` with ``body``."""
+    if also.source is not None and source not in also.source:
+        return False
     if also.to is not None and dest not in also.to:
         return False
     return also.when is None or CONDITIONS[also.when](body, facts)
 
 
 def requirements_for(
-    trigger: TriggerDef, dest: str, body: TransitionBody | None, facts: CaseFacts
+    trigger: TriggerDef, source: str, dest: str, body: TransitionBody | None, facts: CaseFacts
 ) -> tuple[str, ...]:
-    """Every requirement code a move of ``trigger`` to ``dest`` checks, each once, in order."""
+    """Every code a move of ``trigger`` from ``source`` to ``dest`` checks, each once, in order."""
     codes = list(trigger.requires)
     for also in trigger.also:
-        if applies(also, dest, body, facts):
+        if applies(also, source, dest, body, facts):
             codes += also.requires
     return tuple(dict.fromkeys(codes))

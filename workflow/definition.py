@@ -54,8 +54,9 @@ ACTIVE_STATES = tuple(s for s in OPEN_STATES if s != "on_hold")
 class Also:
     """Requirement codes a trigger checks only on some of its moves.
 
-    They apply when the move leads to one of ``to`` (None: to any destination)
-    and the condition ``when`` holds (None: always). ``when`` names a predicate of
+    They apply when the move starts from one of ``source`` (None: from any), leads
+    to one of ``to`` (None: to any destination) and the condition ``when`` holds
+    (None: always). ``when`` names a predicate of
     the request's body and the case's facts in ``workflow.conditions``;
     ``workflow.machine`` checks at import that every name exists.
     """
@@ -63,6 +64,7 @@ class Also:
     requires: tuple[str, ...]
     to: tuple[str, ...] | None = None
     when: str | None = None
+    source: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,14 @@ class TriggerDef:
 
     ``dest`` is ``None`` for an internal transition (the state does not change)
     and ``HELD_FROM`` for ``resume``. ``requires`` are requirement codes
-    (``workflow.guards``); ``body`` names the fields the request must carry and
-    ``optional`` those it may; every trigger takes an optional ``reason``.
+    (``workflow.guards``) checked on every move. With ``on_hold_from``, the
+    trigger leaves ``on_hold`` only for a case held from one of those states.
+    ``body`` names the fields the request must carry and ``optional`` those it
+    may; every trigger takes an optional ``reason``.
     ``effects`` name what else the trigger writes on the case
-    (``workflow.cases.EFFECTS``). ``also`` adds requirements to some of its
-    moves only: to some destinations, or when a condition of the body holds.
+    (``workflow.effects.EFFECTS``). ``also`` adds requirements to some of its
+    moves only: from some sources, to some destinations, or when a condition of
+    the body holds.
     """
 
     name: str
@@ -87,6 +92,23 @@ class TriggerDef:
     optional: tuple[str, ...] = ()
     effects: tuple[str, ...] = ()
     also: tuple[Also, ...] = ()
+    on_hold_from: tuple[str, ...] | None = None
+
+    def leaves(self, state: str, held_from: str | None) -> bool:
+        """Whether the trigger may fire from ``state`` (on hold: from where it was held)."""
+        if state not in self.sources:
+            return False
+        return state != "on_hold" or self.on_hold_from is None or held_from in self.on_hold_from
+
+    def requirements(self, state: str) -> tuple[str, ...]:
+        """Every code a move from ``state`` may check: its own, and each ``also`` that can apply."""
+        extra = [
+            code
+            for also in self.also
+            if also.source is None or state in also.source
+            for code in also.requires
+        ]
+        return tuple(dict.fromkeys((*self.requires, *extra)))
 
 
 ONGOING = (
@@ -141,11 +163,12 @@ TRIGGERS: tuple[TriggerDef, ...] = (
     ),
     TriggerDef(
         "decline",
-        ("evaluation",),
+        ("evaluation", "on_hold"),
         "ineligible",
         (CLINICIAN,),
         body=("reason",),
-        effects=("record_referrals",),
+        effects=("record_referrals", "forget_held_from"),
+        on_hold_from=("evaluation",),
     ),
     TriggerDef(
         "prescribe",
@@ -191,10 +214,13 @@ TRIGGERS: tuple[TriggerDef, ...] = (
     ),
     TriggerDef(
         "discharge",
-        ("monitoring",),
+        ("monitoring", "on_hold"),
         "discharged",
         (CLINICIAN,),
-        ("assessments.recent", "adverse_events.resolved"),
+        ("adverse_events.resolved",),
+        effects=("forget_held_from",),
+        also=(Also(("assessments.recent",), source=("monitoring",)),),
+        on_hold_from=("integration", "monitoring"),
     ),
     TriggerDef(
         "hold", ACTIVE_STATES, "on_hold", STAFF, body=("reason",), effects=("remember_held_from",)
@@ -204,12 +230,18 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         ("on_hold",),
         HELD_FROM,
         (CLINICIAN,),
-        ("adverse_events.resolved",),
+        ("clinician.licensed", "adverse_events.resolved", "safety.reassessed"),
         effects=("forget_held_from",),
         also=(Also(ONGOING, to=PAST_PRESCRIBING),),
     ),
     TriggerDef(
-        "withdraw", OPEN_STATES, "withdrawn", STAFF, body=("reason",), effects=("forget_held_from",)
+        "withdraw",
+        OPEN_STATES,
+        "withdrawn",
+        STAFF,
+        ("adverse_events.suicide_risk_resolved",),
+        body=("reason",),
+        effects=("forget_held_from",),
     ),
 )
 TRIGGER_BY_NAME = {t.name: t for t in TRIGGERS}
@@ -220,9 +252,9 @@ def phase_of(state: str) -> str:
     return STATE_BY_NAME[state].phase
 
 
-def triggers_from(state: str) -> list[TriggerDef]:
-    """The triggers that may fire from ``state``, in table order."""
-    return [t for t in TRIGGERS if state in t.sources]
+def triggers_from(state: str, held_from: str | None = None) -> list[TriggerDef]:
+    """The triggers that may fire from ``state`` (held from ``held_from``), in table order."""
+    return [t for t in TRIGGERS if t.leaves(state, held_from)]
 
 
 def may_fire(role: str, trigger: TriggerDef) -> bool:
@@ -247,14 +279,17 @@ DOSING_STATES = ("integration", "monitoring")
 class FactDef:
     """One kind of fact: who may record it, and in which states of the case.
 
-    A write in another state is refused with a conflict. Admins record no
+    A write in another state is refused with a conflict. By default a fact is
+    recorded on open cases only: a closed case accepts adverse events and their
+    resolution, and nothing else (SPEC.md section 4; medication counts and
+    returns join them with the controlled-substance record). Admins record no
     fact (SPEC.md section 1). ``approved_roles``, when given, are who may
     record it once the case is approved (SPEC.md 4.1: history and profile).
     """
 
     name: str
     roles: tuple[str, ...]
-    states: tuple[str, ...] = ANY_STATE
+    states: tuple[str, ...] = OPEN_STATES
     approved_roles: tuple[str, ...] | None = None
 
 
@@ -274,8 +309,11 @@ FACTS: tuple[FactDef, ...] = (
     FactDef("vital", STAFF),
     FactDef("dose_clearance", STAFF),
     FactDef("session", STAFF, DOSING_STATES),
-    FactDef("adverse_event", STAFF),
-    FactDef("adverse_event_resolve", (CLINICIAN,)),
+    FactDef("adverse_event", STAFF, ANY_STATE),
+    FactDef("adverse_event_resolve", (CLINICIAN,), ANY_STATE),
+    # Open cases only: after discharge, suicidal ideation reaches a clinician through
+    # its safety_review, and the resolution's note records what was done (SPEC.md 4).
+    FactDef("safety_plan", (CLINICIAN,)),
 )
 FACT_BY_NAME = {f.name: f for f in FACTS}
 

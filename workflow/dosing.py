@@ -10,6 +10,7 @@ from models.facts import CareSession, DoseClearance
 from models.schemas import ClearanceCreate, SessionCreate
 from models.settings import Settings
 from models.tables import Case
+from workflow import safety
 from workflow.casefacts import CaseFacts
 from workflow.definition import DOSING_STATES
 from workflow.errors import NotFound, ValidationFailed
@@ -71,6 +72,7 @@ def record_session(write: CaseWrite, *, data: SessionCreate) -> CareSession:
     if data.kind != "dosing":
         care_session.clearance_id = None
     write.record("session", care_session)
+    safety.after_session(write, care_session)
     return care_session
 
 

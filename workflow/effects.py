@@ -24,7 +24,7 @@ def remember_held_from(case: Case, actor: Actor, facts: CaseFacts) -> dict[str, 
 
 
 def forget_held_from(case: Case, actor: Actor, facts: CaseFacts) -> dict[str, Any]:
-    """``resume``: the case is no longer held."""
+    """``resume``, and closing a held case: the case is no longer held."""
     return {"held_from": None}
 
 

@@ -133,9 +133,22 @@ def current_screening(facts: CaseFacts) -> Any | None:
 
 
 def first_dosing_at(facts: CaseFacts) -> datetime | None:
-    """When the first dosing session was completed, if there was one."""
+    """When the first dose was taken, if it was: the one place that says so.
+
+    Today the first dosing session's ``completed_at``; its ``dosed_at`` once sessions
+    record it (SPEC.md 0).
+    """
     dosing = facts.session_stats.get("dosing")
     return None if dosing is None else dosing.first
+
+
+def baseline_assessment(facts: CaseFacts, instrument: str) -> Any | None:
+    """The baseline of ``instrument`` (SPEC.md 0): its latest score taken before the first
+    dose; before any dose, its latest score so far."""
+    first_dose = first_dosing_at(facts)
+    if first_dose is None:
+        return facts.latest_assessment(instrument)
+    return facts.latest_assessment_before(instrument, first_dose)
 
 
 def _classes(medication: Any) -> list[str]:
@@ -501,3 +514,36 @@ def adverse_events_resolved(facts: CaseFacts) -> str | None:
         return None
     kinds = ", ".join(f"{e.kind} (#{e.id})" for e in open_events)
     return f"A clinician must resolve the open adverse events: {kinds}."
+
+
+# -- suicide risk (SPEC.md 3.1, 4.6) -----------------------------------------------------------
+
+
+@requirement("adverse_events.suicide_risk_resolved")
+def suicide_risk_resolved(facts: CaseFacts) -> str | None:
+    open_events = [e for e in facts.open_adverse_events if e.kind == "suicidal_ideation"]
+    if not open_events:
+        return None
+    ids = ", ".join(f"#{e.id}" for e in open_events)
+    return f"A clinician must first review and resolve the suicidal ideation ({ids})."
+
+
+@requirement("safety.reassessed")
+def safety_reassessed(facts: CaseFacts) -> str | None:
+    """The clinician's documented risk assessment decides, not a later score of zero: the
+    latest safety plan must follow the latest suicidal ideation and rate the risk low."""
+    event = facts.latest_event("suicidal_ideation")
+    if event is None:
+        return None
+    plan = facts.latest_safety_plan
+    since = f"after the suicidal ideation of {event.onset_at:%Y-%m-%d %H:%M} UTC (#{event.id})"
+    if plan is None or plan.reviewed_with_patient_at <= event.onset_at:
+        return f"A clinician must review a safety plan with the patient {since}."
+    if plan.risk_level != "low":
+        return (
+            f"The latest safety plan rates the suicide risk {plan.risk_level}: "
+            "a clinician must reassess it as low before the case resumes."
+        )
+    if facts.units_on_hand > 0 and not plan.means_secured:
+        return "The ketamine at home must be secured (locked away or held by the monitor)."
+    return None

@@ -42,9 +42,19 @@ def _requirements_met(event: EventData) -> bool:
     trigger: TriggerDef = event.kwargs["definition"]
     transition = event.transition
     dest = (transition.dest if transition is not None else None) or model.state
-    codes = requirements_for(trigger, dest, model.body, model.facts)
+    codes = requirements_for(trigger, model.state, dest, model.body, model.facts)
     model.unmet = evaluate(codes, model.facts)
     return not model.unmet
+
+
+def _held_from_one_of(trigger: TriggerDef):
+    """A trigger that leaves ``on_hold`` only for a case held from some states."""
+
+    def held_from_allowed(event: EventData) -> bool:
+        return trigger.leaves("on_hold", cast(CaseModel, event.model).held_from)
+
+    held_from_allowed.__name__ = f"{trigger.name}_held_from_allowed"
+    return held_from_allowed
 
 
 def _resumes_to(state: str):
@@ -74,12 +84,15 @@ def _transitions() -> list[dict[str, Any]]:
                             }
                         )
                 continue
+            conditions = [_requirements_met]
+            if source == "on_hold" and trigger.on_hold_from is not None:
+                conditions.insert(0, _held_from_one_of(trigger))
             declared.append(
                 {
                     "trigger": trigger.name,
                     "source": source,
                     "dest": trigger.dest,
-                    "conditions": [_requirements_met],
+                    "conditions": conditions,
                 }
             )
     return declared

@@ -37,20 +37,6 @@ def _not_future(day: date, now: datetime, field: str) -> date:
     return day
 
 
-def _warn_if_interacting(write: CaseWrite, medication: Medication) -> None:
-    """A blocking-class medication added or made active on an approved case is an adverse event."""
-    blocking = drugs.blocking_classes(drugs.current_table(settings))
-    found = [c for c in medication.drug_classes if c in blocking]
-    if medication.status != "active" or not found or not write.facts.approved:
-        return
-    safety.record_system_event(
-        write,
-        kind="other",
-        severity="moderate",
-        description=f"new interacting medication: {medication.name} ({', '.join(found)})",
-    )
-
-
 def _classify(medication: Medication) -> None:
     found = drugs.classes_of(medication, drugs.current_table(settings))
     medication.drug_classes, medication.drug_class = list(found.drug_classes), found.drug_class
@@ -75,7 +61,7 @@ def add_medication(write: CaseWrite, *, data: MedicationCreate) -> Medication:
     )
     changes = {"medication_list_version": case.medication_list_version + 1}
     write.record("medication", medication, changes)
-    _warn_if_interacting(write, medication)
+    safety.after_medication(write, medication, was_active=False)
     return medication
 
 
@@ -116,8 +102,7 @@ def update_medication(
         medication.updated_at = now
         changes["medication_list_version"] = case.medication_list_version + 1
     write.record("medication_update", medication, changes)
-    if before[0] != "active" and medication.status == "active":
-        _warn_if_interacting(write, medication)
+    safety.after_medication(write, medication, was_active=before[0] == "active")
     return medication
 
 

@@ -22,6 +22,7 @@ from models.facts import (
     DoseClearance,
     InteractionScreening,
     Medication,
+    SafetyPlan,
     Taper,
     Vital,
 )
@@ -29,6 +30,7 @@ from models.schemas import (
     AdverseEventCreate,
     AdverseEventResolve,
     AssessmentCreate,
+    SafetyPlanCreate,
     VitalCreate,
 )
 from models.settings import settings
@@ -48,6 +50,7 @@ COLLECTIONS: dict[str, type[SQLModel]] = {
     "dose-clearances": DoseClearance,
     "sessions": CareSession,
     "adverse-events": AdverseEvent,
+    "safety-plans": SafetyPlan,
 }
 
 
@@ -103,8 +106,11 @@ def record_vital(write: CaseWrite, *, data: VitalCreate) -> Vital:
 
 @writes("adverse_event")
 def record_adverse_event(write: CaseWrite, *, data: AdverseEventCreate) -> AdverseEvent:
-    """Record an adverse event; a serious one puts the case on hold at once."""
-    event = AdverseEvent(case_id=write.case_id, created_at=write.now, **data.model_dump())
+    """Record an adverse event; a serious one puts the case on hold at once (SPEC.md 4.6)."""
+    onset_at = data.onset_at or write.now
+    not_future(onset_at, write.now, "onset_at", write.case)
+    fields = data.model_dump(exclude={"onset_at"})
+    event = AdverseEvent(case_id=write.case_id, created_at=write.now, onset_at=onset_at, **fields)
     write.record("adverse_event", event)
     safety.hold_if_needed(write, event)
     return event
@@ -125,3 +131,15 @@ def resolve_adverse_event(
     )
     write.record("adverse_event_resolve", event)
     return event
+
+
+@writes("safety_plan")
+def record_safety_plan(write: CaseWrite, *, data: SafetyPlanCreate) -> SafetyPlan:
+    """A clinician records the safety plan and suicide-risk assessment reviewed with the
+    patient: what ``safety.reassessed`` reads before a case resumes (SPEC.md 4.6)."""
+    not_future(data.reviewed_with_patient_at, write.now, "reviewed_with_patient_at", write.case)
+    plan = SafetyPlan(
+        case_id=write.case_id, recorded_by=write.actor.id, created_at=write.now, **data.model_dump()
+    )
+    write.record("safety_plan", plan)
+    return plan

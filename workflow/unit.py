@@ -34,6 +34,8 @@ from workflow.audit import append_event, lock_case, record_id, save_case
 from workflow.casefacts import CaseFacts
 from workflow.definition import (
     FACT_BY_NAME,
+    FACTS,
+    STATE_BY_NAME,
     SYSTEM,
     TRIGGER_BY_NAME,
     Actor,
@@ -102,6 +104,12 @@ class CaseWrite:
         case = self.case
         if is_invalid(case.state, definition):
             raise InvalidTransition(f"{definition.name} does not leave {case.state}.")
+        if not definition.leaves(case.state, case.held_from):
+            raise InvalidTransition(
+                f"{definition.name} leaves on_hold only for a case held from "
+                f"{' or '.join(definition.on_hold_from or ())}; this one was held from "
+                f"{case.held_from}."
+            )
         _check_body(definition, body)
         self.facts.actor = actor
         model = CaseModel(state=case.state, held_from=case.held_from, facts=self.facts, body=body)
@@ -196,10 +204,7 @@ def begin(
     case = lock_case(session, case_id, expected_version)
     fact = FACT_BY_NAME.get(action)
     if fact is not None and case.state not in fact.states:
-        raise Conflict(
-            f"A {action.replace('_', ' ')} is not recorded on a case in {case.state}; "
-            f"only in {', '.join(fact.states)}."
-        )
+        raise Conflict(_not_in_state(case, fact))
     write = CaseWrite(session, case, actor, now, rules)
     if fact is not None and actor.role != SYSTEM:
         _check_role_once_approved(write, fact)
@@ -215,6 +220,17 @@ def _check_role_once_approved(write: CaseWrite, fact: FactDef) -> None:
         f"Once a case is approved, only a {' or '.join(allowed)} may record its "
         f"{fact.name.replace('_', ' ')}."
     )
+
+
+def _not_in_state(case: Case, fact: FactDef) -> str:
+    if STATE_BY_NAME[case.state].terminal:
+        accepted = [f.name for f in FACTS if case.state in f.states]
+        return (
+            f"Case {case.id} is closed ({case.state}): it records only {', '.join(accepted)}; "
+            f"not {fact.name}."
+        )
+    what = fact.name.replace("_", " ")
+    return f"A {what} is not recorded on a case in {case.state}; only in {', '.join(fact.states)}."
 
 
 def begin_new(

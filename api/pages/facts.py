@@ -26,6 +26,7 @@ from models.schemas import (
     MedicationCreate,
     MedicationUpdate,
     ProfileIn,
+    SafetyPlanCreate,
     ScreeningCreate,
     SessionCreate,
     TaperConfirm,
@@ -106,5 +107,6 @@ FACT_FORMS: tuple[FactForm, ...] = (
     ),
     FactForm("assignment", "Assign the case", CaseAssignment, cases.assign_case),
     FactForm("case_update", "The patient moved to another state", CaseUpdate, cases.update_case),
+    FactForm("safety_plan", "Safety plan", SafetyPlanCreate, records.record_safety_plan),
 )
 FACT_FORM_BY_NAME = {form.fact: form for form in FACT_FORMS}

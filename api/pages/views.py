@@ -31,6 +31,7 @@ FACT_SECTIONS = (
     ("dose-clearances", "Dose clearances"),
     ("sessions", "Sessions"),
     ("adverse-events", "Adverse events"),
+    ("safety-plans", "Safety plans"),
 )
 HIDDEN_COLUMNS = {"case_id", "created_at", "updated_at", "findings", "unmet"}
 REMINDER_PAGE = 200

@@ -71,7 +71,8 @@ def list_consents(
 
 @router.post("/assessments", status_code=201, responses=write_responses(201))
 def record_assessment(data: AssessmentCreate, write: CaseWrite) -> Assessment:
-    """Record a PHQ-9, GAD-7 or ISI; a PHQ-9 item 9 of 1+ records suicidal ideation."""
+    """Record a PHQ-9 (with its item 9), GAD-7 or ISI; a PHQ-9 item 9 of 1+ records
+    suicidal ideation."""
     return write(records.record_assessment, data=data)
 
 

@@ -147,9 +147,14 @@ def record_evaluation(api: Api, case_id: int, role: str = "coordinator") -> None
     record_patient(api, case_id, role)
     for instrument, score in (("phq9", 16), ("gad7", 12), ("isi", 20)):
         body = {"instrument": instrument, "score": score, "taken_at": api.ago(days=1)}
-        api.post(role, case_url(case_id, "/assessments"), body)
+        api.post(role, case_url(case_id, "/assessments"), with_item9(body))
     vital = {"systolic": 128, "diastolic": 82, "heart_rate": 70, "taken_at": api.ago(hours=2)}
     api.post(role, case_url(case_id, "/vitals"), vital)
+
+
+def with_item9(body: dict[str, Any], item9: int = 0) -> dict[str, Any]:
+    """``body`` with ``item9`` when it is a PHQ-9 (which requires it, SPEC.md 4.2)."""
+    return {**body, "item9": item9} if body.get("instrument") == "phq9" else body
 
 
 def screen(api: Api, case_id: int) -> dict[str, Any]:

@@ -110,6 +110,15 @@ def _assignment(api: Api) -> Request:
     return case_url(open_case(api), "/assignment"), {"coordinator_id": coordinator["id"]}
 
 
+def _safety_plan(api: Api) -> dict[str, Any]:
+    return {
+        "plan": "Crisis line; means locked away.",
+        "reviewed_with_patient_at": api.ago(hours=1),
+        "risk_level": "low",
+        "means_secured": True,
+    }
+
+
 def _new_user(api: Api, suffix: str = "", body: Any = None) -> Request:
     """A fresh coordinator to change, so that no caller of the matrix is touched."""
     user = {"name": f"u{next(_names)}", "role": "coordinator"}
@@ -210,6 +219,12 @@ MATRIX: dict[tuple[str, str], Cell] = {
         EVERYONE, 200, lambda api: _case(api, "/adverse-events")
     ),
     ("POST", CASE + "/adverse-events/{event_id}/resolve"): Cell(CLINICIANS, 200, _resolve),
+    ("POST", CASE + "/safety-plans"): Cell(
+        CLINICIANS,
+        201,
+        lambda api: _case(api, "/safety-plans", _safety_plan(api)),
+    ),
+    ("GET", CASE + "/safety-plans"): Cell(EVERYONE, 200, lambda api: _case(api, "/safety-plans")),
     ("GET", CASE + "/events"): Cell(EVERYONE, 200, lambda api: _case(api, "/events")),
     ("GET", CASE + "/events/verify"): Cell(EVERYONE, 200, lambda api: _case(api, "/events/verify")),
     ("GET", CASE + "/reminders"): Cell(EVERYONE, 200, lambda api: _case(api, "/reminders")),

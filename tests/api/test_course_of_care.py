@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from tests.api.helpers import (
     ELIGIBLE_HISTORY,
+    MOOD_DRIVEN,
     Api,
     case_url,
     clearance,
@@ -14,6 +16,7 @@ from tests.api.helpers import (
     open_case,
     record_evaluation,
     screen,
+    with_item9,
 )
 
 
@@ -54,7 +57,7 @@ def test_evaluation_to_discharge(api: Api):
     assert unmet_codes(api, case_id, "discharge") == ["assessments.recent"]
     for instrument, score in (("phq9", 6), ("isi", 9)):
         body = {"instrument": instrument, "score": score, "taken_at": api.ago(hours=3)}
-        api.post("coordinator", case_url(case_id, "/assessments"), body)
+        api.post("coordinator", case_url(case_id, "/assessments"), with_item9(body))
 
     before = case["version"]
     case = api.fire("clinician", case_id, "adjust_dose", dose_mg=80, rationale="Good response.")
@@ -141,17 +144,22 @@ def test_phq9_item9_records_suicidal_ideation_and_holds(api: Api):
     body = {"instrument": "phq9", "score": 14, "item9": 1, "taken_at": api.ago(hours=1)}
     api.post("coordinator", case_url(case_id, "/assessments"), body)
     events = api.items("clinician", case_url(case_id, "/adverse-events"))
-    assert [(e["kind"], e["severity"]) for e in events] == [("suicidal_ideation", "severe")]
+    assert [(e["kind"], e["severity"]) for e in events] == [("suicidal_ideation", "moderate")]
+    onset, taken = (
+        datetime.fromisoformat(str(v)) for v in (events[0]["onset_at"], body["taken_at"])
+    )
+    assert onset == taken  # the time of the PHQ-9 that showed it
     assert api.get("clinician", case_url(case_id))["state"] == "on_hold"
 
 
 def test_decline_keeps_referrals(api: Api):
     case_id = open_case(api)
-    history = {**ELIGIBLE_HISTORY, "cbti_completed": False}
-    api.call("coordinator", "PUT", case_url(case_id, "/history"), json=history, expect=200)
+    # The clinician judges the insomnia mood-driven: only the missing CBT-I trial refers.
+    history = {**ELIGIBLE_HISTORY, **MOOD_DRIVEN, "cbti_completed": False}
+    api.call("clinician", "PUT", case_url(case_id, "/history"), json=history, expect=200)
     case = api.fire("clinician", case_id, "decline", reason="No CBT-I trial yet.")
     assert (case["state"], case["phase"]) == ("ineligible", "closed")
-    assert "cbt_i" in case["referrals"]
+    assert case["referrals"] == [{"referral": "cbt_i", "answers": "criteria.cbti_trial"}]
     assert api.get("coordinator", case_url(case_id))["referrals"] == case["referrals"]
 
 

@@ -101,7 +101,7 @@ def test_a_form_without_the_sessions_csrf_token_is_refused(client, tokens, api: 
     case_id = open_case(api)
     csrf = signed_in_csrf(client, tokens["coordinator"])
     before = api.snapshot(case_id)
-    body = {"instrument": "phq9", "score": "12", "taken_at": api.ago(hours=1)[:16]}
+    body = {"instrument": "phq9", "score": "12", "item9": "0", "taken_at": api.ago(hours=1)[:16]}
     for forged in ({}, {"csrf_token": "x" * len(csrf)}):
         response = client.post(f"/app/cases/{case_id}/facts/assessment", data={**body, **forged})
         assert response.status_code == 403
@@ -150,6 +150,35 @@ def test_a_fact_is_recorded_through_the_form(client, tokens, api: Api):
     (recorded,) = api.items("coordinator", case_url(case_id, "/assessments"))
     assert (recorded["instrument"], recorded["score"]) == ("gad7", 9)
     assert recorded["taken_at"].startswith(taken_at)
+
+
+def test_a_clinician_records_a_safety_plan_through_the_form(client, tokens, api: Api):
+    case_id = open_case(api)
+    csrf = signed_in_csrf(client, tokens["clinician"])
+    reviewed = api.ago(hours=1)[:16]
+    body = {
+        "csrf_token": csrf,
+        "plan": "Crisis line; the monitor keeps the medication.",
+        "reviewed_with_patient_at": reviewed,
+        "risk_level": "low",
+        "means_secured": "on",
+    }
+    response = client.post(f"/app/cases/{case_id}/facts/safety_plan", data=body)
+    assert response.status_code == 200 and "Saved: safety plan" in response.text
+    assert "Safety plans" in response.text
+    (plan,) = api.items("clinician", case_url(case_id, "/safety-plans"))
+    assert (plan["risk_level"], plan["means_secured"]) == ("low", True)
+    assert plan["reviewed_with_patient_at"].startswith(reviewed)
+
+
+def test_a_phq9_without_item9_is_refused_by_the_form(client, tokens, api: Api):
+    case_id = open_case(api)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    before = api.snapshot(case_id)
+    body = {"csrf_token": csrf, "instrument": "phq9", "score": "26", "taken_at": api.ago()[:16]}
+    response = client.post(f"/app/cases/{case_id}/facts/assessment", data=body)
+    assert response.status_code == 422 and "requires item9" in response.text
+    assert api.snapshot(case_id) == before
 
 
 def test_a_bad_value_shows_the_schemas_message_and_writes_nothing(client, tokens, api: Api):

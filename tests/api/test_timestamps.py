@@ -106,7 +106,12 @@ def test_good_due_before_is_served(api: Api):
 def test_clinical_fields_are_not_coerced(api: Api, path, field, value):
     case_id = open_case(api)
     bodies = {
-        "/assessments": {"instrument": "phq9", "score": 5, "taken_at": api.ago(hours=1)},
+        "/assessments": {
+            "instrument": "phq9",
+            "score": 5,
+            "item9": 0,
+            "taken_at": api.ago(hours=1),
+        },
         "/vitals": {"systolic": 120, "diastolic": 80, "taken_at": api.ago(hours=1)},
         "/dose-clearances": {"systolic": 118, "diastolic": 76, "monitor_present": True},
     }

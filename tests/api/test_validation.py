@@ -24,7 +24,7 @@ def test_bad_body_lists_each_field(api: Api):
 @pytest.mark.parametrize(
     "body",
     [
-        {"instrument": "phq9", "score": 28},  # a model validator: its ctx holds an exception
+        {"instrument": "phq9", "score": 28, "item9": 3},  # model validator: ctx holds an exception
         {"instrument": "gad7", "score": 5, "item9": 1},
         {"instrument": "isi", "score": 5, "taken_at": "2026-11-01T10:00:00"},  # naive
         {"instrument": "isi", "score": 5, "taken_at": "2026-12-25T10:00:00Z"},  # future
@@ -39,6 +39,36 @@ def test_invalid_assessments_are_422(api: Api, body):
     response = api.call("coordinator", "POST", case_url(case_id, "/assessments"), json=body)
     assert assert_problem(response, 422, "validation_error")["errors"]
     assert api.snapshot(case_id) == before
+
+
+@pytest.mark.parametrize(
+    ("score", "item9", "why"),
+    [
+        (27, None, "a phq9 requires item9"),
+        (12, None, "a phq9 requires item9"),
+        (2, 3, "cannot be more than the total score"),
+        (0, 1, "cannot be more than the total score"),
+        (27, 2, "needs an item9 of at least 3"),
+        (25, 0, "needs an item9 of at least 1"),
+    ],
+)
+def test_an_inconsistent_phq9_is_422_naming_item9(api: Api, score, item9, why):
+    """SPEC.md 4.2: a PHQ-9 carries item 9, with item9 <= score and score - item9 <= 24."""
+    case_id = open_case(api)
+    body = {"instrument": "phq9", "score": score, "item9": item9, "taken_at": api.ago(hours=1)}
+    before = api.snapshot(case_id)
+    response = api.call("coordinator", "POST", case_url(case_id, "/assessments"), json=body)
+    (error,) = assert_problem(response, 422, "validation_error")["errors"]
+    assert error["loc"] == ["body", "item9"] and why in error["msg"]
+    assert api.snapshot(case_id) == before
+
+
+@pytest.mark.parametrize(("score", "item9"), [(0, 0), (3, 3), (24, 0), (25, 1), (27, 3)])
+def test_a_consistent_phq9_is_recorded(api: Api, score, item9):
+    case_id = open_case(api)
+    body = {"instrument": "phq9", "score": score, "item9": item9, "taken_at": api.ago(hours=1)}
+    recorded = api.post("coordinator", case_url(case_id, "/assessments"), body)
+    assert (recorded["score"], recorded["item9"]) == (score, item9)
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,16 @@ def test_workflow_lists_states_phases_and_triggers(api: Api):
     assert "integration" in resume_dests and "on_hold" not in resume_dests
     assert "adverse_events.resolved" in doc["requirements"]
     assert doc["fact_roles"]["taper"] == ["clinician"]
+    discharge = triggers["discharge"]
+    assert discharge["sources"] == ["monitoring", "on_hold"]
+    assert discharge["requires"] == ["adverse_events.resolved"]
+    assert discharge["also"] == [
+        {"requires": ["assessments.recent"], "source": ["monitoring"], "to": None, "when": None}
+    ]
+    assert discharge["on_hold_from"] == ["integration", "monitoring"]
+    assert triggers["decline"]["on_hold_from"] == ["evaluation"]
+    assert triggers["resume"]["on_hold_from"] is None
+    assert {"safety.reassessed", "adverse_events.suicide_risk_resolved"} <= set(doc["requirements"])
 
 
 def test_diagram_is_mermaid_generated_from_the_machine(api: Api):

@@ -47,6 +47,8 @@ def scores(api: Api, case_id: int, days_ago: float, **scores: int) -> None:
     """A PHQ-9, GAD-7 and ISI taken ``days_ago``."""
     for instrument, score in scores.items():
         body = {"instrument": instrument, "score": score, "taken_at": api.ago(days=days_ago)}
+        if instrument == "phq9":
+            body["item9"] = 0  # required on a PHQ-9 (SPEC.md 4.2)
         api.post("coordinator", f"/api/v1/cases/{case_id}/assessments", body)
 
 

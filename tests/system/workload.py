@@ -65,7 +65,8 @@ class Staff:
 
 def assessment(instrument: str = "phq9", score: int = 12) -> dict[str, Any]:
     taken_at = datetime.now(UTC) - timedelta(hours=1)
-    return {"instrument": instrument, "score": score, "taken_at": taken_at.isoformat()}
+    body = {"instrument": instrument, "score": score, "taken_at": taken_at.isoformat()}
+    return body | {"item9": 0} if instrument == "phq9" else body
 
 
 def vital() -> dict[str, Any]:

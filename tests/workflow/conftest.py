@@ -30,6 +30,7 @@ from models.facts import (
     InteractionScreening,
     Medication,
     Profile,
+    SafetyPlan,
     Taper,
     Vital,
 )
@@ -46,6 +47,8 @@ from models.schemas import (
     MedicationCreate,
     MedicationUpdate,
     ProfileIn,
+    RiskLevel,
+    SafetyPlanCreate,
     ScreeningCreate,
     SessionCreate,
     SessionKind,
@@ -73,6 +76,7 @@ FACT_TABLES = (
     DoseClearance,
     CareSession,
     AdverseEvent,
+    SafetyPlan,
 )
 
 
@@ -80,6 +84,7 @@ def read_every_view(facts: CaseFacts) -> None:
     """Make every read the guards use, so the view answers after its session closes."""
     for instrument in ("phq9", "gad7", "isi"):
         facts.latest_assessment(instrument)
+    facts.latest_event("suicidal_ideation")
     for name in (
         "history",
         "profile",
@@ -94,6 +99,9 @@ def read_every_view(facts: CaseFacts) -> None:
         "medications",
         "tapers",
         "open_adverse_events",
+        "latest_safety_plan",
+        "approved",
+        "units_on_hand",
     ):
         getattr(facts, name)
     facts.blood_pressure_mean(facts.rules.baseline_window_days)
@@ -333,6 +341,8 @@ class Clinic:
         taken_at: datetime | None = None,
         actor: Actor | None = None,
     ) -> Assessment:
+        if item9 is None and instrument == "phq9":
+            item9 = 0  # a PHQ-9 always carries item 9 (SPEC.md 4.2); tests that care pass it
         data = AssessmentCreate(
             instrument=instrument,
             score=score,
@@ -453,11 +463,45 @@ class Clinic:
         return self.session(case_id, "dosing", clearance_id=clearance.id)
 
     def adverse_event(
-        self, case_id: int, kind: AdverseEventKind = "nausea", severity: Severity = "mild"
+        self,
+        case_id: int,
+        kind: AdverseEventKind = "nausea",
+        severity: Severity = "mild",
+        *,
+        onset_at: datetime | None = None,
+        actor: Actor | None = None,
     ) -> AdverseEvent:
-        data = AdverseEventCreate(kind=kind, severity=severity, description="Reported by phone.")
+        data = AdverseEventCreate(
+            kind=kind, severity=severity, description="Reported by phone.", onset_at=onset_at
+        )
         return self.call(
-            records.record_adverse_event, case_id=case_id, data=data, actor=self.coordinator
+            records.record_adverse_event,
+            case_id=case_id,
+            data=data,
+            actor=actor or self.coordinator,
+        )
+
+    def safety_plan(
+        self,
+        case_id: int,
+        *,
+        risk_level: RiskLevel = "low",
+        means_secured: bool = True,
+        reviewed_at: datetime | None = None,
+        actor: Actor | None = None,
+    ) -> SafetyPlan:
+        """A safety plan reviewed with the patient (now, by default) by the clinician."""
+        data = SafetyPlanCreate(
+            plan="Crisis line, remove means, monitor stays overnight; review in a week.",
+            reviewed_with_patient_at=reviewed_at or self.now,
+            risk_level=risk_level,
+            means_secured=means_secured,
+        )
+        return self.call(
+            records.record_safety_plan,
+            case_id=case_id,
+            data=data,
+            actor=actor or self.clinician,
         )
 
     def resolve(self, case_id: int, event_id: int, actor: Actor | None = None) -> AdverseEvent:

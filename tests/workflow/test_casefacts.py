@@ -32,7 +32,7 @@ def test_a_trigger_without_guards_reads_no_facts(clinic, case_in, monkeypatch):
 def test_a_guarded_trigger_reads_only_what_its_guards_need(clinic, case_in, monkeypatch):
     case_id = case_in("on_hold", held_from="evaluation")
     loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "resume"))
-    assert loaded == ["open_adverse_events"]
+    assert loaded == ["open_adverse_events", "latest_event:suicidal_ideation"]
 
 
 def test_the_ongoing_set_reads_each_fact_once_and_no_collection_of_readings(
@@ -43,6 +43,7 @@ def test_the_ongoing_set_reads_each_fact_once_and_no_collection_of_readings(
     assert sorted(loaded) == sorted(
         [
             "open_adverse_events",
+            "latest_event:suicidal_ideation",
             "profile",
             "history",
             "blood_pressure_mean:30.0",

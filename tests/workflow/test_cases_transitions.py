@@ -17,6 +17,13 @@ PAIRS = [(s.name, t.name) for s in STATES for t in TRIGGERS]
 ALLOWED = [(s, t) for s, t in PAIRS if s in TRIGGER_BY_NAME[t].sources]
 REFUSED = [(s, t) for s, t in PAIRS if s not in TRIGGER_BY_NAME[t].sources]
 TERMINAL = [s.name for s in STATES if s.terminal]
+# SPEC.md section 2: triggers that leave on_hold only for a case held from some states.
+HELD_EXITS = {"decline": ("evaluation",), "discharge": ("integration", "monitoring")}
+
+
+def held_from_for(state: str, trigger: str) -> str:
+    """Where a case ``case_in(state)`` is held from, so that ``trigger`` may leave it."""
+    return HELD_EXITS.get(trigger, ("evaluation",))[0] if state == "on_hold" else "evaluation"
 
 
 def expected_destination(state: str, trigger: str, held_from: str | None) -> str | None:
@@ -36,7 +43,7 @@ def test_the_matrix_covers_both_kinds_of_pair():
 
 @pytest.mark.parametrize(("state", "trigger"), ALLOWED)
 def test_an_allowed_pair_moves_the_case_and_audits_it(clinic, case_in, state, trigger):
-    case_id = case_in(state)
+    case_id = case_in(state, held_from=held_from_for(state, trigger))
     before = clinic.case(case_id)
     events_before = clinic.events(case_id)
 
@@ -71,6 +78,25 @@ def test_every_other_pair_is_refused_and_changes_nothing(clinic, case_in, state,
         clinic.fire(case_id, trigger)
 
     assert clinic.snapshot(case_id) == before
+
+
+HELD_PAIRS = [(t, h) for t in HELD_EXITS for h in ACTIVE_STATES]
+
+
+@pytest.mark.parametrize(("trigger", "held_from"), HELD_PAIRS)
+def test_decline_and_discharge_leave_a_hold_only_from_where_the_spec_says(
+    clinic, case_in, trigger, held_from
+):
+    case_id = case_in("on_hold", held_from=held_from)
+    if held_from not in HELD_EXITS[trigger]:
+        before = clinic.snapshot(case_id)
+        with pytest.raises(InvalidTransition) as refused:
+            clinic.fire(case_id, trigger)
+        assert f"held from {held_from}" in refused.value.detail
+        assert clinic.snapshot(case_id) == before
+        return
+    case = clinic.fire(case_id, trigger)
+    assert (case.state, case.held_from) == (TRIGGER_BY_NAME[trigger].dest, None)
 
 
 @pytest.mark.parametrize("held_from", ACTIVE_STATES)

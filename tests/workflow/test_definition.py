@@ -104,11 +104,12 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "body": [],
     },
     "decline": {
-        "sources": ["evaluation"],
+        "sources": ["evaluation", "on_hold"],
         "dest": "ineligible",
         "roles": ["clinician"],
         "requires": [],
         "body": ["reason"],
+        "on_hold_from": ["evaluation"],
     },
     "prescribe": {
         "sources": ["delivery.awaiting_prescription"],
@@ -153,6 +154,7 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "also": [
             {
                 "requires": ["assessments.recent", "adverse_events.resolved", *SPEC_ONGOING],
+                "source": None,
                 "to": None,
                 "when": "dose_raised",
             }
@@ -160,11 +162,15 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "body": ["dose_mg", "rationale"],
     },
     "discharge": {
-        "sources": ["monitoring"],
+        "sources": ["monitoring", "on_hold"],
         "dest": "discharged",
         "roles": ["clinician"],
-        "requires": ["assessments.recent", "adverse_events.resolved"],
+        "requires": ["adverse_events.resolved"],
         "body": [],
+        "also": [
+            {"requires": ["assessments.recent"], "source": ["monitoring"], "to": None, "when": None}
+        ],
+        "on_hold_from": ["integration", "monitoring"],
     },
     "hold": {
         "sources": list(ACTIVE),
@@ -177,10 +183,11 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "sources": ["on_hold"],
         "dest": "<held_from>",
         "roles": ["clinician"],
-        "requires": ["adverse_events.resolved"],
+        "requires": ["clinician.licensed", "adverse_events.resolved", "safety.reassessed"],
         "also": [
             {
                 "requires": SPEC_ONGOING,
+                "source": None,
                 "to": ["delivery.prescribed", "delivery.shipped", "integration", "monitoring"],
                 "when": None,
             }
@@ -191,10 +198,12 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "sources": list(NON_TERMINAL),
         "dest": "withdrawn",
         "roles": STAFF,
-        "requires": [],
+        "requires": ["adverse_events.suicide_risk_resolved"],
         "body": ["reason"],
     },
 }
+for _spec in SPEC_TRIGGERS.values():
+    _spec.setdefault("on_hold_from", None)
 
 
 def _machine_dest(trigger: str) -> str | None:
@@ -230,17 +239,29 @@ def read_back() -> dict[str, Any]:
             "roles": sorted(definition.roles),
             "requires": list(definition.requires),
             "body": list(definition.body),
+            "on_hold_from": _held_from_condition(name),
         }
         if definition.also:
             triggers[name]["also"] = [
                 {
                     "requires": list(a.requires),
+                    "source": None if a.source is None else list(a.source),
                     "to": None if a.to is None else list(a.to),
                     "when": a.when,
                 }
                 for a in definition.also
             ]
     return {"states": states, "triggers": triggers}
+
+
+def _held_from_condition(trigger: str) -> list[str] | None:
+    """The held-from states the machine's ``on_hold`` transition of ``trigger`` accepts."""
+    transitions = MACHINE.events[trigger].transitions.get("on_hold", [])
+    names = [getattr(c.func, "__name__", c.func) for t in transitions for c in t.conditions]
+    if f"{trigger}_held_from_allowed" not in names:
+        return None
+    definition = TRIGGER_BY_NAME[trigger]
+    return [s for s in ACTIVE if definition.leaves("on_hold", s)]
 
 
 def test_the_machine_reads_back_as_the_spec_table():
@@ -296,10 +317,30 @@ def test_initial_phases_and_state_groups():
     assert ACTIVE_STATES == ACTIVE
 
 
-@pytest.mark.parametrize("state", [s.name for s in STATES])
+@pytest.mark.parametrize("state", [s.name for s in STATES if s.name != "on_hold"])
 def test_triggers_from_lists_the_spec_triggers_of_each_state(state):
     expected = [name for name, spec in SPEC_TRIGGERS.items() if state in spec["sources"]]
     assert [t.name for t in triggers_from(state)] == expected
+
+
+@pytest.mark.parametrize("held_from", ACTIVE)
+def test_triggers_from_a_hold_depend_on_where_the_case_was_held_from(held_from):
+    expected = [
+        name
+        for name, spec in SPEC_TRIGGERS.items()
+        if "on_hold" in spec["sources"]
+        and (spec["on_hold_from"] is None or held_from in spec["on_hold_from"])
+    ]
+    assert [t.name for t in triggers_from("on_hold", held_from)] == expected
+
+
+def test_requirements_per_source():
+    discharge = TRIGGER_BY_NAME["discharge"]
+    assert discharge.requirements("monitoring") == (
+        "adverse_events.resolved",
+        "assessments.recent",
+    )
+    assert discharge.requirements("on_hold") == ("adverse_events.resolved",)
 
 
 def test_destination_of_internal_resume_and_plain_triggers():
@@ -330,6 +371,7 @@ CLINICIAN_ONLY_FACTS = {
     "taper",
     "taper_confirm",
     "adverse_event_resolve",
+    "safety_plan",
 }
 
 
@@ -347,3 +389,10 @@ def test_roles_per_fact_follow_spec_section_1():
         assert may_record(COORDINATOR, fact) is (fact in COORDINATOR_FACTS)
         assert may_record(CLINICIAN, fact)
         assert not may_record(ADMIN, fact)
+
+
+@pytest.mark.parametrize("state", ["ineligible", "discharged", "withdrawn"])
+def test_a_closed_case_takes_only_adverse_events_and_their_resolution(state):
+    """SPEC.md section 4 (counts and returns join them with the controlled-substance record)."""
+    taken = {name for name, fact in FACT_BY_NAME.items() if state in fact.states}
+    assert taken == {"adverse_event", "adverse_event_resolve"}

@@ -18,7 +18,7 @@ from sqlalchemy import delete
 from sqlmodel import col
 
 from models.db import session_scope
-from models.facts import Assessment, CareSession, DoseClearance, Profile, Taper
+from models.facts import AdverseEvent, Assessment, CareSession, DoseClearance, Profile, Taper
 from models.schemas import Instrument, Severity, TransitionBody
 from models.settings import Settings, settings
 from models.tables import Case
@@ -60,6 +60,8 @@ SPEC_CODES = {
     "session.dosing",
     "session.integration",
     "adverse_events.resolved",
+    "adverse_events.suicide_risk_resolved",
+    "safety.reassessed",
 }
 HISTORY_CODES = [
     "criteria.chronic_insomnia",
@@ -178,6 +180,9 @@ def prescribe_after_stopping_without_taper(clinic: Clinic) -> Attempt:
     case_id = clinic.case_in("delivery.awaiting_prescription")
     medication = clinic.add_med(case_id, "Ambien")
     clinic.set_med_status(case_id, medication.id, "stopped", actor=clinic.clinician)
+    # Adding a Z-drug on an approved case records hypnotic_restarted: reviewed, resolved.
+    (restarted,) = [e for e in clinic.rows(AdverseEvent, case_id) if e.resolved_at is None]
+    clinic.resolve(case_id, restarted.id)
     clinic.screen(case_id)
     wait_out_the_washout(clinic, case_id)
     return Attempt(case_id, "prescribe")
@@ -288,6 +293,24 @@ def resume_with_open_event(severity: Severity) -> Callable[[Clinic], Attempt]:
         return Attempt(case_id, "resume")
 
     return setup
+
+
+def withdraw_with_suicidal_ideation(clinic: Clinic) -> Attempt:
+    """A PHQ-9 item 9 of 2 holds the case; nobody has resolved the ideation."""
+    case_id = clinic.case_in("integration")
+    clinic.assess(case_id, "phq9", 14, item9=2)
+    return Attempt(case_id, "withdraw", clinic.coordinator)
+
+
+def resume_after_resolved_suicidal_ideation(clinic: Clinic) -> Attempt:
+    """The ideation is resolved, but no safety plan was reviewed with the patient since."""
+    case_id = clinic.case_in("integration")
+    clinic.safety_plan(case_id)  # one from before the ideation does not count
+    clinic.tick(hours=1)
+    clinic.assess(case_id, "phq9", 14, item9=1)
+    (event,) = clinic.rows(AdverseEvent, case_id)
+    clinic.resolve(case_id, event.id)
+    return Attempt(case_id, "resume")
 
 
 SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
@@ -432,16 +455,26 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
         "resume after a severe event",
         resume_with_open_event("severe"),
     ),
+    (
+        "adverse_events.suicide_risk_resolved",
+        "withdraw with unresolved suicidal ideation",
+        withdraw_with_suicidal_ideation,
+    ),
+    (
+        "safety.reassessed",
+        "resume with no safety plan since the ideation",
+        resume_after_resolved_suicidal_ideation,
+    ),
 ]
 
 
 def test_the_guards_are_exactly_the_spec_codes():
     assert set(GUARDS) == SPEC_CODES
-    assert len(SPEC_CODES) == 29
+    assert len(SPEC_CODES) == 31
 
 
 def test_every_code_is_required_by_some_trigger_and_has_a_scenario():
-    required = {code for t in TRIGGER_BY_NAME.values() for code in t.requires}
+    required = {code for t in TRIGGER_BY_NAME.values() for code in codes_of(t.name)}
     assert required == SPEC_CODES
     # history.recorded and profile.recorded cannot be the only unmet code: see below.
     expected = SPEC_CODES - {"history.recorded", "profile.recorded"}
@@ -479,6 +512,11 @@ def test_an_active_benzodiazepine_is_neither_confirmed_nor_washed_out(clinic):
     (taper,) = clinic.rows(Taper, restarted)
     clinic.set_med_status(restarted, taper.medication_id, "active")
     clinic.screen(restarted)
+
+    # Made active again on the approved case: a hypnotic_restarted event, and both codes.
+    (event,) = clinic.rows(AdverseEvent, restarted)
+    assert (event.kind, event.resolved_at) == ("hypnotic_restarted", None)
+    clinic.resolve(restarted, event.id)
 
     for case_id in (planned, restarted):
         with pytest.raises(TransitionBlocked) as refused:
@@ -552,9 +590,9 @@ def test_a_trigger_reports_all_its_unmet_requirements_in_declared_order(clinic):
         "assessments.recent",
         "adverse_events.resolved",
     ]
-    assert [u.code for u in discharging.value.unmet] == [
-        "assessments.recent",
+    assert [u.code for u in discharging.value.unmet] == [  # SPEC.md 2: the source's last
         "adverse_events.resolved",
+        "assessments.recent",
     ]
 
 

@@ -28,7 +28,9 @@ def model(state: str, held_from: str | None = None, **preloaded) -> CaseModel:
 
 
 def open_event() -> AdverseEvent:
-    return AdverseEvent(id=3, case_id=1, kind="nausea", severity="mild", description="x")
+    return AdverseEvent(
+        id=3, case_id=1, kind="nausea", severity="mild", description="x", onset_at=NOW
+    )
 
 
 def test_a_trigger_without_guards_moves_the_model():
@@ -49,7 +51,7 @@ def test_an_unmet_guard_leaves_the_model_and_lists_every_unmet_code():
     assert fire(m, TRIGGER_BY_NAME["discharge"]) is False
 
     assert m.state == "monitoring"
-    assert [u.code for u in m.unmet] == ["assessments.recent", "adverse_events.resolved"]
+    assert [u.code for u in m.unmet] == ["adverse_events.resolved", "assessments.recent"]
 
 
 def test_a_trigger_from_the_wrong_state_raises_machine_error():

@@ -22,6 +22,7 @@ from models.schemas import (
     MedicationCreate,
     MedicationUpdate,
     ProfileIn,
+    SafetyPlanCreate,
     ScreeningCreate,
     SessionCreate,
     TaperConfirm,
@@ -179,6 +180,19 @@ WRITES: dict[str, tuple[str, Callable[[Clinic, int], dict], Callable[..., Any], 
         "evaluation",
         lambda c, i: {"data": CaseUpdate(patient_state="NY")},
         _changed(cases.update_case),
+        "clinician",
+    ),
+    "safety_plan": (
+        "on_hold",
+        lambda c, i: {
+            "data": SafetyPlanCreate(
+                plan="Crisis line; the monitor holds the medication.",
+                reviewed_with_patient_at=c.now,
+                risk_level="low",
+                means_secured=True,
+            )
+        },
+        records.record_safety_plan,
         "clinician",
     ),
 }
@@ -388,3 +402,92 @@ def test_taper_confirmation_of_another_case_is_not_found(clinic):
     with pytest.raises(NotFound):
         clinic.confirm_taper(case_id, taper_id)
     assert clinic.rows(Taper, other)[0].confirmed_at is None
+
+
+# -- closed cases (SPEC.md section 4) -------------------------------------------------------
+
+CLOSED_ACCEPTS = {"adverse_event", "adverse_event_resolve"}
+
+
+@pytest.mark.parametrize("fact", sorted(set(WRITES) - CLOSED_ACCEPTS))
+def test_a_closed_case_refuses_every_other_fact_and_changes_nothing(clinic, case_in, fact):
+    state, setup, write, role = WRITES[fact]
+    case_id = case_in(state, prepared=False)
+    kwargs = setup(clinic, case_id)  # a record the write names exists from before the close
+    clinic.fire(case_id, "withdraw")
+    before = clinic.snapshot(case_id)
+
+    with pytest.raises(Conflict) as refused:
+        clinic.call(write, case_id=case_id, actor=actor_of(clinic, role), **kwargs)
+
+    assert (
+        f"closed (withdrawn): it records only adverse_event, adverse_event_resolve; not {fact}"
+        in (refused.value.detail)
+    )
+    assert clinic.snapshot(case_id) == before
+
+
+@pytest.mark.parametrize(
+    ("closed", "via"), [("ineligible", "evaluation"), ("discharged", "monitoring")]
+)
+def test_every_closed_state_refuses_facts(clinic, case_in, closed, via):
+    case_id = case_in(via)
+    clinic.fire(case_id, {"ineligible": "decline", "discharged": "discharge"}[closed])
+    before = clinic.snapshot(case_id)
+    for attempt in (
+        lambda: clinic.assess(case_id, "isi", 12),
+        lambda: clinic.vital(case_id),
+        lambda: clinic.add_med(case_id, "sertraline"),
+        lambda: clinic.safety_plan(case_id),
+    ):
+        with pytest.raises(Conflict):
+            attempt()
+    assert clinic.snapshot(case_id) == before
+
+
+@pytest.mark.parametrize("closed", ["discharged", "withdrawn", "ineligible"])
+def test_a_closed_case_accepts_adverse_events_and_their_resolution(clinic, case_in, closed):
+    case_id = case_in({"ineligible": "evaluation"}.get(closed, "monitoring"))
+    clinic.fire(
+        case_id, {"ineligible": "decline", "discharged": "discharge"}.get(closed, "withdraw")
+    )
+    version = clinic.case(case_id).version
+
+    event = clinic.adverse_event(case_id, "dizziness", "moderate")
+    clinic.resolve(case_id, _id(event))
+
+    case = clinic.case(case_id)
+    assert (case.state, case.version) == (closed, version + 2)
+
+
+# -- onset times ----------------------------------------------------------------------------
+
+
+def test_an_adverse_event_begins_when_it_is_recorded_unless_told(clinic):
+    case_id = clinic.open_case()
+    clinic.tick(days=2)
+    now = clinic.adverse_event(case_id)
+    earlier = clinic.adverse_event(case_id, onset_at=clinic.now - timedelta(days=1, hours=3))
+    assert (now.onset_at, now.created_at) == (clinic.now, clinic.now)
+    assert earlier.onset_at == clinic.now - timedelta(days=1, hours=3)
+
+
+@pytest.mark.parametrize(
+    ("offset", "accepted"),
+    [
+        (timedelta(seconds=60), True),  # within the clock skew
+        (timedelta(seconds=61), False),  # in the future
+        (-timedelta(days=365), True),  # fact_max_age_days before the case was created
+        (-timedelta(days=365, seconds=1), False),
+    ],
+)
+def test_onset_at_follows_the_timestamp_rules(clinic, offset, accepted):
+    case_id = clinic.open_case()  # created now: both limits are measured from now
+    before = clinic.snapshot(case_id)
+    if accepted:
+        assert clinic.adverse_event(case_id, onset_at=clinic.now + offset).id is not None
+        return
+    with pytest.raises(ValidationFailed) as refused:
+        clinic.adverse_event(case_id, onset_at=clinic.now + offset)
+    assert refused.value.errors[0]["loc"] == ["body", "onset_at"]
+    assert clinic.snapshot(case_id) == before

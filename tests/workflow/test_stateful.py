@@ -17,7 +17,13 @@ the whole audit trail is replayed by an independent model of the rules
   version counts its events;
 - earlier events never change;
 - a refused call (any ``DomainError``) changes nothing, and an accepted one
-  appends one event by its actor plus only ``system`` events.
+  appends one event by its actor plus only ``system`` events;
+- the service records exactly the adverse events SPEC.md 4.6 asks for (suicidal
+  ideation from item 9, worsening against the baselines, late entries included,
+  hypnotics and interacting medications), and every event that holds holds;
+- no case with unresolved suicidal ideation is withdrawn, resumed or cleared for
+  a dose, none resumes without a low-risk safety plan after the ideation, and
+  every unresolved suicidal ideation has a ``safety_review`` open or acknowledged.
 
 Each example gets a fresh database: a new SQLite file, or the PostgreSQL test
 database emptied, when ``CAREPATH_TEST_DATABASE_URL`` is set. The size is set
@@ -64,6 +70,8 @@ from models.schemas import (
     MedicationCreate,
     MedicationUpdate,
     ProfileIn,
+    RiskLevel,
+    SafetyPlanCreate,
     ScreeningCreate,
     SessionCreate,
     SessionKind,
@@ -74,6 +82,7 @@ from models.schemas import (
     VitalCreate,
 )
 from models.tables import Case
+from schedules import policies
 from tests.conftest import add_user, empty_tables
 from tests.workflow.conftest import (
     ELIGIBLE_HISTORY,
@@ -117,6 +126,9 @@ PRESCRIBED_OR_LATER = {
 }
 DOSING_STATES = {"integration", "monitoring"}
 ALWAYS_HOLD = {"respiratory_depression", "suicidal_ideation"}
+HOLD_FROM_MODERATE = {"substance_misuse", "psychiatric_event"}
+# SPEC.md 2: decline and discharge leave on_hold only for a case held from these.
+LEAVES_HOLD = {"decline": {"evaluation"}, "discharge": {"integration", "monitoring"}}
 MED_NAMES = [
     "Xanax",
     "Ambien",
@@ -134,8 +146,12 @@ EVENT_KINDS = [
     "dizziness",
     "dissociation",
     "worsened_insomnia",
+    "worsened_depression",
     "respiratory_depression",
     "suicidal_ideation",
+    "suicidal_ideation",
+    "substance_misuse",
+    "psychiatric_event",
     "other",
 ]
 
@@ -213,6 +229,8 @@ CATCH_UP: dict[str, tuple[str, ...]] = {
     "session.dosing": ("dose",),
     "session.integration": ("dose",),
     "adverse_events.resolved": ("resolve",),
+    "adverse_events.suicide_risk_resolved": ("resolve",),
+    "safety.reassessed": ("safety_plan",),
 }
 CATCH_UP_ORDER = (
     "history",
@@ -227,6 +245,7 @@ CATCH_UP_ORDER = (
     "screen",
     "dose",
     "resolve",
+    "safety_plan",
 )
 OFF_PATHWAY = {"decline", "hold", "withdraw"}
 BLOCKING_CLASSES = drugs.blocking_classes()
@@ -236,6 +255,8 @@ CASES = SQLModel.metadata.tables["cases"]
 EVENTS = SQLModel.metadata.tables["audit_events"]
 SESSIONS = SQLModel.metadata.tables["care_sessions"]
 CLEARANCES = SQLModel.metadata.tables["dose_clearances"]
+ADVERSE = SQLModel.metadata.tables["adverse_events"]
+REMINDERS = SQLModel.metadata.tables["reminders"]
 
 # Every table's row count, and the newest event's id, in one statement.
 COUNT_ROWS = "SELECT " + ", ".join(
@@ -327,9 +348,15 @@ class Replay:
     clearances: dict[int, dict[str, Any]] = field(default_factory=dict)
     used: set[int] = field(default_factory=set)
     sessions: list[tuple[str, datetime]] = field(default_factory=list)
-    isi: list[tuple[datetime, int, int]] = field(default_factory=list)  # (taken_at, id, score)
-    prescribed: bool = False
+    # (taken_at, id, instrument, score) of every assessment; (assessment id, kind) flagged
+    scores: list[tuple[datetime, int, str, int]] = field(default_factory=list)
+    flagged: set[tuple[int, str]] = field(default_factory=set)
+    open_si: dict[int, datetime] = field(default_factory=dict)  # id -> onset_at
+    latest_si: datetime | None = None
+    plans: list[tuple[datetime, int, str]] = field(default_factory=list)  # (reviewed, id, risk)
     approved: bool = False
+    activated: dict[str, Any] | None = None  # the medication the last write made active
+    prescribed: bool = False
     patient: dict[str, Any] = field(default_factory=dict)  # the history and profile, merged
     contraindications_recorded: int = 0
 
@@ -358,7 +385,12 @@ class Replay:
                 self.fact(i, e, where)
                 if e.data["fact"] in ("history", "profile"):
                     self.new_contraindications(e, events[i + 1 :], where)
-            self.follow_up(e, events[i + 1] if i + 1 < len(events) else None, where)
+            following = []
+            for later in events[i + 1 :]:
+                if later.actor_role != "system":
+                    break
+                following.append(later)
+            self.follow_up(e, following, where)
 
     def transition(self, e: Any, where: str) -> None:
         if e.trigger == "create":
@@ -368,7 +400,16 @@ class Replay:
         assert e.from_state == self.state, where
         trigger = TRIGGER_BY_NAME[e.trigger]
         assert self.state in trigger.sources, where
+        if self.state == "on_hold" and e.trigger in LEAVES_HOLD:
+            assert self.held_from in LEAVES_HOLD[e.trigger], f"{where}: from {self.held_from}"
         assert e.to_state == destination(trigger, self.state, self.held_from), where
+        if e.trigger in ("withdraw", "resume"):
+            assert not self.open_si, f"{where}: with suicidal ideation unresolved"
+        if e.trigger == "resume" and self.latest_si is not None:
+            plan = max(self.plans, default=None)
+            assert plan is not None and plan[0] > self.latest_si, f"{where}: no plan since the SI"
+            assert plan[2] == "low", f"{where}: the latest plan rates the risk {plan[2]}"
+        self.approved = self.approved or e.trigger == "approve"
         if e.trigger in ("prescribe", "adjust_dose"):
             licensed = self.patient_state in self.licenses.get(e.actor_id, ())
             assert licensed, f"{where}: by a clinician not licensed in {self.patient_state}"
@@ -399,11 +440,15 @@ class Replay:
 
     def fact(self, i: int, e: Any, where: str) -> None:
         fact, record = e.data["fact"], e.data["record"]
+        self.activated = None
         if fact == "medication":
             self.meds[record["id"]] = [record["drug_class"], record["status"], listed(record)]
             self.changed(i)
+            self.activated = record if record["status"] == "active" else None
         elif fact == "medication_update":
             medication = self.meds[record["id"]]
+            if medication[1] != "active" and record["status"] == "active":
+                self.activated = record
             if medication[1] != record["status"] and record["status"] == "active":
                 # Made active again: its earlier taper no longer counts (SPEC.md 4.3).
                 self.planned.discard(record["id"])
@@ -432,10 +477,27 @@ class Replay:
         elif fact == "session":
             self.session(record, where)
         elif fact == "adverse_event":
-            self.open_events.add(record["id"])
+            self.adverse_event(record)
         elif fact == "adverse_event_resolve":
             assert record["id"] in self.open_events, where
             self.open_events.discard(record["id"])
+            self.open_si.pop(record["id"], None)
+        elif fact == "assessment":
+            self.scores.append(
+                (_at(record["taken_at"]), record["id"], record["instrument"], record["score"])
+            )
+        elif fact == "safety_plan":
+            at = _at(record["reviewed_with_patient_at"])
+            self.plans.append((at, record["id"], record["risk_level"]))
+
+    def adverse_event(self, record: dict[str, Any]) -> None:
+        self.open_events.add(record["id"])
+        if record["assessment_id"] is not None:
+            self.flagged.add((record["assessment_id"], record["kind"]))
+        if record["kind"] == "suicidal_ideation":
+            onset = _at(record["onset_at"])
+            self.open_si[record["id"]] = onset
+            self.latest_si = max(onset, self.latest_si or onset)
 
     def new_contraindications(self, e: Any, after: list[Any], where: str) -> None:
         """On an approved case, each contraindication newly flagged records a severe event."""
@@ -467,6 +529,7 @@ class Replay:
         assert record["systolic"] < 140 and record["diastolic"] < 90, where
         assert record["monitor_present"], where
         assert not self.open_events, f"{where}: granted with adverse events open"
+        assert not self.open_si, f"{where}: granted with suicidal ideation unresolved"
         assert self.screening_ok(), f"{where}: granted with a stale screening"
         valid_for = _at(record["expires_at"]) - _at(record["created_at"])
         assert valid_for == timedelta(hours=2), where
@@ -480,41 +543,93 @@ class Replay:
             assert _at(clearance["created_at"]) <= completed <= _at(clearance["expires_at"]), where
             assert record["clearance_id"] not in self.used, f"{where}: clearance used twice"
             self.used.add(record["clearance_id"])
+            # A dose recorded with suicidal ideation unresolved was taken before it began.
+            assert all(completed <= onset for onset in self.open_si.values()), where
         else:
             assert record["clearance_id"] is None, where
         self.sessions.append((record["kind"], completed))
 
-    def isi_worsened(self, record: dict[str, Any]) -> bool:
-        """Whether this ISI is 6 or more above the last ISI before the first dose."""
-        taken = _at(record["taken_at"])
-        self.isi.append((taken, record["id"], record["score"]))
+    def worsened(self) -> list[tuple[str, str, int | None]]:
+        """SPEC.md 4.6: every score after the first dose at or above its threshold against
+        the baseline (the latest score before the first dose), not flagged yet."""
         doses = [at for kind, at in self.sessions if kind == "dosing"]
-        if not doses or taken <= min(doses):
-            return False
-        before = [isi for isi in self.isi if isi[0] <= min(doses)]
-        return bool(before) and record["score"] >= max(before)[2] + 6
+        if not doses:
+            return []
+        first = min(doses)
+        found: list[tuple[str, str, int | None]] = []
+        for instrument, kind in (("isi", "worsened_insomnia"), ("phq9", "worsened_depression")):
+            before = [s for s in self.scores if s[2] == instrument and s[0] < first]
+            if not before:
+                continue
+            base = max(before)[3]
+            if instrument == "isi":
+                least = min(base + 6, 28) if base > 22 else base + 6
+            else:
+                least = min(base + 5, 20) if base < 20 else base + 5
+            found += [
+                (kind, "moderate", s[1])
+                for s in self.scores
+                if s[2] == instrument
+                and s[0] > first
+                and s[3] >= least
+                and (s[1], kind) not in self.flagged
+            ]
+        return found
 
-    def follow_up(self, e: Any, after: Any, where: str) -> None:
+    def expected_events(self, e: Any) -> list[tuple[str, str, int | None]] | None:
+        """The adverse events the service must record after a staff ``e``; None: not checked."""
+        fact, record = e.data["fact"], e.data["record"]
+        found: list[tuple[str, str, int | None]] = []
+        if fact == "assessment":
+            item9 = record["item9"] or 0
+            if record["instrument"] == "phq9" and item9 >= 1:
+                severity = "severe" if item9 >= 2 else "moderate"
+                found.append(("suicidal_ideation", severity, record["id"]))
+        elif fact == "session" and record["kind"] != "dosing":
+            return []
+        elif fact in ("medication", "medication_update"):
+            classes = set((self.activated or {}).get("drug_classes") or ())
+            if self.approved and classes & TAPER_CLASSES:
+                found.append(("hypnotic_restarted", "moderate", None))
+            if self.approved and classes & BLOCKING_CLASSES:
+                found.append(("other", "moderate", None))
+        elif fact != "session":
+            return None
+        return found + self.worsened()
+
+    def follow_up(self, e: Any, following: list[Any], where: str) -> None:
         """What the service must record right after an event: the safety rules."""
         if e.kind != "fact":
             return
         record = e.data["record"]
-        positive_item9 = record.get("instrument") == "phq9" and (record["item9"] or 0) >= 1
-        if e.data["fact"] == "assessment" and positive_item9:
-            assert after is not None and after.actor_role == "system", where
-            assert after.data["record"]["kind"] == "suicidal_ideation", where
-            assert after.data["record"]["severity"] == "severe", where
-        if e.data["fact"] == "assessment" and record["instrument"] == "isi":
-            worsened = self.isi_worsened(record)
-            followed = after is not None and after.actor_role == "system"
-            assert worsened == (followed and after.data["record"]["kind"] == "worsened_insomnia"), (
-                f"{where}: worsened insomnia {'not ' if worsened else ''}expected"
-            )
+        if e.actor_role != "system":
+            expected = self.expected_events(e)
+            recorded = [
+                (
+                    f.data["record"]["kind"],
+                    f.data["record"]["severity"],
+                    f.data["record"]["assessment_id"],
+                )
+                for f in following
+                if f.kind == "fact" and f.data["fact"] == "adverse_event"
+            ]
+            if expected is not None:
+                assert sorted(recorded, key=str) == sorted(expected, key=str), (
+                    f"{where}: the service recorded {recorded}, SPEC.md 4.6 asks for {expected}"
+                )
+                for kind, severity, _ in expected:
+                    CarepathMachine.tally[f"recorded by the service: {kind} {severity}"] += 1
         if e.data["fact"] == "adverse_event":
-            serious = record["severity"] == "severe" or record["kind"] in ALWAYS_HOLD
+            kind, severity = record["kind"], record["severity"]
+            holds = (
+                severity == "severe"
+                or kind in ALWAYS_HOLD
+                or (severity == "moderate" and kind in HOLD_FROM_MODERATE)
+            )
             # ``self.state`` is the state when the event was recorded (holds come after it).
-            if serious and self.state in ACTIVE_STATES:
-                assert after is not None, f"{where}: serious event without a hold"
+            after = following[0] if following else None
+            if holds and self.state in ACTIVE_STATES:
+                assert after is not None, f"{where}: an event that holds without a hold"
                 assert (after.trigger, after.actor_role) == ("hold", "system"), where
 
 
@@ -657,16 +772,17 @@ class CarepathMachine(RuleBasedStateMachine):
     @rule(
         pick=picks,
         instrument=st.sampled_from(list(INSTRUMENT_MAX)),
-        score=st.integers(0, 28),
-        item9=st.sampled_from([None, 0, 0, 0, 1, 3]),
+        score=st.one_of(st.integers(0, 28), st.integers(19, 28)),  # high ones: worsening
+        item9=st.sampled_from([0, 0, 0, 0, 1, 2, 3]),
         age=ages,
     )
-    def assess(
-        self, pick: int, instrument: Instrument, score: int, item9: int | None, age: int
-    ) -> None:
+    def assess(self, pick: int, instrument: Instrument, score: int, item9: int, age: int) -> None:
+        score = min(score, INSTRUMENT_MAX[instrument])
+        if instrument == "phq9":  # item 9 is required, and consistent with the total
+            score = min(max(score, item9), item9 + 24)
         data = AssessmentCreate(
             instrument=instrument,
-            score=min(score, INSTRUMENT_MAX[instrument]),
+            score=score,
             item9=item9 if instrument == "phq9" else None,
             taken_at=self.taken_at(age),
         )
@@ -676,6 +792,41 @@ class CarepathMachine(RuleBasedStateMachine):
             data=data,
             actor=self.actors["coordinator"],
         )
+
+    @rule(
+        pick=picks,
+        phq9=st.integers(12, 24),
+        isi=st.integers(18, 28),
+        item9=st.sampled_from([0, 0, 0, 1, 2]),
+        age=st.sampled_from([0, 0, 0, 30, 60 * 24]),
+    )
+    def check_in(self, pick: int, phq9: int, isi: int, item9: int, age: int) -> None:
+        """A PHQ-9 and an ISI on a case being dosed: the worsening rules' ground."""
+        with self.engine.begin() as conn:
+            dosed = conn.execute(
+                text(
+                    "SELECT DISTINCT s.case_id FROM care_sessions s JOIN cases c "
+                    "ON c.id = s.case_id WHERE s.kind = 'dosing' AND c.phase != 'closed' "
+                    "ORDER BY s.case_id"
+                )
+            ).all()
+        if not dosed:
+            return
+        case_id = dosed[pick % len(dosed)][0]
+        scores: tuple[tuple[Instrument, int], ...] = (("phq9", phq9 + item9), ("isi", isi))
+        for instrument, score in scores:
+            data = AssessmentCreate(
+                instrument=instrument,
+                score=score,
+                item9=item9 if instrument == "phq9" else None,
+                taken_at=self.taken_at(age),
+            )
+            self.call(
+                records.record_assessment,
+                case_id=case_id,
+                data=data,
+                actor=self.actors["coordinator"],
+            )
 
     @rule(pick=picks, systolic=st.integers(90, 180), diastolic=st.integers(55, 115), age=ages)
     def vital(self, pick: int, systolic: int, diastolic: int, age: int) -> None:
@@ -793,6 +944,27 @@ class CarepathMachine(RuleBasedStateMachine):
             actor=self.actors["coordinator"],
         )
 
+    @rule(
+        pick=picks,
+        risk=st.sampled_from(["low", "low", "moderate", "high"]),
+        secured=booleans,
+        age=ages,
+        actor=actors,
+    )
+    def safety_plan(self, pick: int, risk: RiskLevel, secured: bool, age: int, actor: str) -> None:
+        data = SafetyPlanCreate(
+            plan="Crisis line; the monitor keeps the medication.",
+            reviewed_with_patient_at=self.taken_at(age),
+            risk_level=risk,
+            means_secured=secured,
+        )
+        self.call(
+            records.record_safety_plan,
+            case_id=self.case_id(pick),
+            data=data,
+            actor=self.actors[actor],
+        )
+
     @rule(pick=picks, event=picks, actor=actors)
     def resolve(self, pick: int, event: int, actor: str) -> None:
         case_id = self.case_id(pick)
@@ -811,7 +983,11 @@ class CarepathMachine(RuleBasedStateMachine):
         case_id = self.case_id(pick)
         before = self.case(case_id)
         # Mostly a trigger onward from here; any trigger at all (closing ones included) else.
-        onward = [t.name for t in triggers_from(before.state) if t.name not in OFF_PATHWAY]
+        onward = [
+            t.name
+            for t in triggers_from(before.state, before.held_from)
+            if t.name not in OFF_PATHWAY
+        ]
         choices = st.sampled_from(onward) if onward else st.nothing()
         trigger = data.draw(
             st.one_of(choices, choices, st.sampled_from([t.name for t in TRIGGERS])),
@@ -826,13 +1002,12 @@ class CarepathMachine(RuleBasedStateMachine):
         if isinstance(result, Forbidden):
             assert not may_fire(who.role, definition)
         elif isinstance(result, InvalidTransition):
-            assert before.state not in definition.sources
+            assert not definition.leaves(before.state, before.held_from)
         elif isinstance(result, ValidationFailed):
             assert not with_body and definition.body
         elif isinstance(result, TransitionBlocked):
             codes = [u.code for u in result.unmet]
-            also = {code for a in definition.also for code in a.requires}
-            assert codes and set(codes) <= {*definition.requires, *also}
+            assert codes and set(codes) <= set(definition.requirements(before.state))
         elif isinstance(result, Case):
             assert may_fire(who.role, definition)
             assert result.state == destination(definition, before.state, before.held_from)
@@ -845,7 +1020,9 @@ class CarepathMachine(RuleBasedStateMachine):
         case_id = self.case_id(pick)
         for _ in range(hops):
             case = self.case(case_id)
-            onward = [t for t in triggers_from(case.state) if t.name not in OFF_PATHWAY]
+            onward = [
+                t for t in triggers_from(case.state, case.held_from) if t.name not in OFF_PATHWAY
+            ]
             if not onward:
                 return
             trigger = onward[choice % len(onward)].name
@@ -913,7 +1090,10 @@ class CarepathMachine(RuleBasedStateMachine):
 
     def assess_now(self, case_id: int, scores: dict[Instrument, int]) -> None:
         for instrument, score in scores.items():
-            data = AssessmentCreate(instrument=instrument, score=score, taken_at=self.now)
+            item9 = 0 if instrument == "phq9" else None
+            data = AssessmentCreate(
+                instrument=instrument, score=score, item9=item9, taken_at=self.now
+            )
             self.call(
                 records.record_assessment,
                 case_id=case_id,
@@ -998,6 +1178,22 @@ class CarepathMachine(RuleBasedStateMachine):
                     actor=self.actors["clinician"],
                 )
 
+    def _catch_up_safety_plan(self, case_id: int) -> None:
+        """A clinician reviews a safety plan with the patient, after the ideation."""
+        self.now += timedelta(minutes=1)
+        data = SafetyPlanCreate(
+            plan="Crisis line; the monitor keeps the medication.",
+            reviewed_with_patient_at=self.now,
+            risk_level="low",
+            means_secured=True,
+        )
+        self.call(
+            records.record_safety_plan,
+            case_id=case_id,
+            data=data,
+            actor=self.actors["clinician"],
+        )
+
     def _catch_up_dose(self, case_id: int) -> None:
         self.dose(case_id)
 
@@ -1032,6 +1228,14 @@ class CarepathMachine(RuleBasedStateMachine):
             events = conn.execute(rows_of(EVENTS).order_by(EVENTS.c.id)).all()
             doses = conn.execute(rows_of(SESSIONS).where(SESSIONS.c.kind == "dosing")).all()
             clearances = {c.id: c for c in conn.execute(rows_of(CLEARANCES)).all()}
+            unresolved_si = conn.execute(
+                rows_of(ADVERSE).where(
+                    ADVERSE.c.kind == "suicidal_ideation", ADVERSE.c.resolved_at.is_(None)
+                )
+            ).all()
+            reviews = conn.execute(
+                rows_of(REMINDERS).where(REMINDERS.c.kind == "safety_review")
+            ).all()
         trails: dict[int, list[Any]] = {}
         for e in events:
             trails.setdefault(e.case_id, []).append(e)
@@ -1049,6 +1253,19 @@ class CarepathMachine(RuleBasedStateMachine):
             assert clearance.case_id == dose.case_id and clearance.granted
             assert clearance.created_at <= dose.completed_at <= clearance.expires_at
         self.tally["dosing sessions checked"] += len(doses)
+
+        # Suicidal ideation is never silent: each unresolved one has a safety review that is
+        # open, or was acknowledged after it was recorded.
+        for si in unresolved_si:
+            assert any(
+                r.case_id == si.case_id
+                and (
+                    r.status in ("pending", "sent")
+                    or (r.status == "acknowledged" and r.created_at >= si.created_at)
+                )
+                for r in reviews
+            ), f"suicidal ideation #{si.id} has no safety review"
+        self.tally["unresolved suicidal ideation checked"] += len(unresolved_si)
 
     def check_case(self, case: Any, events: list[Any]) -> None:
         # Earlier events never change (each row compared whole, data included).
@@ -1090,6 +1307,7 @@ def test_random_sequences_keep_every_invariant(tmp_path, engine, capsys):
     """
     postgres = engine if engine.dialect.name == "postgresql" else None
     CarepathMachine.databases = ExampleDatabases(tmp_path=tmp_path, postgres=postgres)
+    policies.install()  # the reminders: every unresolved suicidal ideation has a safety review
     CarepathMachine.tally = tally = Counter()
     target = EXAMPLES * STEPS
     started = time.perf_counter()
