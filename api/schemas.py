@@ -19,6 +19,18 @@ class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class PrescriptionPublic(BaseModel):
+    """The dose in force (SPEC.md 4.5)."""
+
+    dose_mg: float | None
+    route: str | None
+    formulation: str | None
+    units_per_dose: int | None
+    prescribed_by: int | None
+    prescribed_at: datetime | None
+    refills: int = 0
+
+
 class CasePublic(Public):
     id: int
     patient_ref: str
@@ -29,6 +41,9 @@ class CasePublic(Public):
     assigned_clinician_id: int | None
     held_from: str | None = Field(description="On hold: the state `resume` returns to.")
     referrals: list[str] = Field(description="Declined: what the guide recommends instead.")
+    prescription: PrescriptionPublic | None = Field(
+        default=None, description="The dose in force; null before `prescribe`."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -85,6 +85,8 @@ class Case(SQLModel, table=True):
     """Bumped by every change to the medication list; screenings record the one they saw."""
     assigned_clinician_id: int | None = Field(default=None, foreign_key="users.id")
     referrals: list[str] = Field(default_factory=list, sa_type=JSON)
+    prescription: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    """The dose in force (SPEC.md 4.5): set by ``prescribe``, changed by ``adjust_dose``."""
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
     audit_hash: str | None = Field(default=None, max_length=64)

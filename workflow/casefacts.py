@@ -25,9 +25,11 @@ from models.facts import (
     Assessment,
     CareSession,
     DoseClearance,
+    EmergencyContact,
     History,
     InteractionScreening,
     Medication,
+    Monitor,
     Taper,
     Vital,
 )
@@ -77,6 +79,7 @@ SESSION_STATS = (
         func.count(),
         func.min(CareSession.completed_at),
         func.max(CareSession.completed_at),
+        func.min(CareSession.dosed_at),
     )
     .where(CareSession.case_id == CASE)
     .group_by(CareSession.kind)
@@ -100,6 +103,24 @@ CHECKIN_ASSESSMENTS = (
     )
     .order_by(col(Assessment.taken_at), col(Assessment.id))
 )
+DOSES_SINCE = select(func.count(), func.max(CareSession.dosed_at)).where(
+    CareSession.case_id == CASE,
+    CareSession.kind == "dosing",
+    col(CareSession.dosed_at) >= SINCE,
+)
+OPEN_CLEARANCES_SINCE = select(func.count(), func.max(DoseClearance.created_at)).where(
+    DoseClearance.case_id == CASE,
+    col(DoseClearance.open).is_(True),
+    col(DoseClearance.created_at) >= SINCE,
+)
+SESSION_USING = (
+    select(CareSession.id)
+    .where(CareSession.case_id == CASE, CareSession.clearance_id == bindparam("clearance_id"))
+    .limit(1)
+)
+OPEN_CLEARANCES = _all_of(DoseClearance, col(DoseClearance.open).is_(True))
+EMERGENCY_CONTACT = select(EmergencyContact.id).where(EmergencyContact.case_id == CASE).limit(1)
+MONITOR = select(Monitor).where(Monitor.case_id == CASE, Monitor.id == bindparam("monitor_id"))
 MEDICATIONS = _all_of(Medication)
 TAPERS = _all_of(Taper)
 OPEN_ADVERSE_EVENTS = _all_of(AdverseEvent, col(AdverseEvent.resolved_at).is_(None))
@@ -107,11 +128,32 @@ OPEN_ADVERSE_EVENTS = _all_of(AdverseEvent, col(AdverseEvent.resolved_at).is_(No
 
 @dataclass(frozen=True)
 class SessionStats:
-    """How many sessions of one kind the case has, and when the first and last were completed."""
+    """How many sessions of one kind the case has, and when the first and last were completed.
+
+    ``first_dosed`` is the earliest ``dosed_at`` (dosing sessions only).
+    """
 
     count: int
     first: datetime
     last: datetime
+    first_dosed: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """How many doses (or open clearances) fall in a window of time, and the latest one."""
+
+    count: int
+    latest: datetime | None
+
+
+@dataclass(frozen=True)
+class DoseRequest:
+    """What a dose clearance asks to be judged on: the pre-dose reading and the monitor."""
+
+    systolic: int
+    diastolic: int
+    monitor_id: int
 
 
 @dataclass
@@ -124,6 +166,8 @@ class CaseFacts:
     rules: Settings = field(default_factory=lambda: settings)
     session: Session | None = None
     preloaded: dict[str, Any] = field(default_factory=dict)
+    dose_request: DoseRequest | None = None
+    """While a dose clearance is judged, its reading and monitor (``workflow.dose_guards``)."""
 
     # -- plumbing ------------------------------------------------------------
 
@@ -195,7 +239,10 @@ class CaseFacts:
         rows = self._all(SESSION_STATS)
 
         def query(session: Session) -> dict[str, SessionStats]:
-            return {kind: SessionStats(n, first, last) for kind, n, first, last in rows(session)}
+            return {
+                kind: SessionStats(n, first, last, dosed)
+                for kind, n, first, last, dosed in rows(session)
+            }
 
         return self._read("session_stats", query, {})
 
@@ -204,6 +251,34 @@ class CaseFacts:
         """Whether some dosing session used a clearance that was granted."""
         first = self._first(DOSED_WITH_GRANTED_CLEARANCE)
         return self._read("dosed_with_granted_clearance", lambda s: first(s) is not None, False)
+
+    def doses_since(self, since: datetime) -> Window:
+        """Dosing sessions whose ``dosed_at`` is at or after ``since``: a count and the latest."""
+        return self._window("doses_since", DOSES_SINCE, since)
+
+    def open_clearances_since(self, since: datetime) -> Window:
+        """Open clearances granted at or after ``since``: a count and the latest grant."""
+        return self._window("open_clearances_since", OPEN_CLEARANCES_SINCE, since)
+
+    def _window(self, name: str, statement: Any, since: datetime) -> Window:
+        row = self._first(statement, since=since)
+        return self._read(f"{name}:{since.isoformat()}", lambda s: Window(*row(s)), Window(0, None))
+
+    def clearance_used(self, clearance_id: int) -> bool:
+        """Whether a dosing session already used the clearance ``clearance_id``."""
+        first = self._first(SESSION_USING, clearance_id=clearance_id)
+        return self._read(f"clearance_used:{clearance_id}", lambda s: first(s) is not None, False)
+
+    @property
+    def emergency_contact_recorded(self) -> bool:
+        """Whether an emergency contact is on file."""
+        first = self._first(EMERGENCY_CONTACT)
+        return self._read("emergency_contact_recorded", lambda s: first(s) is not None, False)
+
+    def monitor(self, monitor_id: int) -> Monitor | None:
+        """The case's treatment monitor ``monitor_id``, if it is one of this case's."""
+        query = self._first(MONITOR, monitor_id=monitor_id)
+        return self._read(f"monitor:{monitor_id}", query, None)
 
     def checkin_assessments(self, after: datetime) -> Sequence[Assessment]:
         """PHQ-9 and ISI scores taken after ``after`` (the first dose), oldest first."""
@@ -221,6 +296,11 @@ class CaseFacts:
     def tapers(self) -> list[Taper]:
         """Every taper plan, in the order it was planned."""
         return self._read("tapers", self._all(TAPERS), [])
+
+    @property
+    def open_clearances(self) -> list[DoseClearance]:
+        """The clearances granted and not yet used, cancelled or void (at most one, by rule)."""
+        return self._read("open_clearances", self._all(OPEN_CLEARANCES), [])
 
     @property
     def open_adverse_events(self) -> list[AdverseEvent]:

@@ -59,7 +59,10 @@ class TriggerDef:
     (``workflow.guards``); ``body`` names the fields the request must carry and
     ``optional`` those it may; every trigger takes an optional ``reason``.
     ``effects`` name what else the trigger writes on the case
-    (``workflow.cases.EFFECTS``).
+    (``workflow.effects.EFFECTS``); ``checks`` name limits on its body, checked
+    before its guards (``workflow.effects.CHECKS``, a 422 naming the limit).
+    ``raise_requires`` are the further requirement codes of a body that raises
+    the prescription's dose (``adjust_dose``: lowering it needs only ``requires``).
     """
 
     name: str
@@ -70,6 +73,8 @@ class TriggerDef:
     body: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     effects: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+    raise_requires: tuple[str, ...] = ()
 
 
 APPROVAL_REQUIREMENTS = (
@@ -90,6 +95,43 @@ APPROVAL_REQUIREMENTS = (
     "screening.interactions",
     "taper.planned",
 )
+
+ONGOING = (
+    # ONGOING: completed by the patient-record branch (SPEC.md 3.2). Here, the codes of
+    # 3.2 that are guards on main already; the merge takes that branch's definition.
+    "medications.classified",
+    "screening.interactions",
+    "taper.confirmed",
+    "taper.washout",
+    "contraindication.substance_use",
+    "contraindication.hypertension",
+    "contraindication.psychosis",
+    "contraindication.respiratory",
+)
+"""The ongoing-safety requirements (SPEC.md 3.2): checked at every dose, not only at gates."""
+
+CLEARANCE_REQUIREMENTS = tuple(
+    dict.fromkeys(
+        (
+            "case.dosing_state",
+            "session.preparation",
+            "adverse_events.resolved",
+            "assessments.recent",
+            # consent.signed joins here with the patient-record branch (no guard on this one).
+            "emergency_contact.recorded",
+            "monitor.registered",
+            "dose.interval",
+            "dose.weekly_limit",
+            # units.on_hand joins here with the controlled-substance record (issue 13).
+            "dose.blood_pressure",
+            *ONGOING,
+        )
+    )
+)
+"""What a dose clearance needs (SPEC.md 3.3): its own codes, then every code of ``ONGOING``."""
+
+DOSE_RAISE_REQUIREMENTS = ("assessments.recent", "adverse_events.resolved", *ONGOING)
+"""What ``adjust_dose`` needs besides a licence when it raises the dose (SPEC.md 2)."""
 
 TRIGGERS: tuple[TriggerDef, ...] = (
     TriggerDef(
@@ -119,7 +161,9 @@ TRIGGERS: tuple[TriggerDef, ...] = (
             "taper.confirmed",
             "contraindication.hypertension",
         ),
-        body=("dose_mg", "route"),
+        body=("dose_mg", "route", "formulation", "units_per_dose"),
+        effects=("set_prescription",),
+        checks=("prescription_limits",),
     ),
     TriggerDef(
         "ship",
@@ -138,11 +182,15 @@ TRIGGERS: tuple[TriggerDef, ...] = (
     ),
     TriggerDef(
         "adjust_dose",
-        ("monitoring",),
+        ("integration", "monitoring", "on_hold"),
         None,
         (CLINICIAN,),
-        ("clinician.licensed", "assessments.recent"),
+        ("clinician.licensed",),
         body=("dose_mg", "rationale"),
+        optional=("units_per_dose",),
+        effects=("change_prescription",),
+        checks=("dose_change_limits",),
+        raise_requires=DOSE_RAISE_REQUIREMENTS,
     ),
     TriggerDef(
         "discharge",
@@ -184,6 +232,13 @@ def may_fire(role: str, trigger: TriggerDef) -> bool:
     return role in trigger.roles
 
 
+def requirements_of(trigger: TriggerDef, *, raising: bool = False) -> tuple[str, ...]:
+    """The requirement codes ``trigger`` checks; ``raising``: its body raises the dose."""
+    if not raising:
+        return trigger.requires
+    return tuple(dict.fromkeys((*trigger.requires, *trigger.raise_requires)))
+
+
 def destination(trigger: TriggerDef, state: str, held_from: str | None) -> str:
     """Where ``trigger`` leads from ``state``."""
     if trigger.dest is None:
@@ -220,8 +275,14 @@ FACTS: tuple[FactDef, ...] = (
     FactDef("taper", (CLINICIAN,)),
     FactDef("taper_confirm", (CLINICIAN,)),
     FactDef("vital", STAFF),
-    FactDef("dose_clearance", STAFF),
-    FactDef("session", STAFF, DOSING_STATES),
+    FactDef("emergency_contact", STAFF, OPEN_STATES),
+    FactDef("monitor", STAFF, OPEN_STATES),
+    FactDef("monitor_update", STAFF, OPEN_STATES),
+    FactDef("dose_clearance", STAFF, OPEN_STATES),
+    FactDef("dose_clearance_cancel", STAFF, OPEN_STATES),
+    # On hold too: a dose taken before (or despite) the hold is still recorded, when
+    # the case was held from a dosing state (``workflow.dosing`` checks ``held_from``).
+    FactDef("session", STAFF, (*DOSING_STATES, "on_hold")),
     FactDef("adverse_event", STAFF),
     FactDef("adverse_event_resolve", (CLINICIAN,)),
 )

@@ -89,9 +89,9 @@ def current_screening(facts: CaseFacts) -> Any | None:
 
 
 def first_dosing_at(facts: CaseFacts) -> datetime | None:
-    """When the first dosing session was completed, if there was one."""
+    """When the first dose was taken (the earliest ``dosed_at``), if there was one."""
     dosing = facts.session_stats.get("dosing")
-    return None if dosing is None else dosing.first
+    return None if dosing is None else (dosing.first_dosed or dosing.first)
 
 
 def _classes(medication: Any) -> list[str]:
@@ -390,3 +390,7 @@ def adverse_events_resolved(facts: CaseFacts) -> str | None:
         return None
     kinds = ", ".join(f"{e.kind} (#{e.id})" for e in open_events)
     return f"A clinician must resolve the open adverse events: {kinds}."
+
+
+# The dose clearance's own requirements (SPEC.md 3.3) register themselves here too.
+from workflow import dose_guards  # noqa: E402, F401

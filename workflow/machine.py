@@ -14,10 +14,20 @@ from typing import Any, cast
 
 from transitions import EventData, Machine, MachineError
 
+from models.schemas import TransitionBody
 from workflow.casefacts import CaseFacts
-from workflow.definition import ACTIVE_STATES, HELD_FROM, STATES, TRIGGERS, TriggerDef
-from workflow.effects import EFFECTS
+from workflow.definition import (
+    ACTIVE_STATES,
+    CLEARANCE_REQUIREMENTS,
+    HELD_FROM,
+    STATES,
+    TRIGGERS,
+    TriggerDef,
+    requirements_of,
+)
+from workflow.effects import CHECKS, EFFECTS
 from workflow.guards import GUARDS, Unmet, evaluate
+from workflow.prescribing import is_raise
 
 logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
@@ -37,7 +47,9 @@ def _requirements_met(event: EventData) -> bool:
     """The machine's only guard: every requirement of the trigger, all reported at once."""
     model = cast(CaseModel, event.model)
     trigger: TriggerDef = event.kwargs["definition"]
-    model.unmet = evaluate(trigger.requires, model.facts)
+    body: TransitionBody = event.kwargs.get("body") or TransitionBody()
+    raising = bool(trigger.raise_requires) and is_raise(model.facts.case, body)
+    model.unmet = evaluate(requirements_of(trigger, raising=raising), model.facts)
     return not model.unmet
 
 
@@ -80,12 +92,18 @@ def _transitions() -> list[dict[str, Any]]:
 
 
 def check_tables() -> None:
-    """Refuse to start with a trigger table that names a guard or an effect that does not exist."""
+    """Refuse to start with a table that names a guard, an effect or a check that does not
+    exist (the dose clearance's requirements included)."""
     for trigger in TRIGGERS:
-        unknown = [code for code in trigger.requires if code not in GUARDS]
+        codes = (*trigger.requires, *trigger.raise_requires)
+        unknown = [code for code in codes if code not in GUARDS]
         unknown += [name for name in trigger.effects if name not in EFFECTS]
+        unknown += [name for name in trigger.checks if name not in CHECKS]
         if unknown:
             raise RuntimeError(f"trigger {trigger.name} names unknown guards or effects: {unknown}")
+    unknown = [code for code in CLEARANCE_REQUIREMENTS if code not in GUARDS]
+    if unknown:
+        raise RuntimeError(f"the dose clearance names unknown guards: {unknown}")
 
 
 check_tables()
@@ -102,6 +120,8 @@ MACHINE = Machine(
 
 def fire(model: CaseModel, trigger: TriggerDef, **kwargs) -> bool:
     """Fire ``trigger`` on ``model``; True when it moved, False when a guard refused.
+
+    ``body=`` is the trigger's body: a raise of the dose needs ``raise_requires`` too.
 
     Raises:
         MachineError: the trigger does not leave the model's current state.

@@ -18,17 +18,21 @@ from models.schemas import (
     AdverseEventCreate,
     AdverseEventResolve,
     AssessmentCreate,
+    ClearanceCancel,
     ClearanceCreate,
+    EmergencyContactCreate,
     HistoryIn,
     MedicationCreate,
     MedicationUpdate,
+    MonitorCreate,
+    MonitorUpdate,
     ScreeningCreate,
     SessionCreate,
     TaperConfirm,
     TaperCreate,
     VitalCreate,
 )
-from workflow import dosing, medications, records
+from workflow import contacts, dosing, medications, records
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,36 @@ FACT_FORMS: tuple[FactForm, ...] = (
     FactForm("vital", "Blood pressure", VitalCreate, records.record_vital),
     FactForm("session", "Session", SessionCreate, dosing.record_session),
     FactForm("dose_clearance", "Dose clearance", ClearanceCreate, dosing.request_clearance),
+    FactForm(
+        "dose_clearance_cancel",
+        "Cancel a dose clearance (the dose was not taken)",
+        ClearanceCancel,
+        dosing.cancel_clearance,
+        Target(
+            "clearance_id",
+            "dose-clearances",
+            lambda c: f"Clearance {c.id} (expires {c.expires_at:%Y-%m-%d %H:%M})",
+            lambda c: c.open,
+        ),
+    ),
+    FactForm(
+        "emergency_contact",
+        "Emergency contact",
+        EmergencyContactCreate,
+        contacts.add_emergency_contact,
+    ),
+    FactForm("monitor", "Treatment monitor", MonitorCreate, contacts.add_monitor),
+    FactForm(
+        "monitor_update",
+        "Make a monitor active or inactive",
+        MonitorUpdate,
+        contacts.update_monitor,
+        Target(
+            "monitor_id",
+            "monitors",
+            lambda m: f"{m.name} ({'active' if m.active else 'inactive'})",
+        ),
+    ),
     FactForm("history", "Clinical history", HistoryIn, records.put_history),
     FactForm("medication", "Add a medication", MedicationCreate, medications.add_medication),
     FactForm(

@@ -11,7 +11,7 @@ import pytest
 
 from models.schemas import TransitionBody
 from workflow.definition import ACTIVE_STATES, STATES, TRIGGER_BY_NAME, TRIGGERS
-from workflow.errors import InvalidTransition
+from workflow.errors import Conflict, InvalidTransition
 
 PAIRS = [(s.name, t.name) for s in STATES for t in TRIGGERS]
 ALLOWED = [(s, t) for s, t in PAIRS if s in TRIGGER_BY_NAME[t].sources]
@@ -34,9 +34,13 @@ def test_the_matrix_covers_both_kinds_of_pair():
     assert ("on_hold", "hold") in REFUSED
 
 
+# A trigger that needs more than the state: adjusting a dose on hold needs a prescription.
+HELD_FROM_FOR = {"adjust_dose": "integration"}
+
+
 @pytest.mark.parametrize(("state", "trigger"), ALLOWED)
 def test_an_allowed_pair_moves_the_case_and_audits_it(clinic, case_in, state, trigger):
-    case_id = case_in(state)
+    case_id = case_in(state, held_from=HELD_FROM_FOR.get(trigger, "evaluation"))
     before = clinic.case(case_id)
     events_before = clinic.events(case_id)
 
@@ -112,6 +116,17 @@ def test_adjust_dose_is_internal_the_state_stays_and_the_version_and_trail_move(
         "monitoring",
     )
     assert event.data == {"dose_mg": 100.0, "rationale": "Partial response at the current dose."}
+    assert case.prescription is not None and case.prescription["dose_mg"] == 100.0
+
+
+def test_adjust_dose_on_a_case_held_before_prescribing_has_nothing_to_adjust(clinic, case_in):
+    case_id = case_in("on_hold", held_from="delivery.awaiting_prescription")
+    before = clinic.snapshot(case_id)
+
+    with pytest.raises(Conflict, match="no prescription"):
+        clinic.fire(case_id, "adjust_dose")
+
+    assert clinic.snapshot(case_id) == before
 
 
 @pytest.mark.parametrize("state", TERMINAL)

@@ -15,11 +15,13 @@ import pytest
 from workflow.definition import (
     ACTIVE_STATES,
     ADMIN,
+    CLEARANCE_REQUIREMENTS,
     CLINICIAN,
     COORDINATOR,
     FACT_BY_NAME,
     HELD_FROM,
     INITIAL,
+    ONGOING,
     OPEN_STATES,
     PHASES,
     STATE_BY_NAME,
@@ -30,6 +32,7 @@ from workflow.definition import (
     may_fire,
     may_record,
     phase_of,
+    requirements_of,
     triggers_from,
 )
 from workflow.machine import MACHINE
@@ -98,7 +101,7 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
             "taper.confirmed",
             "contraindication.hypertension",
         ],
-        "body": ["dose_mg", "route"],
+        "body": ["dose_mg", "route", "formulation", "units_per_dose"],
     },
     "ship": {
         "sources": ["delivery.prescribed"],
@@ -122,10 +125,10 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "body": [],
     },
     "adjust_dose": {
-        "sources": ["monitoring"],
+        "sources": ["integration", "monitoring", "on_hold"],
         "dest": None,
         "roles": ["clinician"],
-        "requires": ["clinician.licensed", "assessments.recent"],
+        "requires": ["clinician.licensed"],
         "body": ["dose_mg", "rationale"],
     },
     "discharge": {
@@ -257,6 +260,31 @@ def test_destination_of_internal_resume_and_plain_triggers():
     assert destination(TRIGGER_BY_NAME["ship"], "delivery.prescribed", None) == "delivery.shipped"
 
 
+def test_a_raise_of_the_dose_also_needs_the_ongoing_rules():
+    """SPEC.md section 2: a lower dose needs only a licence; a raise also these."""
+    adjust = TRIGGER_BY_NAME["adjust_dose"]
+    raise_codes = ["assessments.recent", "adverse_events.resolved", *ONGOING]
+    assert list(adjust.raise_requires) == raise_codes
+    assert list(requirements_of(adjust)) == ["clinician.licensed"]
+    assert list(requirements_of(adjust, raising=True)) == ["clinician.licensed", *raise_codes]
+    assert [t.name for t in TRIGGERS if t.raise_requires] == ["adjust_dose"]
+
+
+def test_a_dose_clearance_needs_the_codes_of_section_3_3_then_every_ongoing_one():
+    own = [
+        "case.dosing_state",
+        "session.preparation",
+        "adverse_events.resolved",
+        "assessments.recent",
+        "emergency_contact.recorded",
+        "monitor.registered",
+        "dose.interval",
+        "dose.weekly_limit",
+        "dose.blood_pressure",
+    ]
+    assert list(CLEARANCE_REQUIREMENTS) == own + [c for c in ONGOING if c not in own]
+
+
 # SPEC.md section 1: what a coordinator may do; a clinician may do all that and more.
 COORDINATOR_TRIGGERS = {"ship", "confirm_delivery", "start_monitoring", "hold", "withdraw"}
 COORDINATOR_FACTS = {
@@ -266,7 +294,11 @@ COORDINATOR_FACTS = {
     "medication",
     "medication_update",
     "vital",
+    "emergency_contact",
+    "monitor",
+    "monitor_update",
     "dose_clearance",
+    "dose_clearance_cancel",
     "session",
     "adverse_event",
 }

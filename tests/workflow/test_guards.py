@@ -17,13 +17,20 @@ import pytest
 
 from models.db import session_scope
 from models.facts import Assessment, CareSession, DoseClearance, Taper
-from models.schemas import Instrument, Severity
+from models.schemas import Instrument, Severity, TransitionBody
 from models.settings import Settings, settings
 from models.tables import Case
 from tests.workflow.conftest import ELIGIBLE_SCORES, Clinic
 from workflow import cases
 from workflow.casefacts import CaseFacts
-from workflow.definition import APPROVAL_REQUIREMENTS, TRIGGER_BY_NAME, Actor, License
+from workflow.definition import (
+    APPROVAL_REQUIREMENTS,
+    CLEARANCE_REQUIREMENTS,
+    TRIGGER_BY_NAME,
+    Actor,
+    License,
+    requirements_of,
+)
 from workflow.errors import TransitionBlocked
 from workflow.guards import GUARDS, NO_HISTORY, evaluate
 
@@ -52,6 +59,13 @@ SPEC_CODES = {
     "session.dosing",
     "session.integration",
     "adverse_events.resolved",
+    # SPEC.md 3.3: the dose clearance's own
+    "case.dosing_state",
+    "emergency_contact.recorded",
+    "monitor.registered",
+    "dose.interval",
+    "dose.weekly_limit",
+    "dose.blood_pressure",
 }
 HISTORY_CODES = [
     "criteria.chronic_insomnia",
@@ -73,6 +87,7 @@ class Attempt:
     case_id: int
     trigger: str
     actor: Actor | None = None
+    body: TransitionBody | None = None
 
 
 # -- approve ------------------------------------------------------------------
@@ -179,9 +194,31 @@ def prescribe_after_high_reading(clinic: Clinic) -> Attempt:
 # -- start_monitoring -----------------------------------------------------------
 
 
+def import_dose(clinic: Clinic, case_id: int, clearance_id: int | None) -> None:
+    """A dosing row written outside the service (an import, say)."""
+    with session_scope(clinic.engine) as session:
+        session.add(
+            CareSession(
+                case_id=case_id,
+                kind="dosing",
+                dosed_at=clinic.now,
+                completed_at=clinic.now,
+                clearance_id=clearance_id,
+            )
+        )
+
+
 def monitor_without_preparation(clinic: Clinic) -> Attempt:
+    """No clearance is granted without a preparation session: an imported cleared dose."""
     case_id = clinic.case_in("integration", prepared=False)
-    clinic.dose(case_id)
+    with session_scope(clinic.engine) as session:
+        clearance = DoseClearance(
+            case_id=case_id, systolic=120, diastolic=80, granted=True, created_at=clinic.now
+        )
+        session.add(clearance)
+        session.flush()
+        clearance_id = clearance.id
+    import_dose(clinic, case_id, clearance_id)
     clinic.tick(hours=2)
     clinic.session(case_id, "integration")
     return Attempt(case_id, "start_monitoring")
@@ -190,24 +227,17 @@ def monitor_without_preparation(clinic: Clinic) -> Attempt:
 def monitor_with_imported_dosing(granted: bool) -> Callable[[Clinic], Attempt]:
     """A dosing row written outside the service (an import, say) with no granted clearance.
 
-    Through the services every dosing session has a granted clearance, so
-    ``session.dosing`` can be the only unmet code only with such a row.
+    Through the services a dose without a granted clearance is recorded with the
+    deviation ``clearance.absent`` and an adverse event, which blocks the case
+    too; ``session.dosing`` can be the only unmet code only with such a row.
     """
 
     def setup(clinic: Clinic) -> Attempt:
         case_id = clinic.case_in("integration", prepared=False)
         clinic.session(case_id, "preparation")
-        refused = clinic.clearance(case_id, monitor_present=False)
+        refused = clinic.clearance(case_id, 150, 95)
         assert not refused.granted
-        with session_scope(clinic.engine) as session:
-            session.add(
-                CareSession(
-                    case_id=case_id,
-                    kind="dosing",
-                    completed_at=clinic.now,
-                    clearance_id=None if granted else refused.id,
-                )
-            )
+        import_dose(clinic, case_id, None if granted else refused.id)
         clinic.tick(hours=2)
         clinic.session(case_id, "integration")
         return Attempt(case_id, "start_monitoring")
@@ -233,6 +263,10 @@ def adjust_dose_as_tx_clinician(clinic: Clinic) -> Attempt:
     )
 
 
+RAISE = TransitionBody(dose_mg=120, rationale="Partial response.")
+"""An ``adjust_dose`` body raising the dose from 100 mg: it needs more than a licence."""
+
+
 def in_monitoring_with_only(trigger: str, instrument: Instrument) -> Callable[[Clinic], Attempt]:
     """Fifteen days on, only one of PHQ-9 and ISI is recorded again."""
 
@@ -240,9 +274,25 @@ def in_monitoring_with_only(trigger: str, instrument: Instrument) -> Callable[[C
         case_id = clinic.case_in("monitoring")
         clinic.tick(days=15)
         clinic.assess(case_id, instrument, 10)
-        return Attempt(case_id, trigger)
+        return Attempt(case_id, trigger, body=RAISE if trigger == "adjust_dose" else None)
 
     return setup
+
+
+def raise_dose_after(change: Callable[[Clinic, int], Any]) -> Callable[[Clinic], Attempt]:
+    def setup(clinic: Clinic) -> Attempt:
+        case_id = clinic.case_in("monitoring")
+        change(clinic, case_id)
+        return Attempt(case_id, "adjust_dose", body=RAISE)
+
+    return setup
+
+
+def benzodiazepine_tapered_yesterday(clinic: Clinic, case_id: int) -> None:
+    medication = clinic.add_med(case_id, "Xanax")
+    taper = clinic.plan_taper(case_id, medication.id)
+    clinic.confirm_taper(case_id, taper.id)
+    clinic.screen(case_id)
 
 
 def discharge_with_open_event(clinic: Clinic) -> Attempt:
@@ -373,6 +423,21 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
         "discharge, ISI 15 days old",
         in_monitoring_with_only("discharge", "phq9"),
     ),
+    (
+        "adverse_events.resolved",
+        "adjust_dose raise with an open event",
+        raise_dose_after(lambda clinic, case_id: clinic.adverse_event(case_id)),
+    ),
+    (
+        "screening.interactions",
+        "adjust_dose raise after a medication change",
+        raise_dose_after(lambda clinic, case_id: clinic.add_med(case_id, "sertraline")),
+    ),
+    (
+        "taper.washout",
+        "adjust_dose raise a day after a benzodiazepine's last dose",
+        raise_dose_after(benzodiazepine_tapered_yesterday),
+    ),
     ("adverse_events.resolved", "discharge with an open mild event", discharge_with_open_event),
     ("adverse_events.resolved", "resume with an open mild event", resume_with_open_event("mild")),
     (
@@ -383,21 +448,19 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
 ]
 
 
-# Required by the ONGOING set of SPEC.md 3.2, which the dosing work adds at merge; its
-# rules are tested in tests/workflow/test_medications.py.
-NOT_YET_REQUIRED = {"taper.washout"}
-
-
 def test_the_guards_are_exactly_the_spec_codes():
     assert set(GUARDS) == SPEC_CODES
-    assert len(SPEC_CODES) == 23
+    assert len(SPEC_CODES) == 29
 
 
-def test_every_code_is_required_by_some_trigger_and_has_a_scenario():
-    required = {code for t in TRIGGER_BY_NAME.values() for code in t.requires}
-    assert required == SPEC_CODES - NOT_YET_REQUIRED
-    # history.recorded cannot be the only unmet code: see the test below.
-    expected = SPEC_CODES - {"history.recorded"} - NOT_YET_REQUIRED
+def test_every_code_is_required_by_some_trigger_or_the_clearance_and_has_a_scenario():
+    by_triggers = {
+        code for t in TRIGGER_BY_NAME.values() for code in requirements_of(t, raising=True)
+    }
+    assert by_triggers | set(CLEARANCE_REQUIREMENTS) == SPEC_CODES
+    # history.recorded cannot be the only unmet code: see the test below. The clearance's
+    # codes each have theirs in tests/workflow/test_dosing.py.
+    expected = by_triggers - {"history.recorded"}
     assert {code for code, _, _ in SCENARIOS} == expected
 
 
@@ -408,11 +471,11 @@ def test_every_code_is_required_by_some_trigger_and_has_a_scenario():
 )
 def test_one_unmet_requirement_blocks_its_trigger_alone(clinic, code, setup):
     attempt = setup(clinic)
-    assert code in TRIGGER_BY_NAME[attempt.trigger].requires
+    assert code in requirements_of(TRIGGER_BY_NAME[attempt.trigger], raising=True)
     before = clinic.snapshot(attempt.case_id)
 
     with pytest.raises(TransitionBlocked) as refused:
-        clinic.fire(attempt.case_id, attempt.trigger, actor=attempt.actor)
+        clinic.fire(attempt.case_id, attempt.trigger, actor=attempt.actor, body=attempt.body)
 
     assert [u.code for u in refused.value.unmet] == [code]
     assert refused.value.unmet[0].message.strip()
@@ -459,11 +522,15 @@ def test_a_trigger_reports_all_its_unmet_requirements_in_declared_order(clinic):
     clinic.adverse_event(case_id, "nausea", "mild")
 
     with pytest.raises(TransitionBlocked) as adjusting:
-        clinic.fire(case_id, "adjust_dose", actor=tx)
+        clinic.fire(case_id, "adjust_dose", actor=tx, body=RAISE)
     with pytest.raises(TransitionBlocked) as discharging:
         clinic.fire(case_id, "discharge")
 
-    assert [u.code for u in adjusting.value.unmet] == ["clinician.licensed", "assessments.recent"]
+    assert [u.code for u in adjusting.value.unmet] == [
+        "clinician.licensed",
+        "assessments.recent",
+        "adverse_events.resolved",
+    ]
     assert [u.code for u in discharging.value.unmet] == [
         "assessments.recent",
         "adverse_events.resolved",
@@ -579,11 +646,11 @@ def test_the_recent_window_comes_from_the_rules(clinic):
     clinic.tick(days=20)
 
     with pytest.raises(TransitionBlocked) as refused:
-        clinic.fire(case_id, "adjust_dose")
+        clinic.fire(case_id, "adjust_dose", body=RAISE)
     assert [u.code for u in refused.value.unmet] == ["assessments.recent"]
     assert "14 days" in refused.value.unmet[0].message
 
-    clinic.fire(case_id, "adjust_dose", rules=Settings(recent_window_days=30))
+    clinic.fire(case_id, "adjust_dose", body=RAISE, rules=Settings(recent_window_days=30))
 
     assert clinic.events(case_id)[-1].trigger == "adjust_dose"
 
@@ -592,8 +659,16 @@ def test_the_defaults_are_the_spec_thresholds():
     defaults = Settings()
     assert (defaults.baseline_window_days, defaults.recent_window_days) == (30, 14)
     assert (defaults.hypertension_systolic, defaults.hypertension_diastolic) == (160, 100)
-    assert (defaults.predose_systolic, defaults.predose_diastolic) == (140, 90)
+    assert (defaults.bp_limit_systolic, defaults.bp_limit_diastolic) == (140, 90)
+    assert (defaults.bp_crisis_systolic, defaults.bp_crisis_diastolic) == (180, 110)
+    assert (defaults.bp_rise_systolic, defaults.bp_rise_diastolic) == (40, 25)
     assert defaults.clearance_valid_minutes == 120
+    assert (defaults.observation_minutes, defaults.min_hours_between_doses) == (120, 72)
+    assert (defaults.post_dose_bp_min_minutes, defaults.post_dose_bp_max_minutes) == (30, 90)
+    assert (defaults.max_doses_per_window, defaults.dose_limit_window_hours) == (2, 168)
+    assert (defaults.max_dose_mg_sublingual, defaults.max_dose_mg_oral) == (450, 450)
+    assert (defaults.max_dose_mg_intranasal, defaults.max_initial_dose_mg) == (100, 200)
+    assert defaults.max_dose_step_percent == 50
     assert (defaults.isi_worsening_points, defaults.phq9_item9_min) == (6, 1)
     assert (defaults.mood_score_min, defaults.failed_trials_min) == (10, 2)
     assert (defaults.insomnia_nights_min, defaults.insomnia_months_min) == (3, 3)
@@ -670,7 +745,6 @@ def test_session_dosing_needs_the_clearance_row_to_be_granted(clinic, granted):
             case_id=case_id,
             systolic=120,
             diastolic=80,
-            monitor_present=True,
             granted=granted,
             created_at=NOW,
         )
