@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from workflow.definition import (
     ADMIN,
+    CLEARANCE_REQUIREMENTS,
     FACTS,
     INITIAL,
     STATE_BY_NAME,
@@ -49,6 +50,9 @@ class TriggerDoc(BaseModel):
     transitions: list[MoveDoc] = Field(description="Every (source, destination) the machine has.")
     roles: list[str] = Field(description="Who may fire it (admins may fire every trigger).")
     requires: list[str] = Field(description="Requirement codes its guards check.")
+    raise_requires: list[str] = Field(
+        description="Further codes checked when the body raises the dose (`adjust_dose`)."
+    )
     body: list[str] = Field(description="Body fields the request must carry.")
     optional: list[str] = Field(description="Body fields the request may carry, besides `reason`.")
 
@@ -62,6 +66,9 @@ class WorkflowDoc(BaseModel):
     states: list[StateDoc]
     triggers: list[TriggerDoc]
     requirements: list[str] = Field(description="Every requirement code any trigger checks.")
+    clearance_requires: list[str] = Field(
+        description="What a dose clearance needs (SPEC section 3.3, then every ONGOING code)."
+    )
     fact_roles: dict[str, list[str]] = Field(description="Who may record each kind of fact.")
 
 
@@ -84,6 +91,7 @@ def _trigger(name: str) -> TriggerDoc:
         transitions=moves,
         roles=list(definition.roles),
         requires=list(definition.requires),
+        raise_requires=list(definition.raise_requires),
         body=list(definition.body),
         optional=list(definition.optional),
     )
@@ -100,7 +108,9 @@ def describe() -> WorkflowDoc:
     for state in states:
         phases.setdefault(state.phase, []).append(state.name)
     triggers = [_trigger(name) for name in MACHINE.events]
-    requirements = dict.fromkeys(code for t in triggers for code in t.requires)
+    requirements = dict.fromkeys(
+        code for t in triggers for code in (*t.requires, *t.raise_requires)
+    )
     return WorkflowDoc(
         initial=INITIAL,
         admin_role=ADMIN,
@@ -108,6 +118,7 @@ def describe() -> WorkflowDoc:
         states=states,
         triggers=triggers,
         requirements=list(requirements),
+        clearance_requires=list(CLEARANCE_REQUIREMENTS),
         fact_roles={fact.name: list(fact.roles) for fact in FACTS},
     )
 

@@ -82,17 +82,23 @@ def _doses_and_open(facts: CaseFacts, hours: float) -> Window:
 
 @requirement("dose.interval")
 def dose_interval(facts: CaseFacts) -> str | None:
+    """An open clearance blocks the next whatever its age (two are never open at once);
+    a dose, or an open clearance at its grant, within the interval blocks it too."""
+    if facts.open_clearances:
+        clearance = facts.open_clearances[0]
+        return (
+            f"Dose clearance #{clearance.id} (granted {_when(clearance.created_at)}) is still "
+            "open: record the dose that used it, or cancel it if the dose was not taken."
+        )
     hours = facts.rules.min_hours_between_doses
     if hours <= 0:
         return None
-    recent = _doses_and_open(facts, hours)
-    if recent.count == 0 or recent.latest is None:
+    recent = facts.doses_since(facts.now - timedelta(hours=hours))
+    if recent.latest is None:
         return None
     return (
-        f"A dose was taken, or a clearance is open, within the last {hours:g} hours "
-        f"(at {_when(recent.latest)}): the next dose may be cleared from "
-        f"{_when(recent.latest + timedelta(hours=hours))}. Cancel an open clearance whose "
-        "dose was not taken."
+        f"A dose was taken within the last {hours:g} hours (at {_when(recent.latest)}): "
+        f"the next may be cleared from {_when(recent.latest + timedelta(hours=hours))}."
     )
 
 

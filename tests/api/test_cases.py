@@ -16,6 +16,7 @@ CASE_FIELDS = {
     "updated_at",
     "referrals",
     "held_from",
+    "prescription",
 }
 
 

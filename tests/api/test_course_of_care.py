@@ -6,9 +6,9 @@ from typing import Any
 
 from tests.api.helpers import (
     ELIGIBLE_HISTORY,
+    PRESCRIPTION,
     Api,
     case_url,
-    clearance,
     complete_sessions,
     deliver,
     open_case,
@@ -90,7 +90,7 @@ def test_benzodiazepine_taper_track(api: Api):
     taper = api.post("clinician", case_url(case_id, "/tapers"), taper_body)
     api.fire("clinician", case_id, "approve")
 
-    prescription: dict[str, Any] = {"dose_mg": 100, "route": "sublingual"}
+    prescription: dict[str, Any] = dict(PRESCRIPTION)
     assert blocked_codes(api, case_id, "prescribe", **prescription) == ["taper.confirmed"]
     confirm = case_url(case_id, f"/tapers/{taper['id']}/confirm")
     confirmed = api.post("clinician", confirm, {"last_dose_on": api.ago(days=2)[:10]}, expect=200)
@@ -142,9 +142,11 @@ def test_decline_keeps_referrals(api: Api):
 
 def test_clearance_refused_lists_reasons(api: Api):
     case_id = open_case(api)
-    body = {"systolic": 150, "diastolic": 95, "monitor_present": False}
+    body = {"systolic": 150, "diastolic": 95, "monitor_id": 999}
     refused = api.post("coordinator", case_url(case_id, "/dose-clearances"), body)
     assert refused["granted"] is False and refused["expires_at"] is None
-    codes = {u["code"] for u in refused["unmet"]}
-    assert {"clearance.state", "clearance.blood_pressure", "clearance.monitor"} <= codes
-    assert clearance(api, case_id)["granted"] is False  # still in evaluation
+    assert (refused["open"], refused["void"]) == (False, False)
+    codes = [u["code"] for u in refused["unmet"]]
+    assert codes[0] == "case.dosing_state"
+    assert {"emergency_contact.recorded", "monitor.registered", "dose.blood_pressure"} <= set(codes)
+    assert all(u["message"] for u in refused["unmet"])

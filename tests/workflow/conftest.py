@@ -57,6 +57,7 @@ from models.schemas import (
     TransitionBody,
     VitalCreate,
 )
+from models.settings import Settings
 from models.tables import AuditEvent, Case
 from tests.conftest import add_user
 from workflow import cases, contacts, dosing, medications, records
@@ -444,7 +445,7 @@ class Clinic:
     def dosing_fields(self, case_id: int, cleared_at: datetime, **overrides: Any) -> dict:
         """A clean dose record for a clearance granted at ``cleared_at``: the dose 15 minutes
         later, a post-dose reading 30 minutes after the dose, completed at +2 h 30."""
-        dosed_at = overrides.get("dosed_at", cleared_at + DOSED_AFTER)
+        dosed_at = overrides.get("dosed_at") or cleared_at + DOSED_AFTER
         fields: dict[str, Any] = {
             "dosed_at": dosed_at,
             "dose_mg": 100.0,
@@ -457,9 +458,10 @@ class Clinic:
         }
         return fields | overrides
 
-    def dose(self, case_id: int, **overrides: Any) -> CareSession:
-        """A granted clearance now, and the clean dose that uses it, recorded at its completion."""
-        clearance = self.clearance(case_id)
+    def dose(self, case_id: int, *, rules: Settings | None = None, **overrides: Any) -> CareSession:
+        """A granted clearance now (judged by ``rules``, if given), and the clean dose that
+        uses it, recorded at its completion."""
+        clearance = self.clearance(case_id, **({"rules": rules} if rules else {}))
         assert clearance.granted, clearance.unmet
         fields = self.dosing_fields(case_id, clearance.created_at, **overrides)
         self.now = max(self.now, fields["completed_at"])
