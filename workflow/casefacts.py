@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import BindParameter, bindparam, func
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from models.facts import (
@@ -74,15 +75,15 @@ LATEST_VITAL = _newest(Vital, col(Vital.taken_at) <= NOW)
 LATEST_CLEARANCE = _last(DoseClearance)
 LATEST_SCREENING = _last(InteractionScreening)
 SESSION_STATS = (
-    select(
-        CareSession.kind,
+    select_columns(  # five columns: more than sqlmodel's ``select`` is typed for
+        col(CareSession.kind),
         func.count(),
-        func.min(CareSession.completed_at),
-        func.max(CareSession.completed_at),
-        func.min(CareSession.dosed_at),
+        func.min(col(CareSession.completed_at)),
+        func.max(col(CareSession.completed_at)),
+        func.min(col(CareSession.dosed_at)),
     )
-    .where(CareSession.case_id == CASE)
-    .group_by(CareSession.kind)
+    .where(col(CareSession.case_id) == CASE)
+    .group_by(col(CareSession.kind))
 )
 DOSED_WITH_GRANTED_CLEARANCE = (
     select(CareSession.id)
