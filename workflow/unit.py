@@ -65,11 +65,13 @@ class CaseWrite:
     now: datetime
     rules: Settings = field(default_factory=lambda: settings)
     facts: CaseFacts = field(init=False)
+    changes: voiding.Tracker = field(init=False)
 
     def __post_init__(self) -> None:
         self.facts = CaseFacts(
             case=self.case, now=self.now, actor=self.actor, rules=self.rules, session=self.session
         )
+        self.changes = voiding.Tracker.attach(self.session)
 
     @property
     def case_id(self) -> int:
@@ -88,7 +90,7 @@ class CaseWrite:
 
         ``changes`` are columns of the case; a write that changes no value passes none.
         """
-        columns = voiding.changed_columns(record)  # before the flush forgets them
+        columns = self.changes.columns(record)  # before this flush forgets them
         self.session.add(record)
         self.session.flush()
         data = {"fact": fact, "id": record_id(record), "record": record.model_dump(mode="json")}

@@ -24,10 +24,11 @@ monitor's clearance is still watched over.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
+from sqlmodel import Session
 
 from models.facts import DoseClearance
 from workflow.definition import SYSTEM_ACTOR
@@ -67,8 +68,8 @@ class Change:
 def changed_columns(record: Any) -> frozenset[str] | None:
     """The columns of ``record`` with a new value not yet flushed; None for a new record.
 
-    Read before the record is flushed (``CaseWrite.record`` does): a value set
-    to what it already was is no change.
+    Read before the record is flushed (``Tracker`` keeps what an earlier flush
+    wrote): a value set to what it already was is no change.
     """
     state = inspect(record)
     if state.key is None:
@@ -76,6 +77,41 @@ def changed_columns(record: Any) -> frozenset[str] | None:
     return frozenset(
         attr.key for attr in state.attrs if attr.key not in UNCOUNTED and attr.history.has_changes()
     )
+
+
+@dataclass
+class Tracker:
+    """What one write changed on its rows, even when a query flushed them before ``record``.
+
+    A query autoflushes pending changes, which clears the attribute history
+    ``changed_columns`` reads: the tracker keeps, per row, the columns each flush
+    wrote and the rows it inserted, until the row is recorded.
+    """
+
+    flushed: dict[int, set[str]] = field(default_factory=dict)
+    inserted: set[int] = field(default_factory=set)
+
+    @classmethod
+    def attach(cls, session: Session) -> Tracker:
+        tracker = cls()
+        event.listen(session, "before_flush", tracker._before_flush)
+        return tracker
+
+    def _before_flush(self, session: Session, context: Any, instances: Any) -> None:
+        self.inserted |= {id(row) for row in session.new}
+        for row in session.dirty:
+            columns = changed_columns(row)
+            if columns:
+                self.flushed.setdefault(id(row), set()).update(columns)
+
+    def columns(self, record: Any) -> frozenset[str] | None:
+        """The columns ``record`` changed in this write; None for a row it inserted."""
+        now = changed_columns(record)
+        if now is None or id(record) in self.inserted:
+            self.inserted.discard(id(record))
+            self.flushed.pop(id(record), None)
+            return None
+        return now | self.flushed.pop(id(record), set())
 
 
 Rule = Callable[[Change], str | None]

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlmodel import select
 
 from models.facts import DoseClearance, EmergencyContact
 from models.settings import Settings
+from models.tables import Case
 from tests.workflow.conftest import Clinic
 from workflow import voiding
 from workflow.definition import SYSTEM_ACTOR
@@ -205,6 +207,36 @@ def test_a_fact_voids_by_its_name_and_its_change(clinic, fact, changes, new, voi
     clinic.call(
         record_named, case_id=case_id, actor=SYSTEM_ACTOR, fact=fact, changes=changes, new=new
     )
+
+    assert the(clinic, case_id, clearance.id).void is voids
+
+
+@writes("history")
+def record_after_a_query(write: CaseWrite, *, phone: str | None) -> EmergencyContact:
+    """Another branch's service that queries between changing a row and recording it
+    (the query autoflushes the change): a new row when ``phone`` is None."""
+    if phone is None:
+        record = EmergencyContact(
+            case_id=write.case_id, name="x", relationship="y", phone="555", created_at=write.now
+        )
+        write.session.add(record)
+    else:
+        (record,) = write.session.exec(
+            select(EmergencyContact).where(EmergencyContact.case_id == write.case_id)
+        ).all()
+        record.phone = phone
+    write.session.exec(select(Case.id)).all()  # autoflush
+    write.record("profile", record, {})
+    return record
+
+
+@pytest.mark.parametrize(
+    ("phone", "voids"), [(None, True), ("555-0200", True), ("555-0100", False)]
+)
+def test_a_change_flushed_before_it_is_recorded_still_counts(clinic, phone, voids):
+    case_id, clearance = cleared(clinic)  # its emergency contact's phone is 555-0100
+
+    clinic.call(record_after_a_query, case_id=case_id, actor=SYSTEM_ACTOR, phone=phone)
 
     assert the(clinic, case_id, clearance.id).void is voids
 
