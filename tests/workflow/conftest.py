@@ -520,7 +520,13 @@ class Clinic:
             self.screen(case_id)
 
     def complete_sessions(self, case_id: int) -> None:
-        """Preparation, a cleared dose, and integration after it."""
+        """Preparation, a cleared dose, and integration after it.
+
+        A benzodiazepine or Z-drug tapered yesterday must wash out before a dose is
+        cleared (``taper.washout``): the clock moves on 8 days first.
+        """
+        if any(t.confirmed_at is not None for t in self.rows(Taper, case_id)):
+            self.tick(days=8)
         self.session(case_id, "preparation")
         self.tick(minutes=10)
         self.dose(case_id)
