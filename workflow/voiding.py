@@ -18,7 +18,9 @@ used; a dose recorded late, taken before the void, did not use a void clearance
 
 A deactivated monitor voids only the open clearances that name that monitor:
 a clearance names the monitor who stays through its dose, and another
-monitor's clearance is still watched over.
+monitor's clearance is still watched over. Closing the case (``discharge``,
+``withdraw``) voids them too: no dose or cancellation is recorded on a closed
+case, so nothing else would ever close them.
 """
 
 from __future__ import annotations
@@ -147,7 +149,13 @@ FACT_RULES: dict[str, Rule] = {
 }
 """Facts that void the open clearances, by name."""
 
-TRIGGER_RULES: dict[str, str] = {"hold": "the case was put on hold"}
+TRIGGER_RULES: dict[str, str] = {
+    "hold": "the case was put on hold",
+    # Not in SPEC 4.4's list: a closed case takes no dose and no cancellation, so a
+    # clearance left open there would show ``open`` for ever.
+    "discharge": "the case was closed",
+    "withdraw": "the case was closed",
+}
 """Transitions that void the open clearances, by trigger."""
 
 

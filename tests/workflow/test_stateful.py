@@ -377,7 +377,7 @@ class Replay:
             assert not self.open_events, f"{where}: with adverse events open"
         if e.trigger == "start_monitoring":
             self.check_sessions_for_monitoring(where)
-        if e.trigger == "hold":
+        if e.trigger in ("hold", "discharge", "withdraw"):
             self.void_open(e)
         if e.trigger == "hold":
             self.held_from = self.state

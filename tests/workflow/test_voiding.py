@@ -52,6 +52,7 @@ VOIDS: list[tuple[str, Change, str]] = [
     ("a medication added", lambda c, i: c.add_med(i, "sertraline"), "medication list"),
     ("the history changed", lambda c, i: c.history(i, failed_antidepressant_trials=3), "history"),
     ("the case held", lambda c, i: c.fire(i, "hold"), "on hold"),
+    ("the case withdrawn", lambda c, i: c.fire(i, "withdraw"), "closed"),
     (
         "its monitor made inactive",
         lambda c, i: c.set_monitor_active(i, c.monitors[i], False),
