@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from workflow.definition import (
     ADMIN,
+    CLEARANCE_REQUIREMENTS,
     FACTS,
     INITIAL,
     STATE_BY_NAME,
@@ -78,6 +79,9 @@ class WorkflowDoc(BaseModel):
     states: list[StateDoc]
     triggers: list[TriggerDoc]
     requirements: list[str] = Field(description="Every requirement code any trigger checks.")
+    clearance_requires: list[str] = Field(
+        description="What a dose clearance needs (SPEC section 3.3, then every ONGOING code)."
+    )
     fact_roles: dict[str, list[str]] = Field(description="Who may record each kind of fact.")
 
 
@@ -136,6 +140,7 @@ def describe() -> WorkflowDoc:
         states=states,
         triggers=triggers,
         requirements=list(requirements),
+        clearance_requires=list(CLEARANCE_REQUIREMENTS),
         fact_roles={fact.name: list(fact.roles) for fact in FACTS},
     )
 

@@ -24,6 +24,18 @@ class Referral(BaseModel):
     answers: str | None = Field(examples=["contraindication.respiratory"])
 
 
+class PrescriptionPublic(BaseModel):
+    """The dose in force (SPEC.md 4.5)."""
+
+    dose_mg: float | None
+    route: str | None
+    formulation: str | None
+    units_per_dose: int | None
+    prescribed_by: int | None
+    prescribed_at: datetime | None
+    refills: int = 0
+
+
 class CasePublic(Public):
     id: int
     patient_ref: str
@@ -37,6 +49,9 @@ class CasePublic(Public):
     referrals: list[Referral] = Field(
         description="Declined: what the guide recommends instead, and which failed requirement "
         "each answers (SPEC.md 4.7)."
+    )
+    prescription: PrescriptionPublic | None = Field(
+        default=None, description="The dose in force; null before `prescribe`."
     )
     created_at: datetime
     updated_at: datetime

@@ -6,12 +6,13 @@ course of care, every step a real request against ``carepath serve
 PHQ-9, GAD-7, ISI, a blood pressure, a benzodiazepine stopped ten days ago on
 the medication list); an ``approve`` that is refused (no screening yet); the
 screening, the taper plan, ``approve``; the taper confirmed and the list
-screened again; ``prescribe``, ``ship``, ``confirm_delivery``; a preparation
-session, a dose clearance, the dosing session and an integration session;
-``start_monitoring``; a follow-up PHQ-9 and ISI; an adverse event and its
-resolution; ``discharge``. That is 30 requests a journey. A journey counts when
-every step answered as expected (a revision before the profile and consent
-routes breaks every journey at its second step).
+screened again; ``prescribe``, ``ship``, ``confirm_delivery``; an emergency
+contact and a treatment monitor; a preparation session, a dose clearance, the
+dose record (with observation and the post-dose window set to 0, so that a
+dose needs no real two hours) and an integration session; ``start_monitoring``;
+a follow-up PHQ-9 and ISI; an adverse event and its resolution; ``discharge``.
+A journey counts when every step answered as expected (a revision before the
+profile and consent routes breaks every journey at its second step).
 
 ``--at REV`` serves carepath as of a git revision too, on a copy of the same
 database, measured in the same run, alternating round by round, so both see
@@ -69,6 +70,23 @@ HISTORY = {
 MOOD_DRIVEN = {"insomnia_mood_driven": True}
 PROFILE = {"date_of_birth": "1984-06-15", "pregnant": False, "breastfeeding": False}
 STEPS_PER_JOURNEY = 30
+PRESCRIPTION = {
+    "dose_mg": 100,
+    "route": "sublingual",
+    "formulation": "ketamine 100 mg troche",
+    "units_per_dose": 1,
+}
+CONTACT = {"name": "Sam Rivera", "relationship": "spouse", "phone": "555-0100"}
+DEMO = {
+    "CAREPATH_OBSERVATION_MINUTES": "0",
+    "CAREPATH_POST_DOSE_BP_MIN_MINUTES": "0",
+    "CAREPATH_POST_DOSE_BP_MAX_MINUTES": "0",
+}
+"""The dosing settings a journey in real time needs: no 2-hour wait for each dose."""
+
+
+def monitor_body(now: datetime) -> dict[str, object]:
+    return {**CONTACT, "adult_attested": True, "trained_on": now.date().isoformat()}
 
 
 def iso(at: datetime) -> str:
@@ -131,18 +149,29 @@ def journey_scenario(
                 done = {"last_dose_on": stopped}
                 yield step("POST", f"/tapers/{taper_id}/confirm", done, cl)
                 yield step("POST", "/interaction-screenings", {}, cl)
-                prescription = {"dose_mg": 100, "route": "sublingual"}
-                yield step("POST", "/transitions/prescribe", prescription, cl)
+                yield step("POST", "/transitions/prescribe", PRESCRIPTION, cl)
                 yield step("POST", "/transitions/ship", None, co)
                 yield step("POST", "/transitions/confirm_delivery", None, co)
+                yield step("POST", "/emergency-contacts", CONTACT, co)
+                monitor = yield step("POST", "/monitors", monitor_body(now), co)
+                monitor_id = monitor.response.json()["id"]
                 prep = {"kind": "preparation", "completed_at": iso(datetime.now(UTC))}
                 yield step("POST", "/sessions", prep, co)
-                reading = {"systolic": 122, "diastolic": 78, "monitor_present": True}
+                reading = {"systolic": 122, "diastolic": 78, "monitor_id": monitor_id}
                 clearance = yield step("POST", "/dose-clearances", reading, co)
+                # Observation and the post-dose window are 0 here (DEMO): a dose in real time.
+                dosed_at = iso(datetime.now(UTC))
                 dose = {
                     "kind": "dosing",
-                    "completed_at": iso(datetime.now(UTC)),
                     "clearance_id": clearance.response.json()["id"],
+                    "monitor_id": monitor_id,
+                    "dosed_at": dosed_at,
+                    "dose_mg": 100,
+                    "units_taken": 1,
+                    "post_systolic": 124,
+                    "post_diastolic": 80,
+                    "post_taken_at": dosed_at,
+                    "completed_at": dosed_at,
                 }
                 yield step("POST", "/sessions", dose, co)
                 after = {"kind": "integration", "completed_at": iso(datetime.now(UTC))}
@@ -238,7 +267,7 @@ def main() -> None:
         for n, revision in enumerate([None, *args.at]):
             # Each version of the code makes its own database and staff with its own
             # migrations and CLI: the schema may differ between them.
-            env = {**admin, "CAREPATH_DATABASE_URL": sqlite_url(tmp / f"bench{n}.db")}
+            env = {**admin, **DEMO, "CAREPATH_DATABASE_URL": sqlite_url(tmp / f"bench{n}.db")}
             if revision is None:
                 name, cli, cwd = "carepath", uv_run("carepath"), ROOT
             else:

@@ -57,9 +57,11 @@ def case_rows(first_id: int, count: int, rng: random.Random) -> dict[Any, list[d
         )  # fmt: skip
         for days in (0, 4):
             at = dose + timedelta(days=days)
+            ended = at + timedelta(hours=2, minutes=30)
             rows[CareSession].append(
-                {"case_id": case_id, "kind": "dosing", "completed_at": at, "created_at": at}
-            )
+                {"case_id": case_id, "kind": "dosing", "dosed_at": at, "completed_at": ended,
+                 "created_at": ended, "deviations": []}
+            )  # fmt: skip
         follow_up = rng.random() > 0.1
         for instrument, (low, high) in BASELINES.items():
             score = rng.randint(low, high)

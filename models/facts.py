@@ -165,34 +165,81 @@ class Vital(SQLModel, table=True):
     created_at: datetime = timestamp_field()
 
 
+class EmergencyContact(SQLModel, table=True):
+    """Someone to call in an emergency (SPEC.md 4.1): personal data, never logged."""
+
+    __tablename__ = "emergency_contacts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    name: str = Field(max_length=200)
+    relationship: str = Field(max_length=100)
+    phone: str = Field(max_length=40)
+    recorded_by: int | None = None
+    created_at: datetime = timestamp_field()
+
+
+class Monitor(SQLModel, table=True):
+    """A treatment monitor: an adult who stays with the patient through each dose (4.1)."""
+
+    __tablename__ = "monitors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    name: str = Field(max_length=200)
+    relationship: str = Field(max_length=100)
+    phone: str = Field(max_length=40)
+    adult_attested: bool
+    trained_on: date
+    active: bool = True
+    recorded_by: int | None = None
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+
+
 class DoseClearance(SQLModel, table=True):
-    """A pre-dose blood-pressure check; a granted one is valid for a short window."""
+    """A pre-dose check (SPEC.md 3.3, 4.4): granted, or refused with every unmet requirement.
+
+    A granted clearance is ``open`` until a dosing session uses it, it is
+    cancelled, or it is ``void``; while open it counts as a dose at its grant.
+    """
 
     __tablename__ = "dose_clearances"
     __table_args__ = (
         # contraindication.hypertension: the granted pre-dose readings of a time range.
         Index("ix_dose_clearances_case_granted_created", "case_id", "granted", "created_at"),
+        Index("ix_dose_clearances_case_open_created", "case_id", "open", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = _case_fk()
     systolic: int
     diastolic: int
-    monitor_present: bool
+    heart_rate: int | None = None
+    monitor_id: int | None = None
+    """The monitor the request named; a refused clearance may name one that is no monitor."""
     granted: bool
     unmet: list[dict[str, str]] = Field(default_factory=list, sa_type=JSON)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    open: bool = False
+    void: bool = False
+    voided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    void_reason: str | None = Field(default=None, max_length=400)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancelled_by: int | None = None
+    cancel_reason: str | None = Field(default=None, max_length=4000)
     recorded_by: int | None = None
     created_at: datetime = timestamp_field()
 
 
 class CareSession(SQLModel, table=True):
-    """A preparation, dosing or integration session."""
+    """A preparation, dosing or integration session; a dosing one is the dose record (4.4)."""
 
     __tablename__ = "care_sessions"
     __table_args__ = (
-        Index("uq_care_sessions_clearance", "clearance_id", unique=True),
+        Index("ix_care_sessions_clearance", "clearance_id"),
         Index("ix_care_sessions_case_kind", "case_id", "kind", "completed_at"),
+        Index("ix_care_sessions_case_kind_dosed", "case_id", "kind", "dosed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -201,6 +248,18 @@ class CareSession(SQLModel, table=True):
     completed_at: datetime = Field(sa_type=UTCDateTime)
     notes: str | None = Field(default=None, max_length=4000)
     clearance_id: int | None = Field(default=None, foreign_key="dose_clearances.id")
+    dosed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    dose_mg: float | None = None
+    units_taken: int | None = None
+    monitor_id: int | None = Field(default=None, foreign_key="monitors.id")
+    post_systolic: int | None = None
+    post_diastolic: int | None = None
+    post_taken_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    recheck_systolic: int | None = None
+    recheck_diastolic: int | None = None
+    recheck_taken_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deviations: list[str] = Field(default_factory=list, sa_type=JSON)
+    """The rules of SPEC.md 4.4 this dose did not keep; each is also an adverse event."""
     created_at: datetime = timestamp_field()
 
 

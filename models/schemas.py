@@ -399,23 +399,69 @@ class VitalCreate(Body):
     taken_at: Timestamp
 
 
+Phone = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^[0-9+()./ -]+$")]
+PersonName = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+Relationship = Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
+Systolic = Annotated[int, Field(strict=True, ge=50, le=300)]
+Diastolic = Annotated[int, Field(strict=True, ge=30, le=200)]
+
+
+class EmergencyContactCreate(Body):
+    name: PersonName
+    relationship: Relationship
+    phone: Phone
+
+
+class MonitorCreate(Body):
+    name: PersonName
+    relationship: Relationship
+    phone: Phone
+    adult_attested: StrictBool = Field(description="Must be true: the monitor is an adult.")
+    trained_on: Date
+
+    @model_validator(mode="after")
+    def _adult(self) -> Self:
+        if not self.adult_attested:
+            raise ValueError("adult_attested must be true: a treatment monitor is an adult")
+        return self
+
+
+class MonitorUpdate(Body):
+    active: StrictBool
+
+
 class ClearanceCreate(Body):
-    systolic: int = Field(strict=True, ge=50, le=300)
-    diastolic: int = Field(strict=True, ge=30, le=200)
-    monitor_present: StrictBool
+    systolic: Systolic
+    diastolic: Diastolic
+    heart_rate: int | None = Field(strict=True, default=None, ge=20, le=250)
+    monitor_id: RecordId
+
+
+class ClearanceCancel(Body):
+    reason: Text
 
 
 class SessionCreate(Body):
+    """A session; a ``dosing`` one is the record of a dose (SPEC.md 4.4).
+
+    Which fields a kind of session needs is the workflow's rule
+    (``workflow.dosing.check_fields``), so that the message names each field.
+    """
+
     kind: SessionKind
     completed_at: Timestamp
     notes: str | None = Field(default=None, max_length=4000, pattern=NO_NUL)
+    dosed_at: Timestamp | None = None
+    dose_mg: float | None = Field(default=None, strict=True, gt=0, le=1000, allow_inf_nan=False)
+    units_taken: int | None = Field(default=None, strict=True, ge=1, le=100)
+    monitor_id: RecordId | None = None
     clearance_id: RecordId | None = None
-
-    @model_validator(mode="after")
-    def _clearance(self) -> Self:
-        if self.kind == "dosing" and self.clearance_id is None:
-            raise ValueError("a dosing session needs the clearance_id of a granted clearance")
-        return self
+    post_systolic: Systolic | None = None
+    post_diastolic: Diastolic | None = None
+    post_taken_at: Timestamp | None = None
+    recheck_systolic: Systolic | None = None
+    recheck_diastolic: Diastolic | None = None
+    recheck_taken_at: Timestamp | None = None
 
 
 class AdverseEventCreate(Body):
@@ -440,12 +486,17 @@ class SafetyPlanCreate(Body):
     )
 
 
+Route = Literal["sublingual", "oral", "intranasal"]
+
+
 class TransitionBody(Body):
     """The optional body of a transition; which fields a trigger needs is in the workflow."""
 
     reason: str | None = Field(default=None, min_length=1, max_length=4000, pattern=NO_NUL)
-    dose_mg: float | None = Field(default=None, strict=True, gt=0, le=1000)
-    route: str | None = Field(default=None, min_length=1, max_length=40, pattern=NO_NUL)
+    dose_mg: float | None = Field(default=None, strict=True, gt=0, le=1000, allow_inf_nan=False)
+    route: Route | None = None
+    formulation: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
+    units_per_dose: int | None = Field(default=None, strict=True, ge=1, le=10)
     carrier: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     tracking_number: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     rationale: str | None = Field(default=None, min_length=1, max_length=4000, pattern=NO_NUL)

@@ -76,11 +76,40 @@ class Settings(BaseSettings):
     insomnia_nights_min: int = Field(default=3, ge=0)
     insomnia_months_min: int = Field(default=3, ge=0)
     failed_trials_min: int = Field(default=2, ge=0)
+    # Blood pressure (SPEC.md sections 3.2, 4.2, 4.4). "Below" a limit: both values below it.
     bp_limit_systolic: int = Field(default=140, gt=0)
     """The one blood-pressure limit (SPEC.md 3.2, 3.3): the mean of the recent readings, and
     each pre-dose reading, must be below it, systolic and diastolic both."""
     bp_limit_diastolic: int = Field(default=90, gt=0)
+    bp_crisis_systolic: int = Field(default=180, gt=0)
+    """A reading at or above this systolic (or the crisis diastolic) records a severe
+    ``blood_pressure_increase``."""
+    bp_crisis_diastolic: int = Field(default=110, gt=0)
+    bp_rise_systolic: int = Field(default=40, gt=0)
+    """A post-dose systolic this far above the clearance's records ``blood_pressure_increase``."""
+    bp_rise_diastolic: int = Field(default=25, gt=0)
+    # Dosing (SPEC.md sections 3.3, 4.4, 4.5).
     clearance_valid_minutes: float = Field(default=120, ge=1)
+    """How long a granted dose clearance allows a dose."""
+    observation_minutes: float = Field(default=120, ge=0)
+    """A dosing session's ``completed_at`` is at least this long after ``dosed_at``."""
+    post_dose_bp_min_minutes: float = Field(default=30, ge=0)
+    """The post-dose reading is taken no sooner than this after ``dosed_at`` ..."""
+    post_dose_bp_max_minutes: float = Field(default=90, ge=0)
+    """... and no later than this (0 and 0: at ``dosed_at``)."""
+    min_hours_between_doses: float = Field(default=72, ge=0)
+    """No dose is cleared within this many hours of a dose or of an open clearance."""
+    max_doses_per_window: int = Field(default=2, ge=1)
+    """Doses and open clearances allowed within ``dose_limit_window_hours``."""
+    dose_limit_window_hours: float = Field(default=168, ge=0)
+    max_dose_mg_sublingual: float = Field(default=450, gt=0)
+    """The highest dose a prescription may have by this route (program policy)."""
+    max_dose_mg_oral: float = Field(default=450, gt=0)
+    max_dose_mg_intranasal: float = Field(default=100, gt=0)
+    max_initial_dose_mg: float = Field(default=200, gt=0)
+    """A case's first prescription may be at most this dose (program policy)."""
+    max_dose_step_percent: float = Field(default=50, ge=0)
+    """``adjust_dose`` may raise the dose by at most this percentage of the current one."""
     # Risk (SPEC.md 4.6 and 8): what the service records as an adverse event itself.
     phq9_item9_min: int = Field(default=1, ge=1, le=3)
     """A PHQ-9 item 9 at or above this records suicidal ideation (item 9 is 0-3)."""
@@ -134,7 +163,15 @@ class Settings(BaseSettings):
         for name, value in self:
             if name.endswith(DURATION_SUFFIXES) and isinstance(value, int | float) and value < 0:
                 raise ValueError(f"{name}: a duration may not be negative")
+        if self.post_dose_bp_min_minutes > self.post_dose_bp_max_minutes:
+            raise ValueError(
+                "post_dose_bp_min_minutes: may not be more than post_dose_bp_max_minutes"
+            )
         return self
+
+    def max_dose_mg(self, route: str) -> float:
+        """The ceiling of a prescription's dose by ``route`` (``max_dose_mg_<route>``)."""
+        return float(getattr(self, f"max_dose_mg_{route}"))
 
 
 class SettingsError(ValueError):

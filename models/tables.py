@@ -86,6 +86,8 @@ class Case(SQLModel, table=True):
     """When the case was approved (its ``approve`` transition), set by that trigger's effect."""
     referrals: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     """A declined case's referrals: ``{"referral": ..., "answers": <requirement code>}``."""
+    prescription: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    """The dose in force (SPEC.md 4.5): set by ``prescribe``, changed by ``adjust_dose``."""
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
     audit_hash: str | None = Field(default=None, max_length=64)

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import BindParameter, bindparam, func, union_all
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, exists, select
 
 from models.facts import (
@@ -26,16 +27,18 @@ from models.facts import (
     CareSession,
     Consent,
     DoseClearance,
+    EmergencyContact,
     History,
     InteractionScreening,
     Medication,
+    Monitor,
     Profile,
     SafetyPlan,
     Taper,
     Vital,
 )
 from models.settings import Settings, settings
-from models.tables import AuditEvent, Case
+from models.tables import Case
 from workflow.definition import Actor
 
 T = TypeVar("T")
@@ -82,17 +85,6 @@ CONSENT_OF_VERSION = (
     .order_by(col(Consent.id).desc())
     .limit(1)
 )
-# The newest by max() over the (case_id, trigger, id) index: ORDER BY id would walk the
-# case's whole trail backwards. Only transition events carry a trigger.
-LAST_PRESCRIBING = select(AuditEvent.data).where(
-    col(AuditEvent.id)
-    == select(func.max(AuditEvent.id))
-    .where(
-        AuditEvent.case_id == CASE,
-        col(AuditEvent.trigger).in_(("prescribe", "adjust_dose")),
-    )
-    .scalar_subquery()
-)
 LATEST_VITAL = _newest(Vital, col(Vital.taken_at) <= NOW)
 _GRANTED = (
     DoseClearance.case_id == CASE,
@@ -120,14 +112,15 @@ BP_MEAN = select(
 ).select_from(_READINGS)
 LATEST_SCREENING = _last(InteractionScreening)
 SESSION_STATS = (
-    select(
-        CareSession.kind,
+    select_columns(  # five columns: more than sqlmodel's ``select`` is typed for
+        col(CareSession.kind),
         func.count(),
-        func.min(CareSession.completed_at),
-        func.max(CareSession.completed_at),
+        func.min(col(CareSession.completed_at)),
+        func.max(col(CareSession.completed_at)),
+        func.min(col(CareSession.dosed_at)),
     )
-    .where(CareSession.case_id == CASE)
-    .group_by(CareSession.kind)
+    .where(col(CareSession.case_id) == CASE)
+    .group_by(col(CareSession.kind))
 )
 DOSED_WITH_GRANTED_CLEARANCE = (
     select(CareSession.id)
@@ -148,6 +141,24 @@ CHECKIN_ASSESSMENTS = (
     )
     .order_by(col(Assessment.taken_at), col(Assessment.id))
 )
+DOSES_SINCE = select(func.count(), func.max(CareSession.dosed_at)).where(
+    CareSession.case_id == CASE,
+    CareSession.kind == "dosing",
+    col(CareSession.dosed_at) >= SINCE,
+)
+OPEN_CLEARANCES_SINCE = select(func.count(), func.max(DoseClearance.created_at)).where(
+    DoseClearance.case_id == CASE,
+    col(DoseClearance.open).is_(True),
+    col(DoseClearance.created_at) >= SINCE,
+)
+SESSION_USING = (
+    select(CareSession.id)
+    .where(CareSession.case_id == CASE, CareSession.clearance_id == bindparam("clearance_id"))
+    .limit(1)
+)
+OPEN_CLEARANCES = _all_of(DoseClearance, col(DoseClearance.open).is_(True))
+EMERGENCY_CONTACT = select(EmergencyContact.id).where(EmergencyContact.case_id == CASE).limit(1)
+MONITOR = select(Monitor).where(Monitor.case_id == CASE, Monitor.id == bindparam("monitor_id"))
 MEDICATIONS = _all_of(Medication)
 TAPERS = _all_of(Taper)
 OPEN_ADVERSE_EVENTS = _all_of(AdverseEvent, col(AdverseEvent.resolved_at).is_(None))
@@ -185,11 +196,32 @@ LATEST_SAFETY_PLAN = (
 
 @dataclass(frozen=True)
 class SessionStats:
-    """How many sessions of one kind the case has, and when the first and last were completed."""
+    """How many sessions of one kind the case has, and when the first and last were completed.
+
+    ``first_dosed`` is the earliest ``dosed_at`` (dosing sessions only).
+    """
 
     count: int
     first: datetime
     last: datetime
+    first_dosed: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """How many doses (or open clearances) fall in a window of time, and the latest one."""
+
+    count: int
+    latest: datetime | None
+
+
+@dataclass(frozen=True)
+class DoseRequest:
+    """What a dose clearance asks to be judged on: the pre-dose reading and the monitor."""
+
+    systolic: int
+    diastolic: int
+    monitor_id: int
 
 
 @dataclass(frozen=True)
@@ -211,6 +243,8 @@ class CaseFacts:
     rules: Settings = field(default_factory=lambda: settings)
     session: Session | None = None
     preloaded: dict[str, Any] = field(default_factory=dict)
+    dose_request: DoseRequest | None = None
+    """While a dose clearance is judged, its reading and monitor (``workflow.dose_guards``)."""
 
     # -- plumbing ------------------------------------------------------------
 
@@ -291,21 +325,6 @@ class CaseFacts:
         return self.case.approved_at is not None
 
     @property
-    def current_dose_mg(self) -> float | None:
-        """The dose of the last ``prescribe`` or ``adjust_dose``; None before the first.
-
-        Read from that transition's audit event, by index, until the case carries
-        its prescription.
-        """
-        first = self._first(LAST_PRESCRIBING)
-
-        def query(session: Session) -> float | None:
-            data = first(session)
-            return None if data is None else data.get("dose_mg")
-
-        return self._read("current_dose_mg", query, None)
-
-    @property
     def latest_screening(self) -> InteractionScreening | None:
         """The newest interaction screening."""
         return self._read("latest_screening", self._first(LATEST_SCREENING), None)
@@ -318,7 +337,10 @@ class CaseFacts:
         rows = self._all(SESSION_STATS)
 
         def query(session: Session) -> dict[str, SessionStats]:
-            return {kind: SessionStats(n, first, last) for kind, n, first, last in rows(session)}
+            return {
+                kind: SessionStats(n, first, last, dosed)
+                for kind, n, first, last, dosed in rows(session)
+            }
 
         return self._read("session_stats", query, {})
 
@@ -340,6 +362,34 @@ class CaseFacts:
         first = self._first(DOSED_WITH_GRANTED_CLEARANCE)
         return self._read("dosed_with_granted_clearance", lambda s: first(s) is not None, False)
 
+    def doses_since(self, since: datetime) -> Window:
+        """Dosing sessions whose ``dosed_at`` is at or after ``since``: a count and the latest."""
+        return self._window("doses_since", DOSES_SINCE, since)
+
+    def open_clearances_since(self, since: datetime) -> Window:
+        """Open clearances granted at or after ``since``: a count and the latest grant."""
+        return self._window("open_clearances_since", OPEN_CLEARANCES_SINCE, since)
+
+    def _window(self, name: str, statement: Any, since: datetime) -> Window:
+        row = self._first(statement, since=since)
+        return self._read(f"{name}:{since.isoformat()}", lambda s: Window(*row(s)), Window(0, None))
+
+    def clearance_used(self, clearance_id: int) -> bool:
+        """Whether a dosing session already used the clearance ``clearance_id``."""
+        first = self._first(SESSION_USING, clearance_id=clearance_id)
+        return self._read(f"clearance_used:{clearance_id}", lambda s: first(s) is not None, False)
+
+    @property
+    def emergency_contact_recorded(self) -> bool:
+        """Whether an emergency contact is on file."""
+        first = self._first(EMERGENCY_CONTACT)
+        return self._read("emergency_contact_recorded", lambda s: first(s) is not None, False)
+
+    def monitor(self, monitor_id: int) -> Monitor | None:
+        """The case's treatment monitor ``monitor_id``, if it is one of this case's."""
+        query = self._first(MONITOR, monitor_id=monitor_id)
+        return self._read(f"monitor:{monitor_id}", query, None)
+
     def checkin_assessments(self, after: datetime) -> Sequence[Assessment]:
         """PHQ-9 and ISI scores taken after ``after`` (the first dose), oldest first."""
         query = self._all(CHECKIN_ASSESSMENTS, since=after)
@@ -356,6 +406,11 @@ class CaseFacts:
     def tapers(self) -> list[Taper]:
         """Every taper plan, in the order it was planned."""
         return self._read("tapers", self._all(TAPERS), [])
+
+    @property
+    def open_clearances(self) -> list[DoseClearance]:
+        """The clearances granted and not yet used, cancelled or void (at most one, by rule)."""
+        return self._read("open_clearances", self._all(OPEN_CLEARANCES), [])
 
     @property
     def open_adverse_events(self) -> list[AdverseEvent]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from models.schemas import TransitionBody
 from workflow.casefacts import CaseFacts
 from workflow.definition import Also, TriggerDef
+from workflow.prescribing import is_raise
 
 Condition = Callable[[TransitionBody | None, CaseFacts], bool]
 
@@ -25,8 +26,7 @@ def dose_raised(body: TransitionBody | None, facts: CaseFacts) -> bool:
     """
     if body is None or body.dose_mg is None:
         return True
-    current = facts.current_dose_mg
-    return current is None or body.dose_mg > current
+    return is_raise(facts.case, body)
 
 
 CONDITIONS: dict[str, Condition] = {"dose_raised": dose_raised}

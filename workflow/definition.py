@@ -78,9 +78,10 @@ class TriggerDef:
     ``body`` names the fields the request must carry and ``optional`` those it
     may; every trigger takes an optional ``reason``.
     ``effects`` name what else the trigger writes on the case
-    (``workflow.effects.EFFECTS``). ``also`` adds requirements to some of its
-    moves only: from some sources, to some destinations, or when a condition of
-    the body holds.
+    (``workflow.effects.EFFECTS``); ``checks`` name limits on its body, checked
+    before its guards (``workflow.effects.CHECKS``, a 422 naming the limit).
+    ``also`` adds requirements to some of its moves only: from some sources, to
+    some destinations, or when a condition of the body holds (a raise of the dose).
     """
 
     name: str
@@ -91,6 +92,7 @@ class TriggerDef:
     body: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     effects: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
     also: tuple[Also, ...] = ()
     on_hold_from: tuple[str, ...] | None = None
 
@@ -152,6 +154,26 @@ APPROVAL_REQUIREMENTS = (
 PAST_PRESCRIBING = ("delivery.prescribed", "delivery.shipped", "integration", "monitoring")
 """The states a case is in once prescribed: resuming to one checks ``ONGOING`` again."""
 
+CLEARANCE_REQUIREMENTS = tuple(
+    dict.fromkeys(
+        (
+            "case.dosing_state",
+            "session.preparation",
+            "adverse_events.resolved",
+            "assessments.recent",
+            "consent.signed",
+            "emergency_contact.recorded",
+            "monitor.registered",
+            "dose.interval",
+            "dose.weekly_limit",
+            # units.on_hand joins here with the controlled-substance record (issue 13).
+            "dose.blood_pressure",
+            *ONGOING,
+        )
+    )
+)
+"""What a dose clearance needs (SPEC.md 3.3): its own codes, then every code of ``ONGOING``."""
+
 TRIGGERS: tuple[TriggerDef, ...] = (
     TriggerDef(
         "approve",
@@ -183,7 +205,9 @@ TRIGGERS: tuple[TriggerDef, ...] = (
             "adverse_events.resolved",
             *ONGOING,
         ),
-        body=("dose_mg", "route"),
+        body=("dose_mg", "route", "formulation", "units_per_dose"),
+        effects=("set_prescription",),
+        checks=("prescription_limits",),
     ),
     TriggerDef(
         "ship",
@@ -203,11 +227,14 @@ TRIGGERS: tuple[TriggerDef, ...] = (
     ),
     TriggerDef(
         "adjust_dose",
-        ("monitoring",),
+        ("integration", "monitoring", "on_hold"),
         None,
         (CLINICIAN,),
         ("clinician.licensed",),
         body=("dose_mg", "rationale"),
+        optional=("units_per_dose",),
+        effects=("change_prescription",),
+        checks=("dose_change_limits",),
         also=(
             Also(("assessments.recent", "adverse_events.resolved", *ONGOING), when="dose_raised"),
         ),
@@ -307,8 +334,14 @@ FACTS: tuple[FactDef, ...] = (
     FactDef("taper", (CLINICIAN,)),
     FactDef("taper_confirm", (CLINICIAN,)),
     FactDef("vital", STAFF),
+    FactDef("emergency_contact", STAFF),
+    FactDef("monitor", STAFF),
+    FactDef("monitor_update", STAFF),
     FactDef("dose_clearance", STAFF),
-    FactDef("session", STAFF, DOSING_STATES),
+    FactDef("dose_clearance_cancel", STAFF),
+    # On hold too: a dose taken before (or despite) the hold is still recorded, when
+    # the case was held from a dosing state (``workflow.dosing`` checks ``held_from``).
+    FactDef("session", STAFF, (*DOSING_STATES, "on_hold")),
     FactDef("adverse_event", STAFF, ANY_STATE),
     FactDef("adverse_event_resolve", (CLINICIAN,), ANY_STATE),
     # Open cases only: after discharge, suicidal ideation reaches a clinician through

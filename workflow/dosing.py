@@ -1,95 +1,299 @@
-"""Pre-dose clearances and treatment sessions."""
+"""The dosing cycle (SPEC.md 3.3, 4.4): the dose clearance, its cancellation, and sessions.
+
+A clearance is judged by every requirement of ``CLEARANCE_REQUIREMENTS`` and
+stored either way; a granted one is open until a dosing session uses it, it is
+cancelled, or it is void (``workflow.voiding``). A dosing session is the
+record of a dose: a malformed one is a 422 and stores nothing, but a dose that
+was taken outside the rules is still recorded, with its ``deviations``, and an
+adverse event for a clinician's review.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlmodel import Session, select
+from datetime import datetime, timedelta
 
 from models.facts import CareSession, DoseClearance
-from models.schemas import ClearanceCreate, SessionCreate
+from models.schemas import ClearanceCancel, ClearanceCreate, SessionCreate
 from models.settings import Settings
-from models.tables import Case
 from workflow import safety
-from workflow.casefacts import CaseFacts
+from workflow.casefacts import DoseRequest
 from workflow.definition import DOSING_STATES
-from workflow.errors import NotFound, ValidationFailed
-from workflow.guards import Unmet, evaluate
+from workflow.dose_guards import below_limit, is_crisis, judge
+from workflow.errors import Conflict, NotFound, ValidationFailed
 from workflow.records import get_record, not_future
 from workflow.unit import CaseWrite, writes
 
+DOSING_FIELDS = (
+    "dosed_at",
+    "dose_mg",
+    "units_taken",
+    "monitor_id",
+    "clearance_id",
+    "post_systolic",
+    "post_diastolic",
+    "post_taken_at",
+    "recheck_systolic",
+    "recheck_diastolic",
+    "recheck_taken_at",
+)
+DOSING_REQUIRED = ("dosed_at", "dose_mg", "units_taken", "monitor_id")
+READINGS = {
+    "post": ("post_systolic", "post_diastolic", "post_taken_at"),
+    "recheck": ("recheck_systolic", "recheck_diastolic", "recheck_taken_at"),
+}
+TIMES = ("completed_at", "dosed_at", "post_taken_at", "recheck_taken_at")
 
-def clearance_unmet(
-    case: Case, data: ClearanceCreate, facts: CaseFacts, rules: Settings
-) -> list[Unmet]:
-    """Every reason a dose may not be cleared now."""
-    unmet = []
-    if case.state not in DOSING_STATES:
-        unmet.append(
-            Unmet(
-                "clearance.state",
-                f"Doses are cleared only in integration or monitoring, not {case.state}.",
-            )
-        )
-    if data.systolic >= rules.bp_limit_systolic or data.diastolic >= rules.bp_limit_diastolic:
-        unmet.append(
-            Unmet(
-                "clearance.blood_pressure",
-                f"Blood pressure {data.systolic}/{data.diastolic} must be below "
-                f"{rules.bp_limit_systolic}/{rules.bp_limit_diastolic} to dose.",
-            )
-        )
-    if not data.monitor_present:
-        unmet.append(Unmet("clearance.monitor", "A treatment monitor must be with the patient."))
-    return unmet + evaluate(("adverse_events.resolved", "screening.interactions"), facts)
+
+# -- the clearance ------------------------------------------------------------------------
 
 
 @writes("dose_clearance")
 def request_clearance(write: CaseWrite, *, data: ClearanceCreate) -> DoseClearance:
-    """Check a pre-dose reading; a granted clearance is valid for a short window."""
+    """Judge a dose clearance; stored granted, or refused with every unmet requirement.
+
+    A pre-dose reading at or above the crisis limit records a severe
+    ``blood_pressure_increase``, which holds the case.
+    """
     rules, now = write.rules, write.now
-    unmet = clearance_unmet(write.case, data, write.facts, rules)
+    unmet = judge(write.facts, DoseRequest(data.systolic, data.diastolic, data.monitor_id))
+    granted = not unmet
     clearance = DoseClearance(
         case_id=write.case_id,
-        granted=not unmet,
+        granted=granted,
+        open=granted,
         unmet=[u.as_dict() for u in unmet],
-        expires_at=None if unmet else now + timedelta(minutes=rules.clearance_valid_minutes),
+        expires_at=now + timedelta(minutes=rules.clearance_valid_minutes) if granted else None,
         recorded_by=write.actor.id,
         created_at=now,
         **data.model_dump(),
     )
     write.record("dose_clearance", clearance)
+    if is_crisis(data.systolic, data.diastolic, rules):
+        safety.record_system_event(
+            write,
+            kind="blood_pressure_increase",
+            severity="severe",
+            description=(
+                f"Pre-dose blood pressure {data.systolic}/{data.diastolic} at or above the "
+                f"crisis limit (dose clearance #{clearance.id})."
+            ),
+        )
     return clearance
+
+
+@writes("dose_clearance_cancel")
+def cancel_clearance(
+    write: CaseWrite, *, clearance_id: int, data: ClearanceCancel
+) -> DoseClearance:
+    """Cancel an open clearance whose dose was not taken: it no longer counts as a dose."""
+    clearance = get_record(write.session, write.case_id, DoseClearance, clearance_id)
+    if not clearance.open:
+        raise Conflict(f"Dose clearance {clearance_id} is not open: {_why_closed(clearance)}.")
+    clearance.open = False
+    clearance.cancelled_at, clearance.cancelled_by = write.now, write.actor.id
+    clearance.cancel_reason = data.reason
+    write.record("dose_clearance_cancel", clearance)
+    return clearance
+
+
+def _why_closed(clearance: DoseClearance) -> str:
+    if not clearance.granted:
+        return "it was not granted"
+    if clearance.void:
+        return f"it is void ({clearance.void_reason})"
+    if clearance.cancelled_at is not None:
+        return "it was cancelled"
+    return "a dosing session used it"
+
+
+# -- sessions -----------------------------------------------------------------------------
 
 
 @writes("session")
 def record_session(write: CaseWrite, *, data: SessionCreate) -> CareSession:
-    """Record a completed session; a dosing one must use a granted, unexpired, unused clearance."""
-    not_future(data.completed_at, write.now, "completed_at", write.case)
-    if data.kind == "dosing":
-        _check_clearance(write.session, write.case_id, data)
+    """Record a session; a dosing one is the dose record, kept with its deviations."""
+    case = write.case
+    if case.state == "on_hold" and case.held_from not in DOSING_STATES:
+        raise Conflict(
+            f"A session is not recorded on a case held from {case.held_from}; only on one "
+            "held from integration or monitoring."
+        )
+    check_fields(data)
+    for name in TIMES:
+        if (value := getattr(data, name)) is not None:
+            not_future(value, write.now, name, write.case)
     care_session = CareSession(case_id=write.case_id, created_at=write.now, **data.model_dump())
     if data.kind != "dosing":
-        care_session.clearance_id = None
+        write.record("session", care_session)
+        return care_session
+    clearance = _named_clearance(write, data)
+    if write.facts.monitor(data.monitor_id or 0) is None:
+        raise ValidationFailed.field(("monitor_id",), "No such treatment monitor on this case.")
+    check_units_on_hand(write, data)
+    care_session.deviations = deviations(write, data, clearance)
+    if clearance is not None and "clearance.used" not in care_session.deviations:
+        _use(clearance, data)
     write.record("session", care_session)
+    _review(write, care_session, clearance)
     safety.after_session(write, care_session)
     return care_session
 
 
-def _check_clearance(session: Session, case_id: int, data: SessionCreate) -> None:
-    def refuse(msg: str) -> ValidationFailed:
-        return ValidationFailed.field(("clearance_id",), msg)
+def check_fields(data: SessionCreate) -> None:
+    """A 422 naming each field a session of its kind lacks, or may not take."""
+    given = data.model_dump(exclude_none=True)
+    if data.kind != "dosing":
+        errors = [
+            _error(n, f"only a dosing session takes {n}") for n in DOSING_FIELDS if n in given
+        ]
+    else:
+        errors = _dosing_errors(data, given)
+    if errors:
+        detail = f"The {data.kind} session cannot be recorded: {errors[0]['msg']}."
+        raise ValidationFailed(detail, errors)
 
+
+def _dosing_errors(data: SessionCreate, given: dict[str, object]) -> list[dict[str, object]]:
+    errors = [_error(n, "Field required", "missing") for n in DOSING_REQUIRED if n not in given]
+    for reading, names in READINGS.items():
+        if 0 < sum(n in given for n in names) < len(names):
+            needs = f"the {reading} reading needs {', '.join(names)}"
+            errors += [_error(n, needs) for n in names if n not in given]
+    if "recheck_taken_at" in given and "post_taken_at" not in given:
+        errors.append(_error("post_taken_at", "a recheck follows a post-dose reading"))
+    if data.dosed_at is not None and data.completed_at < data.dosed_at:
+        errors.append(_error("completed_at", "completed_at may not be before dosed_at"))
+    return errors
+
+
+def _error(name: str, msg: str, kind: str = "value_error") -> dict[str, object]:
+    return {"loc": ["body", name], "msg": msg, "type": kind}
+
+
+def _named_clearance(write: CaseWrite, data: SessionCreate) -> DoseClearance | None:
+    """The clearance the dose names: one of this case's, or a 422."""
+    if data.clearance_id is None:
+        return None
     try:
-        clearance = get_record(session, case_id, DoseClearance, data.clearance_id or 0)
+        return get_record(write.session, write.case_id, DoseClearance, data.clearance_id)
     except NotFound as exc:
-        raise refuse("No such dose clearance on this case.") from exc
-    if not clearance.granted:
-        raise refuse(f"Dose clearance {clearance.id} was not granted.")
-    if not clearance.created_at <= data.completed_at <= clearance.expires_at:
-        raise refuse(f"Dose clearance {clearance.id} was not valid at completed_at.")
-    used = session.exec(
-        select(CareSession.id).where(CareSession.clearance_id == clearance.id)
-    ).first()
-    if used is not None:
-        raise refuse(f"Dose clearance {clearance.id} was already used by another dosing session.")
+        raise ValidationFailed.field(
+            ("clearance_id",), "No such dose clearance on this case."
+        ) from exc
+
+
+def check_units_on_hand(write: CaseWrite, data: SessionCreate) -> None:
+    """Where ``units_taken`` meets the units on hand (SPEC.md 4.5).
+
+    The controlled-substance record is its own issue (13): it raises
+    ``ValidationFailed.field(("units_taken",), ...)`` here when more units are
+    taken than are on hand, before anything is stored. Until it lands every
+    ``units_taken`` is accepted and stored.
+    """
+
+
+def deviations(write: CaseWrite, data: SessionCreate, clearance: DoseClearance | None) -> list[str]:
+    """The rules of SPEC.md 4.4 a dose did not keep, as codes, in the spec's order."""
+    assert data.dosed_at is not None and data.dose_mg is not None
+    rules, found = write.rules, []
+    if clearance is None or not clearance.granted:
+        found.append("clearance.absent")
+    else:
+        found += _clearance_deviations(write, data, clearance)
+    current = (write.case.prescription or {}).get("dose_mg")
+    if current is None or data.dose_mg > current:
+        found.append("dose.above_prescription")
+    found += _post_dose_deviations(data, rules)
+    if data.completed_at < data.dosed_at + timedelta(minutes=rules.observation_minutes):
+        found.append("observation.short")
+    return found
+
+
+def _clearance_deviations(
+    write: CaseWrite, data: SessionCreate, clearance: DoseClearance
+) -> list[str]:
+    assert data.dosed_at is not None and clearance.expires_at is not None
+    found = []
+    if write.facts.clearance_used(clearance.id or 0):
+        found.append("clearance.used")
+    if _void_at(clearance, data.dosed_at) or clearance.cancelled_at is not None:
+        found.append("clearance.void")
+    if not clearance.created_at <= data.dosed_at <= clearance.expires_at:
+        found.append("clearance.not_valid_at_dose")
+    if clearance.monitor_id != data.monitor_id:
+        found.append("monitor.mismatch")
+    return found
+
+
+def _void_at(clearance: DoseClearance, dosed_at: datetime) -> bool:
+    """Whether the clearance was void when the dose was taken: nothing after a dose voids it."""
+    return clearance.void and clearance.voided_at is not None and clearance.voided_at <= dosed_at
+
+
+def _post_dose_deviations(data: SessionCreate, rules: Settings) -> list[str]:
+    assert data.dosed_at is not None
+    if data.post_taken_at is None:
+        return ["post_dose.missing"]
+    found = []
+    earliest = data.dosed_at + timedelta(minutes=rules.post_dose_bp_min_minutes)
+    latest = data.dosed_at + timedelta(minutes=rules.post_dose_bp_max_minutes)
+    if not earliest <= data.post_taken_at <= latest:
+        found.append("post_dose.window")
+    assert data.post_systolic is not None and data.post_diastolic is not None
+    limit = (rules.bp_limit_systolic, rules.bp_limit_diastolic)
+    if not below_limit(data.post_systolic, data.post_diastolic, limit):
+        recheck = data.recheck_taken_at
+        if recheck is None or not data.post_taken_at < recheck <= data.completed_at:
+            found.append("recheck.missing")
+    return found
+
+
+def _use(clearance: DoseClearance, data: SessionCreate) -> None:
+    """The dose uses the clearance: it is no longer open. A void that came only after the
+    dose was taken never applied to it (its ``voided_at`` and reason stay on record)."""
+    assert data.dosed_at is not None
+    if clearance.void and not _void_at(clearance, data.dosed_at):
+        clearance.void = False
+    clearance.open = False
+
+
+def _review(write: CaseWrite, dose: CareSession, clearance: DoseClearance | None) -> None:
+    """The adverse events a dose record calls for: its deviations, and a blood-pressure rise."""
+    if dose.deviations:
+        safety.record_system_event(
+            write,
+            kind="other",
+            severity="moderate",
+            description=f"dosing deviation: {', '.join(dose.deviations)} (session #{dose.id})",
+        )
+    severity = post_dose_rise(dose, clearance, write.rules)
+    if severity is not None:
+        safety.record_system_event(
+            write,
+            kind="blood_pressure_increase",
+            severity=severity,
+            description=f"Post-dose blood pressure rise after session #{dose.id}.",
+        )
+
+
+def post_dose_rise(
+    dose: CareSession, clearance: DoseClearance | None, rules: Settings
+) -> str | None:
+    """``severe`` for a post-dose reading at or above the crisis limit, ``moderate`` for a rise
+    of ``bp_rise_*`` over the clearance's reading, else None (the recheck counts too)."""
+    readings = [
+        (dose.post_systolic, dose.post_diastolic),
+        (dose.recheck_systolic, dose.recheck_diastolic),
+    ]
+    found = None
+    for systolic, diastolic in readings:
+        if systolic is None or diastolic is None:
+            continue
+        if is_crisis(systolic, diastolic, rules):
+            return "severe"
+        if clearance is not None and (
+            systolic - clearance.systolic >= rules.bp_rise_systolic
+            or diastolic - clearance.diastolic >= rules.bp_rise_diastolic
+        ):
+            found = "moderate"
+    return found

@@ -133,13 +133,10 @@ def current_screening(facts: CaseFacts) -> Any | None:
 
 
 def first_dosing_at(facts: CaseFacts) -> datetime | None:
-    """When the first dose was taken, if it was: the one place that says so.
-
-    Today the first dosing session's ``completed_at``; its ``dosed_at`` once sessions
-    record it (SPEC.md 0).
-    """
+    """When the first dose was taken (the earliest ``dosed_at``), if there was one: the one
+    place that says so (SPEC.md 0)."""
     dosing = facts.session_stats.get("dosing")
-    return None if dosing is None else dosing.first
+    return None if dosing is None else (dosing.first_dosed or dosing.first)
 
 
 def baseline_assessment(facts: CaseFacts, instrument: str) -> Any | None:
@@ -547,3 +544,7 @@ def safety_reassessed(facts: CaseFacts) -> str | None:
     if facts.units_on_hand > 0 and not plan.means_secured:
         return "The ketamine at home must be secured (locked away or held by the monitor)."
     return None
+
+
+# The dose clearance's own requirements (SPEC.md 3.3) register themselves here too.
+from workflow import dose_guards  # noqa: E402, F401

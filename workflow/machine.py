@@ -17,8 +17,15 @@ from transitions import EventData, Machine, MachineError
 from models.schemas import TransitionBody
 from workflow.casefacts import CaseFacts
 from workflow.conditions import CONDITIONS, requirements_for
-from workflow.definition import ACTIVE_STATES, HELD_FROM, STATES, TRIGGERS, TriggerDef
-from workflow.effects import EFFECTS
+from workflow.definition import (
+    ACTIVE_STATES,
+    CLEARANCE_REQUIREMENTS,
+    HELD_FROM,
+    STATES,
+    TRIGGERS,
+    TriggerDef,
+)
+from workflow.effects import CHECKS, EFFECTS
 from workflow.guards import GUARDS, Unmet, evaluate
 
 logger = logging.getLogger(__name__)
@@ -99,16 +106,22 @@ def _transitions() -> list[dict[str, Any]]:
 
 
 def check_tables() -> None:
-    """Refuse to start with a trigger table that names a guard or an effect that does not exist."""
+    """Refuse to start with a table that names a guard, an effect or a check that does not
+    exist (the dose clearance's requirements included)."""
     for trigger in TRIGGERS:
         codes = [*trigger.requires, *(code for also in trigger.also for code in also.requires)]
         unknown = [code for code in codes if code not in GUARDS]
         unknown += [name for name in trigger.effects if name not in EFFECTS]
+        unknown += [name for name in trigger.checks if name not in CHECKS]
         unknown += [a.when for a in trigger.also if a.when is not None and a.when not in CONDITIONS]
         if unknown:
             raise RuntimeError(
-                f"trigger {trigger.name} names unknown guards, effects or conditions: {unknown}"
+                f"trigger {trigger.name} names unknown guards, effects, checks or conditions: "
+                f"{unknown}"
             )
+    unknown = [code for code in CLEARANCE_REQUIREMENTS if code not in GUARDS]
+    if unknown:
+        raise RuntimeError(f"the dose clearance names unknown guards: {unknown}")
 
 
 check_tables()

@@ -144,13 +144,12 @@ class Rate(BaseModel):
 
 
 def dose_time() -> Any:
-    """The column saying when a dosing session's dose was taken.
+    """The column saying when a dosing session's dose was taken: ``dosed_at`` (SPEC 4.4).
 
-    A dosing session records only ``completed_at`` today; SPEC 4.4 adds
-    ``dosed_at``, the time of the dose itself, and this becomes
-    ``CareSession.dosed_at``. Everything here reads the first dose through it.
+    Everything here reads the first dose through it (SPEC section 0: the
+    baseline is the latest score before the first ``dosed_at``).
     """
-    return CareSession.completed_at
+    return CareSession.dosed_at
 
 
 def first_dose_at(session: Session, case_id: int) -> datetime | None:

@@ -20,8 +20,10 @@ from models.facts import (
     CareSession,
     Consent,
     DoseClearance,
+    EmergencyContact,
     InteractionScreening,
     Medication,
+    Monitor,
     SafetyPlan,
     Taper,
     Vital,
@@ -37,6 +39,7 @@ from models.settings import settings
 from models.tables import Case
 from workflow import safety
 from workflow.cases import get_case
+from workflow.dose_guards import is_crisis
 from workflow.errors import Conflict, NotFound, ValidationFailed
 from workflow.unit import CaseWrite, writes
 
@@ -51,6 +54,8 @@ COLLECTIONS: dict[str, type[SQLModel]] = {
     "sessions": CareSession,
     "adverse-events": AdverseEvent,
     "safety-plans": SafetyPlan,
+    "emergency-contacts": EmergencyContact,
+    "monitors": Monitor,
 }
 
 
@@ -97,10 +102,20 @@ def record_assessment(write: CaseWrite, *, data: AssessmentCreate) -> Assessment
 
 @writes("vital")
 def record_vital(write: CaseWrite, *, data: VitalCreate) -> Vital:
-    """Record a blood-pressure reading."""
+    """Record a blood-pressure reading; one at or above the crisis limit is an adverse event."""
     not_future(data.taken_at, write.now, "taken_at", write.case)
     vital = Vital(case_id=write.case_id, created_at=write.now, **data.model_dump())
     write.record("vital", vital)
+    if is_crisis(vital.systolic, vital.diastolic, write.rules):
+        safety.record_system_event(
+            write,
+            kind="blood_pressure_increase",
+            severity="severe",
+            description=(
+                f"Blood pressure {vital.systolic}/{vital.diastolic} at or above the crisis "
+                f"limit (vitals #{vital.id})."
+            ),
+        )
     return vital
 
 

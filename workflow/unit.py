@@ -29,7 +29,7 @@ from models.db import write_lock
 from models.schemas import TransitionBody
 from models.settings import Settings, settings
 from models.tables import Case
-from workflow import effects, hooks
+from workflow import effects, hooks, voiding
 from workflow.audit import append_event, lock_case, record_id, save_case
 from workflow.casefacts import CaseFacts
 from workflow.definition import (
@@ -68,11 +68,13 @@ class CaseWrite:
     now: datetime
     rules: Settings = field(default_factory=lambda: settings)
     facts: CaseFacts = field(init=False)
+    changes: voiding.Tracker = field(init=False)
 
     def __post_init__(self) -> None:
         self.facts = CaseFacts(
             case=self.case, now=self.now, actor=self.actor, rules=self.rules, session=self.session
         )
+        self.changes = voiding.Tracker.attach(self.session)
 
     @property
     def case_id(self) -> int:
@@ -86,12 +88,18 @@ class CaseWrite:
         *,
         actor: Actor | None = None,
     ) -> None:
-        """Store ``record``, write ``changes`` to the case and bump it, audit it, tell the hooks."""
+        """Store ``record``, write ``changes`` to the case and bump it, audit it, void what it
+        voids (``workflow.voiding``), tell the hooks.
+
+        ``changes`` are columns of the case; a write that changes no value passes none.
+        """
+        columns = self.changes.columns(record)  # before this flush forgets them
         self.session.add(record)
         self.session.flush()
         data = {"fact": fact, "id": record_id(record), "record": record.model_dump(mode="json")}
         self._audited(changes or {}, actor or self.actor, kind="fact", data=data)
         self.facts.forget()
+        voiding.after_fact(self, fact, record, changes or {}, columns)
         hooks.fact(
             self.session, self.case, fact=fact, record=record, now=self.now, facts=self.facts
         )
@@ -111,6 +119,8 @@ class CaseWrite:
                 f"{case.held_from}."
             )
         _check_body(definition, body)
+        for check in definition.checks:
+            effects.CHECKS[check](case, body, self.rules)
         self.facts.actor = actor
         model = CaseModel(state=case.state, held_from=case.held_from, facts=self.facts, body=body)
         if not fire(model, definition):
@@ -120,7 +130,7 @@ class CaseWrite:
         from_state = case.state
         changes: dict[str, Any] = {"state": model.state, "phase": phase_of(model.state)}
         for name in definition.effects:
-            changes.update(effects.EFFECTS[name](case, actor, self.facts))
+            changes.update(effects.EFFECTS[name](case, actor, self.facts, body))
         self._audited(
             changes,
             actor,
@@ -131,6 +141,7 @@ class CaseWrite:
             data=body.model_dump(exclude_none=True),
         )
         self.facts.forget()
+        voiding.after_transition(self, definition.name)
         hooks.transition(
             self.session,
             case,

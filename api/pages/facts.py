@@ -20,11 +20,15 @@ from models.schemas import (
     AssessmentCreate,
     CaseAssignment,
     CaseUpdate,
+    ClearanceCancel,
     ClearanceCreate,
     ConsentCreate,
+    EmergencyContactCreate,
     HistoryIn,
     MedicationCreate,
     MedicationUpdate,
+    MonitorCreate,
+    MonitorUpdate,
     ProfileIn,
     SafetyPlanCreate,
     ScreeningCreate,
@@ -33,7 +37,7 @@ from models.schemas import (
     TaperCreate,
     VitalCreate,
 )
-from workflow import cases, dosing, medications, patient, records
+from workflow import cases, contacts, dosing, medications, patient, records
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,36 @@ FACT_FORMS: tuple[FactForm, ...] = (
     FactForm("vital", "Blood pressure", VitalCreate, records.record_vital),
     FactForm("session", "Session", SessionCreate, dosing.record_session),
     FactForm("dose_clearance", "Dose clearance", ClearanceCreate, dosing.request_clearance),
+    FactForm(
+        "dose_clearance_cancel",
+        "Cancel a dose clearance (the dose was not taken)",
+        ClearanceCancel,
+        dosing.cancel_clearance,
+        Target(
+            "clearance_id",
+            "dose-clearances",
+            lambda c: f"Clearance {c.id} (expires {c.expires_at:%Y-%m-%d %H:%M})",
+            lambda c: c.open,
+        ),
+    ),
+    FactForm(
+        "emergency_contact",
+        "Emergency contact",
+        EmergencyContactCreate,
+        contacts.add_emergency_contact,
+    ),
+    FactForm("monitor", "Treatment monitor", MonitorCreate, contacts.add_monitor),
+    FactForm(
+        "monitor_update",
+        "Make a monitor active or inactive",
+        MonitorUpdate,
+        contacts.update_monitor,
+        Target(
+            "monitor_id",
+            "monitors",
+            lambda m: f"{m.name} ({'active' if m.active else 'inactive'})",
+        ),
+    ),
     FactForm("history", "Clinical history", HistoryIn, patient.put_history),
     FactForm("profile", "Patient profile", ProfileIn, patient.put_profile),
     FactForm("consent", "Consent", ConsentCreate, patient.record_consent),

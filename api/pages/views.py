@@ -28,6 +28,8 @@ FACT_SECTIONS = (
     ("medications", "Medications"),
     ("interaction-screenings", "Interaction screenings"),
     ("tapers", "Tapers"),
+    ("emergency-contacts", "Emergency contacts"),
+    ("monitors", "Treatment monitors"),
     ("dose-clearances", "Dose clearances"),
     ("sessions", "Sessions"),
     ("adverse-events", "Adverse events"),
@@ -105,7 +107,7 @@ def case_page(session: Session, *, case_id: int, actor: Actor, now: datetime) ->
         "sections": [(title, _table(collections[name])) for name, title in FACT_SECTIONS],
         "reminders": sorted(case_reminders(session, case_id), key=_open_first),
         "events": events,
-        "prescription": _prescription(events),
+        "prescription": _prescription(case, events),
         "chart": chart.build(collections["assessments"]),
         "trigger_forms": trigger_forms,
         "fact_forms": fact_forms,
@@ -129,12 +131,18 @@ def _open_first(reminder: Reminder) -> tuple[bool, datetime]:
     return reminder.status not in OPEN_STATUSES, reminder.due_at
 
 
-def _prescription(events: list[AuditEvent]) -> dict[str, Any] | None:
-    """The body of the case's latest ``prescribe`` or ``adjust_dose``: the dose in force."""
+def _prescription(case: Case, events: list[AuditEvent]) -> dict[str, Any] | None:
+    """The case's prescription (the dose in force), with the rationale of its latest change."""
+    if not case.prescription:
+        return None
+    prescription = dict(case.prescription)
+    if isinstance(at := prescription.get("prescribed_at"), str):
+        prescription["prescribed_at"] = datetime.fromisoformat(at)
     for event in reversed(events):
         if event.trigger in PRESCRIBING:
-            return {"at": event.at, "trigger": event.trigger, **event.data}
-    return None
+            prescription["rationale"] = event.data.get("rationale")
+            break
+    return prescription
 
 
 def _record(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from api.routers import (
     adverse_events,
     cases,
+    contacts,
     dosing,
     evaluation,
     events,
@@ -26,6 +27,7 @@ ROUTERS = (
     transitions.router,
     evaluation.router,
     medications.router,
+    contacts.router,
     dosing.router,
     adverse_events.router,
     safety_plans.router,

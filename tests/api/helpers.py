@@ -167,28 +167,84 @@ def approve(api: Api, case_id: int) -> None:
     api.fire("clinician", case_id, "approve")
 
 
+PRESCRIPTION = {
+    "dose_mg": 100,
+    "route": "sublingual",
+    "formulation": "ketamine 100 mg sublingual troche",
+    "units_per_dose": 1,
+}
+
+
 def deliver(api: Api, case_id: int) -> None:
-    """From awaiting prescription to integration."""
-    api.fire("clinician", case_id, "prescribe", dose_mg=100, route="sublingual")
+    """From awaiting prescription to integration, with an emergency contact and a monitor."""
+    api.fire("clinician", case_id, "prescribe", **PRESCRIPTION)
     api.fire("coordinator", case_id, "ship", carrier="UPS", tracking_number="1Z999")
     api.fire("coordinator", case_id, "confirm_delivery")
+    people(api, case_id)
 
 
-def clearance(api: Api, case_id: int, role: str = "coordinator") -> dict[str, Any]:
-    body = {"systolic": 118, "diastolic": 76, "monitor_present": True}
+def people(api: Api, case_id: int) -> int:
+    """An emergency contact and a treatment monitor for the case; the monitor's id."""
+    contact = {"name": "Sam Rivera", "relationship": "spouse", "phone": "555-0100"}
+    api.post("coordinator", case_url(case_id, "/emergency-contacts"), contact)
+    monitor = {
+        "name": "Alex Rivera",
+        "relationship": "sibling",
+        "phone": "555-0101",
+        "adult_attested": True,
+        "trained_on": api.ago(days=3)[:10],
+    }
+    return api.post("coordinator", case_url(case_id, "/monitors"), monitor)["id"]
+
+
+def monitor_id(api: Api, case_id: int) -> int:
+    """The case's first treatment monitor."""
+    return api.items("admin", case_url(case_id, "/monitors"))[0]["id"]
+
+
+def clearance(api: Api, case_id: int, role: str = "coordinator", **reading: Any) -> dict[str, Any]:
+    body = {"systolic": 118, "diastolic": 76, "monitor_id": monitor_id(api, case_id), **reading}
     return api.post(role, case_url(case_id, "/dose-clearances"), body)
 
 
+def dose_record(api: Api, case_id: int, cleared: dict[str, Any], **overrides: Any) -> dict:
+    """A clean dose record for ``cleared``: dosed 15 minutes after the clearance, a post-dose
+    reading 30 minutes later, completed 2 hours 15 minutes after the dose; the clock moves on
+    to the completion."""
+    cleared_at = datetime.fromisoformat(cleared["created_at"])
+    dosed_at = cleared_at + timedelta(minutes=15)
+    body = {
+        "kind": "dosing",
+        "clearance_id": cleared["id"],
+        "dosed_at": dosed_at.isoformat(),
+        "dose_mg": 100,
+        "units_taken": 1,
+        "monitor_id": cleared["monitor_id"],
+        "post_systolic": 124,
+        "post_diastolic": 80,
+        "post_taken_at": (dosed_at + timedelta(minutes=30)).isoformat(),
+        "completed_at": (dosed_at + timedelta(hours=2, minutes=15)).isoformat(),
+        **overrides,
+    }
+    api.clock.now = max(api.clock.now, datetime.fromisoformat(body["completed_at"]))
+    return body
+
+
+def dose(api: Api, case_id: int, **overrides: Any) -> dict[str, Any]:
+    """A clearance granted now and the clean dose that used it."""
+    cleared = clearance(api, case_id)
+    assert cleared["granted"], cleared
+    body = dose_record(api, case_id, cleared, **overrides)
+    return api.post("coordinator", case_url(case_id, "/sessions"), body)
+
+
 def complete_sessions(api: Api, case_id: int) -> None:
-    """Preparation, a cleared dosing session, then integration, a day apart."""
+    """Preparation, a cleared dose, then integration, a day apart."""
     sessions = case_url(case_id, "/sessions")
     api.clock.advance(days=1)
     api.post("coordinator", sessions, {"kind": "preparation", "completed_at": api.ago(hours=1)})
     api.clock.advance(days=1)
-    cleared = clearance(api, case_id)
-    assert cleared["granted"], cleared
-    dosing = {"kind": "dosing", "completed_at": api.ago(), "clearance_id": cleared["id"]}
-    api.post("coordinator", sessions, dosing)
+    assert dose(api, case_id)["deviations"] == []
     api.clock.advance(days=1)
     api.post("coordinator", sessions, {"kind": "integration", "completed_at": api.ago(hours=1)})
 

@@ -23,6 +23,7 @@ from tests.api.helpers import (
     Api,
     case_in,
     case_url,
+    clearance,
     open_case,
 )
 
@@ -97,6 +98,29 @@ def _confirm_taper(api: Api) -> Request:
 def _session(api: Api) -> Request:
     body = {"kind": "preparation", "completed_at": api.ago(hours=1)}
     return case_url(case_in(api, "integration"), "/sessions"), body
+
+
+CONTACT = {"name": "Sam Rivera", "relationship": "spouse", "phone": "555-0100"}
+
+
+def _monitor_body(api: Api) -> dict[str, Any]:
+    return {**CONTACT, "adult_attested": True, "trained_on": api.ago(days=3)[:10]}
+
+
+def _patch_monitor(api: Api) -> Request:
+    case_id, monitor = _with(api, "/monitors", _monitor_body(api))
+    return case_url(case_id, f"/monitors/{monitor['id']}"), {"active": False}
+
+
+def _cancel(api: Api) -> Request:
+    """A new open clearance to cancel, on a case ready to dose."""
+    case_id = case_in(api, "integration")
+    sessions = case_url(case_id, "/sessions")
+    api.post("coordinator", sessions, {"kind": "preparation", "completed_at": api.ago(hours=1)})
+    cleared = clearance(api, case_id)
+    assert cleared["granted"], cleared
+    path = case_url(case_id, f"/dose-clearances/{cleared['id']}/cancel")
+    return path, {"reason": "The dose was not taken."}
 
 
 def _resolve(api: Api) -> Request:
@@ -201,8 +225,20 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ("POST", CASE + "/dose-clearances"): Cell(
         STAFF,
         201,
-        lambda api: _case(api, "/dose-clearances", {**VITAL, "monitor_present": True}),
+        lambda api: _case(api, "/dose-clearances", {**VITAL, "monitor_id": 1}),
     ),
+    ("POST", CASE + "/dose-clearances/{clearance_id}/cancel"): Cell(STAFF, 200, _cancel),
+    ("POST", CASE + "/emergency-contacts"): Cell(
+        STAFF, 201, lambda api: _case(api, "/emergency-contacts", CONTACT)
+    ),
+    ("GET", CASE + "/emergency-contacts"): Cell(
+        EVERYONE, 200, lambda api: _case(api, "/emergency-contacts")
+    ),
+    ("POST", CASE + "/monitors"): Cell(
+        STAFF, 201, lambda api: _case(api, "/monitors", _monitor_body(api))
+    ),
+    ("GET", CASE + "/monitors"): Cell(EVERYONE, 200, lambda api: _case(api, "/monitors")),
+    ("PATCH", CASE + "/monitors/{monitor_id}"): Cell(STAFF, 200, _patch_monitor),
     ("GET", CASE + "/dose-clearances"): Cell(
         EVERYONE, 200, lambda api: _case(api, "/dose-clearances")
     ),

@@ -17,6 +17,7 @@ CASE_FIELDS = {
     "updated_at",
     "referrals",
     "held_from",
+    "prescription",
 }
 
 

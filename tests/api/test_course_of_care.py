@@ -8,9 +8,9 @@ from typing import Any
 from tests.api.helpers import (
     ELIGIBLE_HISTORY,
     MOOD_DRIVEN,
+    PRESCRIPTION,
     Api,
     case_url,
-    clearance,
     complete_sessions,
     deliver,
     open_case,
@@ -93,7 +93,7 @@ def test_benzodiazepine_taper_track(api: Api):
     taper = api.post("clinician", case_url(case_id, "/tapers"), taper_body)
     api.fire("clinician", case_id, "approve")
 
-    prescription: dict[str, Any] = {"dose_mg": 100, "route": "sublingual"}
+    prescription: dict[str, Any] = dict(PRESCRIPTION)
     # Still taken: neither confirmed nor washed out.
     assert blocked_codes(api, case_id, "prescribe", **prescription) == [
         "taper.confirmed",
@@ -165,9 +165,11 @@ def test_decline_keeps_referrals(api: Api):
 
 def test_clearance_refused_lists_reasons(api: Api):
     case_id = open_case(api)
-    body = {"systolic": 150, "diastolic": 95, "monitor_present": False}
+    body = {"systolic": 150, "diastolic": 95, "monitor_id": 999}
     refused = api.post("coordinator", case_url(case_id, "/dose-clearances"), body)
     assert refused["granted"] is False and refused["expires_at"] is None
-    codes = {u["code"] for u in refused["unmet"]}
-    assert {"clearance.state", "clearance.blood_pressure", "clearance.monitor"} <= codes
-    assert clearance(api, case_id)["granted"] is False  # still in evaluation
+    assert (refused["open"], refused["void"]) == (False, False)
+    codes = [u["code"] for u in refused["unmet"]]
+    assert codes[0] == "case.dosing_state"
+    assert {"emergency_contact.recorded", "monitor.registered", "dose.blood_pressure"} <= set(codes)
+    assert all(u["message"] for u in refused["unmet"])

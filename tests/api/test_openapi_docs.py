@@ -45,8 +45,9 @@ def test_each_trigger_has_its_own_body_schema(schema):
         assert body["additionalProperties"] is False
         assert media["examples"][trigger.name]["value"] == trigger_example(trigger)
     prescribe = components["PrescribeTransitionBody"]
-    assert prescribe["required"] == ["dose_mg", "route"]
+    assert prescribe["required"] == ["dose_mg", "route", "formulation", "units_per_dose"]
     assert prescribe["properties"]["dose_mg"]["description"]
+    assert components["AdjustDoseTransitionBody"]["required"] == ["dose_mg", "rationale"]
 
 
 def test_examples_are_valid_bodies():

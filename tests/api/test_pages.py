@@ -13,7 +13,14 @@ from api.pages.sessions import COOKIE
 from models.db import session_scope
 from models.settings import settings
 from models.tables import User
-from tests.api.helpers import Api, case_url, open_case, record_evaluation
+from tests.api.helpers import (
+    Api,
+    case_in,
+    case_url,
+    monitor_id,
+    open_case,
+    record_evaluation,
+)
 
 PAGE_CSP = "default-src 'self'"
 
@@ -328,3 +335,46 @@ def test_a_clinician_records_the_patient_s_move_through_its_form(client, tokens,
     response = client.post(f"/app/cases/{case_id}/facts/case_update", data=body)
     assert response.status_code == 200 and "patient in NY" in response.text
     assert api.get("clinician", case_url(case_id))["patient_state"] == "NY"
+
+
+def test_the_dosing_cycle_through_the_forms(client, tokens, api: Api):
+    """A clearance, its cancellation, a new clearance and the dose record, as a coordinator
+    fills them in on the case page; the page shows the prescription and the monitors."""
+    case_id = case_in(api, "integration")
+    monitor = monitor_id(api, case_id)
+    csrf = signed_in_csrf(client, tokens["coordinator"])
+    page = client.get(f"/app/cases/{case_id}")
+    assert "100 mg sublingual" in page.text and "Treatment monitors" in page.text
+    assert "/facts/dose_clearance_cancel" not in page.text  # nothing open to cancel yet
+    facts = f"/app/cases/{case_id}/facts"
+    prep = {"csrf_token": csrf, "kind": "preparation", "completed_at": api.ago(minutes=5)[:16]}
+    assert client.post(f"{facts}/session", data=prep).status_code == 200
+
+    reading = {"csrf_token": csrf, "systolic": "122", "diastolic": "78", "monitor_id": str(monitor)}
+    assert client.post(f"{facts}/dose_clearance", data=reading).status_code == 200
+    (first,) = api.items("coordinator", case_url(case_id, "/dose-clearances"))
+    assert first["granted"], first["unmet"]
+    assert "/facts/dose_clearance_cancel" in client.get(f"/app/cases/{case_id}").text
+    cancel = {"csrf_token": csrf, "record_id": str(first["id"]), "reason": "Not tonight."}
+    assert client.post(f"{facts}/dose_clearance_cancel", data=cancel).status_code == 200
+    assert client.post(f"{facts}/dose_clearance", data=reading).status_code == 200
+    second = api.items("coordinator", case_url(case_id, "/dose-clearances"))[-1]
+    assert second["granted"] and second["open"]
+
+    api.clock.advance(hours=2, minutes=30)
+    dose = {
+        "csrf_token": csrf,
+        "kind": "dosing",
+        "clearance_id": str(second["id"]),
+        "monitor_id": str(monitor),
+        "dosed_at": api.ago(hours=2, minutes=15)[:16],
+        "dose_mg": "100",
+        "units_taken": "1",
+        "post_systolic": "126",
+        "post_diastolic": "80",
+        "post_taken_at": api.ago(hours=1, minutes=45)[:16],
+        "completed_at": api.ago()[:16],
+    }
+    assert client.post(f"{facts}/session", data=dose).status_code == 200
+    recorded = api.items("coordinator", case_url(case_id, "/sessions"))[-1]
+    assert (recorded["kind"], recorded["deviations"]) == ("dosing", [])

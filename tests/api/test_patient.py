@@ -12,6 +12,7 @@ from tests.api.helpers import (
     ELIGIBLE_HISTORY,
     ELIGIBLE_PROFILE,
     MOOD_DRIVEN,
+    PRESCRIPTION,
     Api,
     approve,
     assert_problem,
@@ -172,7 +173,7 @@ def test_a_new_consent_version_asks_for_a_new_consent(api: Api, monkeypatch):
 
     consent = {"version": "2027-1", "signed_at": api.ago(minutes=5), "method": "electronic"}
     api.post("coordinator", case_url(case_id, "/consents"), consent)
-    case = api.fire("clinician", case_id, "prescribe", dose_mg=100, route="sublingual")
+    case = api.fire("clinician", case_id, "prescribe", **PRESCRIPTION)
     assert case["state"] == "delivery.prescribed"
 
 

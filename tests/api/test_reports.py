@@ -34,7 +34,10 @@ def seed(engine: Engine, first_dose: datetime, **scores: list[tuple[float, int]]
         session.add(case)
         session.flush()
         assert case.id is not None
-        session.add(CareSession(case_id=case.id, kind="dosing", completed_at=first_dose))
+        ended = first_dose + timedelta(hours=2, minutes=30)
+        session.add(
+            CareSession(case_id=case.id, kind="dosing", dosed_at=first_dose, completed_at=ended)
+        )
         for instrument, points in scores.items():
             for days, score in points:
                 taken = first_dose + timedelta(days=days)

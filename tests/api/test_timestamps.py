@@ -97,10 +97,11 @@ def test_good_due_before_is_served(api: Api):
         ("/assessments", "score", 5.0),
         ("/assessments", "item9", "1"),
         ("/vitals", "systolic", "120"),
-        ("/dose-clearances", "monitor_present", "yes"),
-        ("/dose-clearances", "monitor_present", "true"),
-        ("/dose-clearances", "monitor_present", 1),
+        ("/monitors", "adult_attested", "yes"),
+        ("/monitors", "adult_attested", "true"),
+        ("/monitors", "adult_attested", 1),
         ("/dose-clearances", "systolic", "118"),
+        ("/dose-clearances", "heart_rate", "70"),
     ],
 )
 def test_clinical_fields_are_not_coerced(api: Api, path, field, value):
@@ -113,7 +114,14 @@ def test_clinical_fields_are_not_coerced(api: Api, path, field, value):
             "taken_at": api.ago(hours=1),
         },
         "/vitals": {"systolic": 120, "diastolic": 80, "taken_at": api.ago(hours=1)},
-        "/dose-clearances": {"systolic": 118, "diastolic": 76, "monitor_present": True},
+        "/dose-clearances": {"systolic": 118, "diastolic": 76, "monitor_id": 1},
+        "/monitors": {
+            "name": "Alex Rivera",
+            "relationship": "sibling",
+            "phone": "555-0101",
+            "adult_attested": True,
+            "trained_on": "2026-10-01",
+        },
     }
     body = {**bodies[path], field: value}
     response = api.call("clinician", "POST", case_url(case_id, path), json=body)

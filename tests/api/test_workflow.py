@@ -22,10 +22,15 @@ def test_workflow_lists_states_phases_and_triggers(api: Api):
     assert prescribe["sources"] == ["delivery.awaiting_prescription"]
     assert prescribe["dest"] == "delivery.prescribed" and prescribe["roles"] == ["clinician"]
     assert "taper.confirmed" in prescribe["requires"]
-    assert prescribe["body"] == ["dose_mg", "route"]
+    assert prescribe["body"] == ["dose_mg", "route", "formulation", "units_per_dose"]
     assert triggers["adjust_dose"]["transitions"] == [
-        {"source": "monitoring", "dest": "monitoring", "internal": True}
+        {"source": s, "dest": s, "internal": True} for s in ("integration", "monitoring", "on_hold")
     ]
+    assert triggers["adjust_dose"]["requires"] == ["clinician.licensed"]
+    (raise_also,) = triggers["adjust_dose"]["also"]
+    assert raise_also["when"] == "dose_raised" and "taper.washout" in raise_also["requires"]
+    assert doc["clearance_requires"][0] == "case.dosing_state"
+    assert "dose.interval" in doc["clearance_requires"]
     resume_dests = {m["dest"] for m in triggers["resume"]["transitions"]}
     assert "integration" in resume_dests and "on_hold" not in resume_dests
     assert "adverse_events.resolved" in doc["requirements"]

@@ -27,6 +27,14 @@ from models.settings import Settings, SettingsError, load_settings, relaxed_sett
         ("CAREPATH_CLOCK_SKEW_SECONDS", "-1", "CAREPATH_CLOCK_SKEW_SECONDS: "),
         ("CAREPATH_DISPATCH_BATCH_SIZE", "many", "CAREPATH_DISPATCH_BATCH_SIZE: Input should be"),
         ("CAREPATH_DATABASE_URL", "oracle://db/x", "CAREPATH_DATABASE_URL: unknown scheme"),
+        ("CAREPATH_MIN_HOURS_BETWEEN_DOSES", "-1", "CAREPATH_MIN_HOURS_BETWEEN_DOSES: "),
+        ("CAREPATH_OBSERVATION_MINUTES", "-0.5", "CAREPATH_OBSERVATION_MINUTES: "),
+        ("CAREPATH_MAX_DOSES_PER_WINDOW", "0", "CAREPATH_MAX_DOSES_PER_WINDOW: "),
+        (
+            "CAREPATH_POST_DOSE_BP_MIN_MINUTES",
+            "95",
+            "CAREPATH_POST_DOSE_BP_MIN_MINUTES: may not be more than post_dose_bp_max_minutes",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(monkeypatch, variable, value, says):
@@ -50,6 +58,27 @@ def test_a_negative_duration_is_refused_even_where_zero_is_allowed():
     assert WithDuration(observation_minutes=0).observation_minutes == 0
     with pytest.raises(ValueError, match="observation_minutes: a duration may not be negative"):
         WithDuration(observation_minutes=-1)
+
+
+def test_the_dosing_demonstration_settings_may_be_zero_and_are_named_relaxed():
+    demo = Settings(
+        observation_minutes=0,
+        post_dose_bp_min_minutes=0,
+        post_dose_bp_max_minutes=0,
+        min_hours_between_doses=0.5,
+    )
+    assert relaxed_settings(demo) == {
+        "observation_minutes": 0,
+        "post_dose_bp_min_minutes": 0,
+        "post_dose_bp_max_minutes": 0,
+        "min_hours_between_doses": 0.5,
+    }
+
+
+def test_each_route_has_its_ceiling():
+    rules = Settings()
+    ceilings = {r: rules.max_dose_mg(r) for r in ("sublingual", "oral", "intranasal")}
+    assert ceilings == {"sublingual": 450, "oral": 450, "intranasal": 100}
 
 
 def test_importing_reads_no_setting(monkeypatch):

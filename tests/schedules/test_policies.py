@@ -12,6 +12,7 @@ from models.db import session_scope
 from models.facts import AdverseEvent, Taper
 from models.reminders import CANCELLED, PENDING, SENT, Reminder
 from models.schemas import CaseAssignment
+from models.settings import Settings
 from schedules import policies
 from schedules.policies import POLICIES, POLICY_BY_KIND
 from tests.conftest import add_user
@@ -333,15 +334,26 @@ def test_resuming_into_integration_after_preparation_asks_for_nothing(clinic, re
 # -- integration_followup ----------------------------------------------------------
 
 
-def test_a_dosing_session_asks_for_integration_within_72_hours(clinic, reminders):
+def dosable(clinic) -> int:
+    """A case in integration, prepared for its first dose, with no dose yet."""
     case_id = clinic.case_in("integration", prepared=False)
+    clinic.session(case_id, "preparation")
+    return case_id
+
+
+AGAIN = Settings(min_hours_between_doses=0, max_doses_per_window=10)
+"""Relaxed dose limits, for a second dose sooner than the clinical interval allows."""
+
+
+def test_a_dosing_session_asks_for_integration_within_72_hours(clinic, reminders):
+    case_id = dosable(clinic)
     dose = clinic.dose(case_id)
     followup = reminders.pending(case_id)["integration_followup"]
     assert followup.due_at == dose.completed_at + timedelta(hours=72)
     assert followup.recipient_role == "coordinator"
 
     clinic.tick(hours=5)
-    clinic.dose(case_id)  # a second dose keeps the earlier, sooner reminder
+    clinic.dose(case_id, rules=AGAIN)  # a second dose keeps the earlier, sooner reminder
     assert reminders.pending(case_id)["integration_followup"].id == followup.id
 
     clinic.tick(hours=20)
@@ -353,7 +365,7 @@ def test_a_dosing_session_asks_for_integration_within_72_hours(clinic, reminders
 def test_an_integration_session_before_the_latest_dose_does_not_cancel_its_followup(
     clinic, reminders
 ):
-    case_id = clinic.case_in("integration", prepared=False)
+    case_id = dosable(clinic)
     dose = clinic.dose(case_id)
     clinic.tick(hours=1)
     clinic.session(case_id, "integration", completed_at=dose.completed_at - timedelta(hours=1))
@@ -364,17 +376,17 @@ def test_an_integration_session_before_the_latest_dose_does_not_cancel_its_follo
 
 
 def test_the_first_dose_schedules_a_checkin_a_week_later(clinic, reminders):
-    case_id = clinic.case_in("integration", prepared=False)
+    case_id = dosable(clinic)
     first = clinic.dose(case_id)
     checkin = reminders.pending(case_id)["checkin_due"]
     assert (checkin.due_at, checkin.recipient_role) == (first.completed_at + 7 * DAY, "coordinator")
     clinic.tick(days=1)
-    clinic.dose(case_id)
+    clinic.dose(case_id, rules=AGAIN)
     assert reminders.pending(case_id)["checkin_due"].id == checkin.id
 
 
 def test_a_checkin_needs_both_a_phq9_and_an_isi_after_the_first_dose(clinic, reminders):
-    case_id = clinic.case_in("integration", prepared=False)
+    case_id = dosable(clinic)
     clinic.assess(case_id, "isi", 18)  # before the first dose: not a check-in
     first = clinic.dose(case_id)
     checkin = reminders.pending(case_id)["checkin_due"]
@@ -399,7 +411,7 @@ def test_a_checkin_needs_both_a_phq9_and_an_isi_after_the_first_dose(clinic, rem
 
 
 def test_a_sent_checkin_is_followed_weekly_then_every_12_days(clinic, reminders):
-    case_id = clinic.case_in("integration", prepared=False)
+    case_id = dosable(clinic)
     first = clinic.dose(case_id).completed_at
     dues = []
     for week in (7, 14, 21, 28, 56):
@@ -491,7 +503,7 @@ def test_a_review_waits_for_events_recorded_while_it_is_open(clinic, reminders):
 
 
 def test_another_event_the_service_records_opens_an_event_review_a_day_later(clinic, reminders):
-    case_id = clinic.case_in("integration", prepared=False)
+    case_id = dosable(clinic)
     clinic.dose(case_id)
     at = clinic.tick(days=1)
     clinic.assess(case_id, "isi", 28)  # far above the baseline: worsened insomnia, moderate
@@ -529,7 +541,7 @@ def test_a_screening_on_an_approved_case_asks_for_the_next_before_it_lapses(clin
 @pytest.mark.parametrize("trigger", ["withdraw", "discharge"])
 def test_closing_a_case_cancels_all_its_pending_reminders(clinic, reminders, trigger):
     case_id = clinic.case_in("monitoring", meds=("Xanax",))
-    clinic.tick(hours=1)
+    clinic.tick(hours=72)
     clinic.dose(case_id)
     clinic.assess(case_id, "phq9", 8)
     clinic.assess(case_id, "isi", 9)
@@ -578,7 +590,7 @@ def test_a_whole_course_of_care_never_holds_two_pending_reminders_of_a_kind(clin
     for _ in range(3):
         clinic.fire(case_id, "hold")
         clinic.fire(case_id, "resume")
-        clinic.tick(days=1)
+        clinic.tick(days=4)  # past the 72-hour interval, one dose in each week's window
         clinic.dose(case_id)
         clinic.assess(case_id, "phq9", 8)
         clinic.assess(case_id, "isi", 9)

@@ -26,9 +26,11 @@ from models.facts import (
     CareSession,
     Consent,
     DoseClearance,
+    EmergencyContact,
     History,
     InteractionScreening,
     Medication,
+    Monitor,
     Profile,
     SafetyPlan,
     Taper,
@@ -40,12 +42,16 @@ from models.schemas import (
     AdverseEventResolve,
     AssessmentCreate,
     CaseCreate,
+    ClearanceCancel,
     ClearanceCreate,
     ConsentCreate,
+    EmergencyContactCreate,
     HistoryIn,
     Instrument,
     MedicationCreate,
     MedicationUpdate,
+    MonitorCreate,
+    MonitorUpdate,
     ProfileIn,
     RiskLevel,
     SafetyPlanCreate,
@@ -58,9 +64,10 @@ from models.schemas import (
     TransitionBody,
     VitalCreate,
 )
+from models.settings import Settings
 from models.tables import AuditEvent, Case
 from tests.conftest import add_user
-from workflow import cases, dosing, medications, patient, records
+from workflow import cases, contacts, dosing, medications, patient, records
 from workflow.casefacts import BloodPressure, CaseFacts
 from workflow.definition import INITIAL, TRIGGER_BY_NAME, Actor
 
@@ -76,6 +83,8 @@ FACT_TABLES = (
     DoseClearance,
     CareSession,
     AdverseEvent,
+    EmergencyContact,
+    Monitor,
     SafetyPlan,
 )
 
@@ -90,12 +99,13 @@ def read_every_view(facts: CaseFacts) -> None:
         "profile",
         "current_consent",
         "approved",
-        "current_dose_mg",
         "latest_vital",
         "latest_granted_clearance",
         "latest_screening",
         "session_stats",
         "dosed_with_granted_clearance",
+        "emergency_contact_recorded",
+        "open_clearances",
         "medications",
         "tapers",
         "open_adverse_events",
@@ -140,6 +150,8 @@ BODY_SAMPLES: dict[str, Any] = {
     "reason": "Recorded by the test.",
     "dose_mg": 100.0,
     "route": "sublingual",
+    "formulation": "ketamine 100 mg sublingual troche",
+    "units_per_dose": 1,
     "rationale": "Partial response at the current dose.",
     "carrier": "UPS",
     "tracking_number": "1Z999AA10123456784",
@@ -164,6 +176,11 @@ PREPARE: dict[str, str] = {
     "delivery.awaiting_prescription": "ready_to_prescribe",
     "integration": "complete_sessions",
 }
+
+# Dose at +15 min, the post-dose reading at +45 min, completed at +2 h 30: a clean dose.
+DOSED_AFTER = timedelta(minutes=15)
+POST_AFTER = timedelta(minutes=30)
+COMPLETED_AFTER = timedelta(hours=2, minutes=15)
 
 
 def ongoing_met(now: datetime, rules: Any = None) -> dict[str, Any]:
@@ -216,6 +233,8 @@ class Clinic:
     coordinator: Actor
     now: datetime
     _patients: itertools.count = field(default_factory=lambda: itertools.count(1))
+    monitors: dict[int, int] = field(default_factory=dict)
+    """Each case's treatment monitor (the first registered), for clearances and doses."""
 
     # -- plumbing ------------------------------------------------------------
 
@@ -423,16 +442,55 @@ class Clinic:
             actor=actor or self.clinician,
         )
 
+    def emergency_contact(self, case_id: int) -> EmergencyContact:
+        data = EmergencyContactCreate(name="Sam Rivera", relationship="spouse", phone="555-0100")
+        return self.call(
+            contacts.add_emergency_contact, case_id=case_id, data=data, actor=self.coordinator
+        )
+
+    def monitor(self, case_id: int, **overrides: Any) -> Monitor:
+        """Register a treatment monitor; the case's first one is its default monitor."""
+        fields: dict[str, Any] = {
+            "name": "Alex Rivera",
+            "relationship": "sibling",
+            "phone": "555-0101",
+            "adult_attested": True,
+            "trained_on": self.now.date() - timedelta(days=3),
+        }
+        data = MonitorCreate(**(fields | overrides))
+        monitor = self.call(
+            contacts.add_monitor, case_id=case_id, data=data, actor=self.coordinator
+        )
+        self.monitors.setdefault(case_id, monitor.id)
+        return monitor
+
+    def set_monitor_active(self, case_id: int, monitor_id: int, active: bool) -> Monitor:
+        return self.call(
+            contacts.update_monitor,
+            case_id=case_id,
+            monitor_id=monitor_id,
+            data=MonitorUpdate(active=active),
+            actor=self.coordinator,
+        )
+
+    def people(self, case_id: int) -> None:
+        """An emergency contact and a treatment monitor: what every dose needs."""
+        self.emergency_contact(case_id)
+        self.monitor(case_id)
+
     def clearance(
         self,
         case_id: int,
         systolic: int = 120,
         diastolic: int = 80,
-        monitor_present: bool = True,
+        monitor_id: int | None = None,
         **kwargs: Any,
     ) -> DoseClearance:
+        """A clearance requested now with the case's monitor (or ``monitor_id``)."""
         data = ClearanceCreate(
-            systolic=systolic, diastolic=diastolic, monitor_present=monitor_present
+            systolic=systolic,
+            diastolic=diastolic,
+            monitor_id=monitor_id or self.monitors.get(case_id, 999),
         )
         return self.call(
             dosing.request_clearance,
@@ -442,25 +500,50 @@ class Clinic:
             **kwargs,
         )
 
+    def cancel(self, case_id: int, clearance_id: int, actor: Actor | None = None) -> DoseClearance:
+        return self.call(
+            dosing.cancel_clearance,
+            case_id=case_id,
+            clearance_id=clearance_id,
+            data=ClearanceCancel(reason="The dose was not taken."),
+            actor=actor or self.coordinator,
+        )
+
     def session(
         self,
         case_id: int,
         kind: SessionKind,
         *,
         completed_at: datetime | None = None,
-        clearance_id: int | None = None,
+        **fields: Any,
     ) -> CareSession:
-        data = SessionCreate(
-            kind=kind, completed_at=completed_at or self.now, clearance_id=clearance_id
-        )
+        data = SessionCreate(kind=kind, completed_at=completed_at or self.now, **fields)
         return self.call(dosing.record_session, case_id=case_id, data=data, actor=self.coordinator)
 
-    def dose(self, case_id: int) -> CareSession:
-        """A granted clearance, and a dosing session half an hour later that uses it."""
-        clearance = self.clearance(case_id)
+    def dosing_fields(self, case_id: int, cleared_at: datetime, **overrides: Any) -> dict:
+        """A clean dose record for a clearance granted at ``cleared_at``: the dose 15 minutes
+        later, a post-dose reading 30 minutes after the dose, completed at +2 h 30."""
+        dosed_at = overrides.get("dosed_at") or cleared_at + DOSED_AFTER
+        fields: dict[str, Any] = {
+            "dosed_at": dosed_at,
+            "dose_mg": 100.0,
+            "units_taken": 1,
+            "monitor_id": self.monitors.get(case_id, 999),
+            "post_systolic": 124,
+            "post_diastolic": 80,
+            "post_taken_at": dosed_at + POST_AFTER,
+            "completed_at": dosed_at + COMPLETED_AFTER,
+        }
+        return fields | overrides
+
+    def dose(self, case_id: int, *, rules: Settings | None = None, **overrides: Any) -> CareSession:
+        """A granted clearance now (judged by ``rules``, if given), and the clean dose that
+        uses it, recorded at its completion."""
+        clearance = self.clearance(case_id, **({"rules": rules} if rules else {}))
         assert clearance.granted, clearance.unmet
-        self.tick(minutes=30)
-        return self.session(case_id, "dosing", clearance_id=clearance.id)
+        fields = self.dosing_fields(case_id, clearance.created_at, **overrides)
+        self.now = max(self.now, fields["completed_at"])
+        return self.session(case_id, "dosing", clearance_id=clearance.id, **fields)
 
     def adverse_event(
         self,
@@ -562,11 +645,17 @@ class Clinic:
             self.screen(case_id)
 
     def complete_sessions(self, case_id: int) -> None:
-        """Preparation, a cleared dosing session, and integration after it."""
+        """Preparation, a cleared dose, and integration after it.
+
+        A benzodiazepine or Z-drug tapered yesterday must wash out before a dose is
+        cleared (``taper.washout``): the clock moves on 8 days first.
+        """
+        if any(t.confirmed_at is not None for t in self.rows(Taper, case_id)):
+            self.tick(days=8)
         self.session(case_id, "preparation")
         self.tick(minutes=10)
         self.dose(case_id)
-        self.tick(hours=2)
+        self.tick(minutes=30)
         self.session(case_id, "integration")
 
     def case_in(
@@ -586,6 +675,8 @@ class Clinic:
             previous, trigger = ROUTE[state]
             case_id = self.case_in(previous, **eligible)
             self.fire(case_id, trigger)
+            if state == "integration":
+                self.people(case_id)
         if prepared and state in PREPARE:
             step = getattr(self, PREPARE[state])
             if state == INITIAL:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import text
+
 from models.db import session_scope
+from models.facts import CareSession
 from models.tables import Case
-from workflow.casefacts import CaseFacts
+from tests.conftest import ON_POSTGRES
+from workflow.casefacts import DOSES_SINCE, OPEN_CLEARANCES, OPEN_CLEARANCES_SINCE, CaseFacts
 
 
 def loads_during(monkeypatch, action) -> list[str]:
@@ -109,3 +114,68 @@ def test_checkin_assessments_are_the_phq9_and_isi_after_the_first_dose(clinic):
         facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
         found = facts.checkin_assessments(after=first_dose)
         assert [a.id for a in found] == [after.id, later.id]
+
+
+def test_a_clearance_reads_bounded_facts_only(clinic, case_in, monkeypatch):
+    """A clearance reads counts and single rows: never every session or clearance."""
+    case_id = case_in("monitoring")
+    clinic.tick(hours=73)
+    loaded = loads_during(monkeypatch, lambda: clinic.clearance(case_id))
+    dose_reads = {key.split(":")[0] for key in loaded} - {
+        "history",
+        "profile",
+        "current_consent",
+        "blood_pressure_mean",
+        "latest_assessment",
+        "latest_vital",
+        "latest_clearance",
+        "latest_screening",
+        "medications",
+        "tapers",
+        "open_adverse_events",
+        "session_stats",
+    }
+    assert dose_reads == {
+        "emergency_contact_recorded",
+        "monitor",
+        "open_clearances",
+        "doses_since",
+        "open_clearances_since",
+    }
+
+
+def test_doses_and_open_clearances_are_counted_in_a_window(clinic, case_in):
+    case_id = case_in("monitoring")  # one dose, used by its clearance
+    (dose,) = [s for s in clinic.rows(CareSession, case_id) if s.kind == "dosing"]
+    clinic.now = dose.dosed_at + timedelta(hours=80)
+    opened = clinic.clearance(case_id)
+    assert opened.granted, opened.unmet
+    with session_scope(clinic.engine) as session:
+        facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
+        week = facts.doses_since(clinic.now - timedelta(hours=168))
+        recent = facts.doses_since(clinic.now - timedelta(hours=72))
+        still_open = facts.open_clearances_since(clinic.now - timedelta(hours=1))
+    assert (week.count, week.latest) == (1, dose.dosed_at)
+    assert (recent.count, recent.latest) == (0, None)
+    assert (still_open.count, still_open.latest) == (1, opened.created_at)
+
+
+@pytest.mark.parametrize(
+    ("statement", "index"),
+    [
+        (DOSES_SINCE, "ix_care_sessions_case_kind_dosed"),
+        (OPEN_CLEARANCES_SINCE, "ix_dose_clearances_case_open_created"),
+        (OPEN_CLEARANCES, "INDEX ix_dose_clearances_case_"),  # either: at most one is open
+    ],
+)
+def test_the_dose_window_reads_use_their_index(engine, now, statement, index):
+    bound = statement.params(case_id=1, since=now, now=now)
+    compiled = bound.compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as conn:
+        if ON_POSTGRES:
+            conn.execute(text("SET enable_seqscan = off"))
+            plan = conn.execute(text(f"EXPLAIN {compiled}")).scalars().all()
+            assert not any("Seq Scan" in line for line in plan), plan
+        else:
+            plan = [row[-1] for row in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+            assert any(index in line for line in plan), plan

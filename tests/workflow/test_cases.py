@@ -249,6 +249,7 @@ def test_list_triggers_on_hold_shows_where_resume_leads(clinic, case_in):
     options = clinic.call(cases.list_triggers, case_id=case_id, actor=clinic.clinician)
 
     assert [(o.trigger, o.dest, o.allowed, o.roles) for o in options] == [
+        ("adjust_dose", "on_hold", True, ("clinician",)),
         ("resume", "delivery.shipped", True, ("clinician",)),
         ("withdraw", "withdrawn", True, ("coordinator", "clinician")),
     ]

@@ -11,7 +11,7 @@ import pytest
 
 from models.schemas import TransitionBody
 from workflow.definition import ACTIVE_STATES, STATES, TRIGGER_BY_NAME, TRIGGERS
-from workflow.errors import InvalidTransition
+from workflow.errors import Conflict, InvalidTransition
 
 PAIRS = [(s.name, t.name) for s in STATES for t in TRIGGERS]
 ALLOWED = [(s, t) for s, t in PAIRS if s in TRIGGER_BY_NAME[t].sources]
@@ -19,11 +19,13 @@ REFUSED = [(s, t) for s, t in PAIRS if s not in TRIGGER_BY_NAME[t].sources]
 TERMINAL = [s.name for s in STATES if s.terminal]
 # SPEC.md section 2: triggers that leave on_hold only for a case held from some states.
 HELD_EXITS = {"decline": ("evaluation",), "discharge": ("integration", "monitoring")}
+# Adjusting a dose on hold needs a prescription: a case held from integration has one.
+HELD_FOR = {**HELD_EXITS, "adjust_dose": ("integration",)}
 
 
 def held_from_for(state: str, trigger: str) -> str:
     """Where a case ``case_in(state)`` is held from, so that ``trigger`` may leave it."""
-    return HELD_EXITS.get(trigger, ("evaluation",))[0] if state == "on_hold" else "evaluation"
+    return HELD_FOR.get(trigger, ("evaluation",))[0] if state == "on_hold" else "evaluation"
 
 
 def expected_destination(state: str, trigger: str, held_from: str | None) -> str | None:
@@ -138,6 +140,17 @@ def test_adjust_dose_is_internal_the_state_stays_and_the_version_and_trail_move(
         "monitoring",
     )
     assert event.data == {"dose_mg": 100.0, "rationale": "Partial response at the current dose."}
+    assert case.prescription is not None and case.prescription["dose_mg"] == 100.0
+
+
+def test_adjust_dose_on_a_case_held_before_prescribing_has_nothing_to_adjust(clinic, case_in):
+    case_id = case_in("on_hold", held_from="delivery.awaiting_prescription")
+    before = clinic.snapshot(case_id)
+
+    with pytest.raises(Conflict, match="no prescription"):
+        clinic.fire(case_id, "adjust_dose")
+
+    assert clinic.snapshot(case_id) == before
 
 
 @pytest.mark.parametrize("state", TERMINAL)

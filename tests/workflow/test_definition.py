@@ -15,6 +15,7 @@ import pytest
 from workflow.definition import (
     ACTIVE_STATES,
     ADMIN,
+    CLEARANCE_REQUIREMENTS,
     CLINICIAN,
     COORDINATOR,
     FACT_BY_NAME,
@@ -123,7 +124,7 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
             "adverse_events.resolved",
             *SPEC_ONGOING,
         ],
-        "body": ["dose_mg", "route"],
+        "body": ["dose_mg", "route", "formulation", "units_per_dose"],
     },
     "ship": {
         "sources": ["delivery.prescribed"],
@@ -147,7 +148,7 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "body": [],
     },
     "adjust_dose": {
-        "sources": ["monitoring"],
+        "sources": ["integration", "monitoring", "on_hold"],
         "dest": None,
         "roles": ["clinician"],
         "requires": ["clinician.licensed"],
@@ -349,6 +350,32 @@ def test_destination_of_internal_resume_and_plain_triggers():
     assert destination(TRIGGER_BY_NAME["ship"], "delivery.prescribed", None) == "delivery.shipped"
 
 
+def test_a_raise_of_the_dose_also_needs_the_ongoing_rules():
+    """SPEC.md section 2: a lower dose needs only a licence; a raise also these."""
+    adjust = TRIGGER_BY_NAME["adjust_dose"]
+    raise_codes = ["assessments.recent", "adverse_events.resolved", *ONGOING]
+    (also,) = adjust.also
+    assert (list(also.requires), also.when) == (raise_codes, "dose_raised")
+    assert list(adjust.requires) == ["clinician.licensed"]
+    assert [t.name for t in TRIGGERS if any(a.when for a in t.also)] == ["adjust_dose"]
+
+
+def test_a_dose_clearance_needs_the_codes_of_section_3_3_then_every_ongoing_one():
+    own = [
+        "case.dosing_state",
+        "session.preparation",
+        "adverse_events.resolved",
+        "assessments.recent",
+        "consent.signed",
+        "emergency_contact.recorded",
+        "monitor.registered",
+        "dose.interval",
+        "dose.weekly_limit",
+        "dose.blood_pressure",
+    ]
+    assert list(CLEARANCE_REQUIREMENTS) == own + [c for c in ONGOING if c not in own]
+
+
 # SPEC.md section 1: what a coordinator may do; a clinician may do all that and more.
 COORDINATOR_TRIGGERS = {"ship", "confirm_delivery", "start_monitoring", "hold", "withdraw"}
 COORDINATOR_FACTS = {
@@ -360,7 +387,11 @@ COORDINATOR_FACTS = {
     "medication",
     "medication_update",
     "vital",
+    "emergency_contact",
+    "monitor",
+    "monitor_update",
     "dose_clearance",
+    "dose_clearance_cancel",
     "session",
     "adverse_event",
     "assignment",

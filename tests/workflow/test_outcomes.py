@@ -19,6 +19,11 @@ DOSE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _refs = itertools.count(1)
 
 
+def dosing_row(case_id: int, dosed_at: datetime) -> CareSession:
+    ended = dosed_at + timedelta(hours=2, minutes=30)
+    return CareSession(case_id=case_id, kind="dosing", dosed_at=dosed_at, completed_at=ended)
+
+
 def seed(engine: Engine, first_dose: datetime | None, **scores: list[tuple[float, int]]) -> int:
     """A case with a dosing session at ``first_dose`` and scores at (days after it, score)."""
     anchor = first_dose or DOSE
@@ -29,10 +34,10 @@ def seed(engine: Engine, first_dose: datetime | None, **scores: list[tuple[float
         session.flush()
         assert case.id is not None
         if first_dose is not None:
-            session.add(CareSession(case_id=case.id, kind="dosing", completed_at=first_dose))
+            # The dose is when it was taken; the session ends after the observation.
+            session.add(dosing_row(case.id, first_dose))
             # A later dose does not move the first one.
-            later = first_dose + timedelta(days=3)
-            session.add(CareSession(case_id=case.id, kind="dosing", completed_at=later))
+            session.add(dosing_row(case.id, first_dose + timedelta(days=3)))
         for instrument, points in scores.items():
             for days, score in points:
                 taken = anchor + timedelta(days=days)
@@ -125,6 +130,14 @@ def test_baseline_is_the_latest_score_before_the_first_dose(engine) -> None:
     assert result.sleep_follows_mood.phq9_change == -10
     assert result.sleep_follows_mood.isi_change == 0
     assert [m.week for m in result.measurements if m.instrument == "phq9"] == [-2.9, -0.3, 2, 4]
+
+
+def test_a_score_during_the_first_dose_s_observation_is_after_the_dose(engine) -> None:
+    """SPEC section 0: the baseline is before the first ``dosed_at``, not its completion."""
+    case_id = seed(engine, DOSE, phq9=[(-2, 18), (1 / 24, 25)])
+    with session_scope(engine) as session:
+        result = outcomes.load_case_outcomes(session, case_id, DOSE + timedelta(days=1))
+    assert (result.phq9.baseline, result.phq9.latest, result.first_dose_at) == (18, 25, DOSE)
 
 
 def test_before_any_dose_the_baseline_is_the_latest_so_far(engine) -> None:

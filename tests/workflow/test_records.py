@@ -9,18 +9,22 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from models.facts import CaseChange, History, Medication, Taper
+from models.facts import CaseChange, DoseClearance, History, Medication, Taper
 from models.schemas import (
     AdverseEventCreate,
     AdverseEventResolve,
     AssessmentCreate,
     CaseAssignment,
     CaseUpdate,
+    ClearanceCancel,
     ClearanceCreate,
     ConsentCreate,
+    EmergencyContactCreate,
     HistoryIn,
     MedicationCreate,
     MedicationUpdate,
+    MonitorCreate,
+    MonitorUpdate,
     ProfileIn,
     SafetyPlanCreate,
     ScreeningCreate,
@@ -30,7 +34,7 @@ from models.schemas import (
     VitalCreate,
 )
 from tests.workflow.conftest import ELIGIBLE_HISTORY, ELIGIBLE_PROFILE, Clinic
-from workflow import cases, dosing, medications, patient, records
+from workflow import cases, contacts, dosing, medications, patient, records
 from workflow.definition import FACT_BY_NAME
 from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
 
@@ -54,10 +58,19 @@ def _open_event(clinic: Clinic, case_id: int) -> int:
     return _id(clinic.adverse_event(case_id, "nausea", "mild"))
 
 
-def _clearance(clinic: Clinic, case_id: int) -> int:
-    clearance_id = _id(clinic.clearance(case_id))
-    clinic.tick(minutes=5)
-    return clearance_id
+def _open_clearance(clinic: Clinic, case_id: int) -> DoseClearance:
+    clinic.session(case_id, "preparation")
+    clearance = clinic.clearance(case_id)
+    assert clearance.granted, clearance.unmet
+    return clearance
+
+
+def _dose(clinic: Clinic, case_id: int) -> dict[str, Any]:
+    """A clean dose record for an open clearance, at the dose's completion."""
+    clearance = _open_clearance(clinic, case_id)
+    fields = clinic.dosing_fields(case_id, clearance.created_at)
+    clinic.now = fields["completed_at"]
+    return {"data": SessionCreate(kind="dosing", clearance_id=clearance.id, **fields)}
 
 
 def _changed(service: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,16 +157,48 @@ WRITES: dict[str, tuple[str, Callable[[Clinic, int], dict], Callable[..., Any], 
     ),
     "dose_clearance": (
         "integration",
-        lambda c, i: {"data": ClearanceCreate(systolic=120, diastolic=80, monitor_present=True)},
+        lambda c, i: {
+            "data": ClearanceCreate(systolic=120, diastolic=80, monitor_id=c.monitors[i])
+        },
         dosing.request_clearance,
         "coordinator",
     ),
-    "session": (
+    "dose_clearance_cancel": (
         "integration",
         lambda c, i: {
-            "data": SessionCreate(kind="dosing", completed_at=c.now, clearance_id=_clearance(c, i))
+            "clearance_id": _id(_open_clearance(c, i)),
+            "data": ClearanceCancel(reason="Not taken."),
         },
-        dosing.record_session,
+        dosing.cancel_clearance,
+        "coordinator",
+    ),
+    "session": ("integration", _dose, dosing.record_session, "coordinator"),
+    "emergency_contact": (
+        "evaluation",
+        lambda c, i: {
+            "data": EmergencyContactCreate(name="Sam", relationship="spouse", phone="555-0100")
+        },
+        contacts.add_emergency_contact,
+        "coordinator",
+    ),
+    "monitor": (
+        "evaluation",
+        lambda c, i: {
+            "data": MonitorCreate(
+                name="Alex",
+                relationship="sibling",
+                phone="555-0101",
+                adult_attested=True,
+                trained_on=c.now.date(),
+            )
+        },
+        contacts.add_monitor,
+        "coordinator",
+    ),
+    "monitor_update": (
+        "integration",
+        lambda c, i: {"monitor_id": c.monitors[i], "data": MonitorUpdate(active=False)},
+        contacts.update_monitor,
         "coordinator",
     ),
     "adverse_event": (

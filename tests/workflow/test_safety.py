@@ -315,12 +315,12 @@ def test_a_dosing_session_entered_late_checks_the_scores_taken_since(clinic):
     case_id = clinic.case_in("integration", prepared=False)
     clinic.session(case_id, "preparation")
     clearance = clinic.clearance(case_id)
-    dosed_at = clinic.tick(minutes=30)
-    clinic.tick(hours=3)
+    fields = clinic.dosing_fields(case_id, clearance.created_at)
+    clinic.now = fields["completed_at"] + timedelta(hours=1)
     isi = clinic.assess(case_id, "isi", 26)
     assert clinic.rows(AdverseEvent, case_id) == []
 
-    clinic.session(case_id, "dosing", completed_at=dosed_at, clearance_id=clearance.id)
+    clinic.session(case_id, "dosing", clearance_id=clearance.id, **fields)
 
     (event,) = clinic.rows(AdverseEvent, case_id)
     assert (event.kind, event.assessment_id, event.onset_at) == (
@@ -334,7 +334,7 @@ def test_a_dosing_session_entered_late_checks_the_scores_taken_since(clinic):
 
 def test_a_late_baseline_checks_the_scores_after_the_first_dose_again(clinic):
     case_id = dosed_case(clinic)  # baseline ISI 20
-    first_dose = clinic.rows(CareSession, case_id)[-1].completed_at
+    first_dose = clinic.rows(CareSession, case_id)[-1].dosed_at
     clinic.assess(case_id, "isi", 25)  # +5: nothing yet
     assert clinic.rows(AdverseEvent, case_id) == []
 

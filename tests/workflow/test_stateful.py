@@ -11,8 +11,16 @@ the whole audit trail is replayed by an independent model of the rules
 - a history or profile change on an approved case that newly fails a
   contraindication is followed by a severe adverse event naming it, and one
   that does not is followed by none;
-- every dosing session used a granted clearance valid at its ``completed_at``,
-  and no clearance twice;
+- no clearance is granted while a requirement the replay can judge is unmet
+  (the state, the pre-dose reading, the monitor, the contact, open events,
+  unresolved suicidal ideation, the screening, the interval and the weekly
+  limit), and no two are open at once;
+- every dosing session whose clearance was absent, void, reused or not valid at
+  its ``dosed_at`` carries exactly those deviations, and a deviation is followed by
+  an adverse event; doses whose clearance was kept are at least 72 hours apart;
+- a clearance open when an adverse event, a medication, history or profile
+  change, a hold, a discharge or withdrawal, or its monitor's deactivation is
+  recorded is voided right after it, and no clearance is voided otherwise;
 - a case's state is the ``to_state`` of its last transition event, and its
   version counts its events;
 - earlier events never change;
@@ -38,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from itertools import count
+from itertools import count, pairwise
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,7 +62,9 @@ from models.db import create_schema, make_engine, session_scope
 from models.facts import (
     AdverseEvent,
     DoseClearance,
+    EmergencyContact,
     Medication,
+    Monitor,
     Taper,
 )
 from models.schemas import (
@@ -63,12 +73,16 @@ from models.schemas import (
     AdverseEventResolve,
     AssessmentCreate,
     CaseCreate,
+    ClearanceCancel,
     ClearanceCreate,
     ConsentCreate,
+    EmergencyContactCreate,
     HistoryIn,
     Instrument,
     MedicationCreate,
     MedicationUpdate,
+    MonitorCreate,
+    MonitorUpdate,
     ProfileIn,
     RiskLevel,
     SafetyPlanCreate,
@@ -91,7 +105,7 @@ from tests.workflow.conftest import (
     MedicationStatus,
     body_for,
 )
-from workflow import cases, dosing, drugs, medications, patient, records
+from workflow import cases, contacts, dosing, drugs, medications, patient, records
 from workflow.casefacts import CaseFacts
 from workflow.definition import (
     ACTIVE_STATES,
@@ -125,6 +139,21 @@ PRESCRIBED_OR_LATER = {
     "discharged",
 }
 DOSING_STATES = {"integration", "monitoring"}
+INTERVAL = timedelta(hours=72)
+WEEK = timedelta(hours=168)
+CLEARANCE_DEVIATIONS = {
+    "clearance.absent",
+    "clearance.void",
+    "clearance.used",
+    "clearance.not_valid_at_dose",
+}
+VOIDING_FACTS = {"adverse_event", "medication", "medication_update", "history", "profile"}
+"""Facts that void the open clearances when they record something new (SPEC.md 4.4)."""
+VOID_FACT = "dose_clearance_void"
+CRISIS = (180, 110)
+"""The crisis limit of a blood pressure (SPEC.md 8): a reading at or above it is an event."""
+RISE = (40, 25)
+"""A post-dose rise over the clearance's reading that is an event (SPEC.md 4.4)."""
 ALWAYS_HOLD = {"respiratory_depression", "suicidal_ideation"}
 HOLD_FROM_MODERATE = {"substance_misuse", "psychiatric_event"}
 # SPEC.md 2: decline and discharge leave on_hold only for a case held from these.
@@ -156,6 +185,13 @@ EVENT_KINDS = [
 ]
 
 booleans = st.booleans()
+MONITOR = MonitorCreate(
+    name="Alex",
+    relationship="sibling",
+    phone="555-0101",
+    adult_attested=True,
+    trained_on=START.date(),
+)
 histories = st.one_of(
     st.just(HistoryIn(**ELIGIBLE_HISTORY)),
     st.builds(
@@ -231,6 +267,13 @@ CATCH_UP: dict[str, tuple[str, ...]] = {
     "adverse_events.resolved": ("resolve",),
     "adverse_events.suicide_risk_resolved": ("resolve",),
     "safety.reassessed": ("safety_plan",),
+    # The dose clearance's own (no trigger checks them; ``dose`` registers the people).
+    "case.dosing_state": (),
+    "emergency_contact.recorded": ("dose",),
+    "monitor.registered": ("dose",),
+    "dose.interval": (),
+    "dose.weekly_limit": (),
+    "dose.blood_pressure": (),
 }
 CATCH_UP_ORDER = (
     "history",
@@ -247,7 +290,17 @@ CATCH_UP_ORDER = (
     "resolve",
     "safety_plan",
 )
-OFF_PATHWAY = {"decline", "hold", "withdraw"}
+# What ``prepare_for_a_dose`` records for each unmet requirement of a clearance (besides the
+# people and the preparation session), in ``CATCH_UP_ORDER``.
+BEFORE_A_DOSE: dict[str, tuple[str, ...]] = {
+    "session.preparation": (),
+    "consent.signed": ("consent",),
+    "assessments.recent": ("recent",),
+    "contraindication.hypertension": ("vital",),
+    "adverse_events.resolved": ("resolve",),
+}
+OFF_PATHWAY = {"decline", "hold", "withdraw", "adjust_dose"}
+"""Triggers that do not move a case on along the pathway (``adjust_dose`` stays put)."""
 BLOCKING_CLASSES = drugs.blocking_classes()
 
 # Core tables: reading rows without building ORM objects keeps each step cheap.
@@ -309,6 +362,11 @@ def _at(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def crisis(systolic: int, diastolic: int) -> bool:
+    """At or above the crisis limit: the systolic or the diastolic (SPEC.md 0)."""
+    return systolic >= CRISIS[0] or diastolic >= CRISIS[1]
+
+
 # The contraindications a history or profile shows by its flags alone (hypertension also
 # reads the blood pressure, which this model does not follow).
 FLAGGED = {
@@ -346,12 +404,20 @@ class Replay:
     confirmed: set[int] = field(default_factory=set)
     open_events: set[int] = field(default_factory=set)
     clearances: dict[int, dict[str, Any]] = field(default_factory=dict)
+    open_clearances: set[int] = field(default_factory=set)
+    voided_at: dict[int, datetime] = field(default_factory=dict)
+    cancelled: set[int] = field(default_factory=set)
+    expect_void: set[int] = field(default_factory=set)
     used: set[int] = field(default_factory=set)
+    monitors: dict[int, bool] = field(default_factory=dict)  # id -> active
+    contact: bool = False
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)  # history, profile
+    doses: list[tuple[datetime, bool]] = field(default_factory=list)  # (dosed_at, clearance kept)
     sessions: list[tuple[str, datetime]] = field(default_factory=list)
     # (taken_at, id, instrument, score) of every assessment; (assessment id, kind) flagged
     scores: list[tuple[datetime, int, str, int]] = field(default_factory=list)
     flagged: set[tuple[int, str]] = field(default_factory=set)
-    open_si: dict[int, datetime] = field(default_factory=dict)  # id -> onset_at
+    open_si: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)  # (onset, at)
     latest_si: datetime | None = None
     plans: list[tuple[datetime, int, str]] = field(default_factory=list)  # (reviewed, id, risk)
     approved: bool = False
@@ -379,18 +445,25 @@ class Replay:
         for i in range(start, len(events)):
             e = events[i]
             where = f"event {i} ({e.kind} {e.trigger or e.data.get('fact')})"
+            if e.actor_role != "system":
+                assert not self.expect_void, f"{where}: clearances left open: {self.expect_void}"
             if e.kind == "transition":
                 self.transition(e, where)
             else:
                 self.fact(i, e, where)
-                if e.data["fact"] in ("history", "profile"):
-                    self.new_contraindications(e, events[i + 1 :], where)
-            following = []
-            for later in events[i + 1 :]:
-                if later.actor_role != "system":
-                    break
-                following.append(later)
+            following = system_events_after(events, i)
+            if e.kind == "fact" and e.data["fact"] in ("history", "profile"):
+                self.new_contraindications(e, following, where)
             self.follow_up(e, following, where)
+        assert not self.expect_void, f"clearances left open: {self.expect_void}"
+
+    def void_open(self, e: Any, monitor_id: int | None = None) -> None:
+        """What the service must void right after ``e``: the open clearances (of a monitor)."""
+        for clearance_id in list(self.open_clearances):
+            if monitor_id is None or self.clearances[clearance_id]["monitor_id"] == monitor_id:
+                self.open_clearances.discard(clearance_id)
+                self.voided_at[clearance_id] = e.at
+                self.expect_void.add(clearance_id)
 
     def transition(self, e: Any, where: str) -> None:
         if e.trigger == "create":
@@ -429,7 +502,12 @@ class Replay:
             assert not self.open_events, f"{where}: with adverse events open"
         if e.trigger == "start_monitoring":
             self.check_sessions_for_monitoring(where)
-        self.held_from = self.state if e.to_state == "on_hold" else None
+        if e.trigger in ("hold", "discharge", "withdraw"):
+            self.void_open(e)
+        if e.trigger == "hold":
+            self.held_from = self.state
+        elif e.to_state != "on_hold":
+            self.held_from = None
         self.state = e.to_state
 
     def check_sessions_for_monitoring(self, where: str) -> None:
@@ -441,6 +519,8 @@ class Replay:
     def fact(self, i: int, e: Any, where: str) -> None:
         fact, record = e.data["fact"], e.data["record"]
         self.activated = None
+        if fact in VOIDING_FACTS:
+            self.voiding(e, fact, record)
         if fact == "medication":
             self.meds[record["id"]] = [record["drug_class"], record["status"], listed(record)]
             self.changed(i)
@@ -456,6 +536,10 @@ class Replay:
             if medication[1:] != [record["status"], listed(record)]:
                 medication[1:] = [record["status"], listed(record)]
                 self.changed(i)
+        elif fact in ("emergency_contact", "monitor", "monitor_update"):
+            self.people(e, fact, record)
+        elif fact in ("dose_clearance_cancel", "dose_clearance_void"):
+            self.closed(fact, record, where)
         elif fact == "interaction_screening":
             assert record["medication_list_version"] == self.list_changes, where
             self.screening = (i, record["medication_list_version"], record["result"])
@@ -496,18 +580,16 @@ class Replay:
             self.flagged.add((record["assessment_id"], record["kind"]))
         if record["kind"] == "suicidal_ideation":
             onset = _at(record["onset_at"])
-            self.open_si[record["id"]] = onset
+            self.open_si[record["id"]] = (onset, _at(record["created_at"]))
             self.latest_si = max(onset, self.latest_si or onset)
 
-    def new_contraindications(self, e: Any, after: list[Any], where: str) -> None:
+    def new_contraindications(self, e: Any, following: list[Any], where: str) -> None:
         """On an approved case, each contraindication newly flagged records a severe event."""
         before = flagged(self.patient)
         self.patient |= e.data["record"]
         expected = flagged(self.patient) - before if self.approved else set()
         recorded = set()
-        for follower in after:
-            if follower.actor_role != "system":
-                break
+        for follower in following:
             description = follower.data.get("record", {}).get("description") or ""
             if description.startswith(NEW_CONTRAINDICATION):
                 assert follower.data["record"]["severity"] == "severe", where
@@ -520,38 +602,125 @@ class Replay:
         self.list_changes += 1
         self.last_change = i
 
+    def voiding(self, e: Any, fact: str, record: dict[str, Any]) -> None:
+        """A new adverse event, a medication, history or profile change voids the open
+        clearances (a write that changes no value does not)."""
+        if fact in ("history", "profile"):
+            values = {k: v for k, v in record.items() if k not in ("created_at", "updated_at")}
+            changed = values != self.written.get(fact)
+            self.written[fact] = values
+        elif fact == "medication_update":
+            medication = self.meds[record["id"]]
+            changed = medication[1:] != [record["status"], listed(record)]
+        else:
+            changed = True
+        if changed:
+            self.void_open(e)
+
+    def people(self, e: Any, fact: str, record: dict[str, Any]) -> None:
+        if fact == "emergency_contact":
+            self.contact = True
+            return
+        was_active = self.monitors.get(record["id"], False)
+        self.monitors[record["id"]] = record["active"]
+        if fact == "monitor_update" and was_active and not record["active"]:
+            self.void_open(e, monitor_id=record["id"])
+
+    def closed(self, fact: str, record: dict[str, Any], where: str) -> None:
+        if fact == VOID_FACT:
+            assert record["id"] in self.expect_void, f"{where}: voided {record['id']} unexpectedly"
+            self.expect_void.discard(record["id"])
+            assert (record["void"], record["open"]) == (True, False), where
+            CarepathMachine.tally["clearances voided"] += 1
+            return
+        assert record["id"] in self.open_clearances, f"{where}: cancelled a closed clearance"
+        self.open_clearances.discard(record["id"])
+        self.cancelled.add(record["id"])
+
     def clearance(self, record: dict[str, Any], where: str) -> None:
+        """A granted clearance: every requirement the replay can judge was met."""
         self.clearances[record["id"]] = record
         if not record["granted"]:
-            assert record["expires_at"] is None, where
+            assert record["expires_at"] is None and not record["open"], where
             return
+        at = _at(record["created_at"])
         assert self.state in DOSING_STATES, f"{where}: granted in {self.state}"
         assert record["systolic"] < 140 and record["diastolic"] < 90, where
-        assert record["monitor_present"], where
+        assert self.monitors.get(record["monitor_id"]) is True, f"{where}: no active monitor"
+        assert self.contact, f"{where}: granted with no emergency contact"
         assert not self.open_events, f"{where}: granted with adverse events open"
         assert not self.open_si, f"{where}: granted with suicidal ideation unresolved"
         assert self.screening_ok(), f"{where}: granted with a stale screening"
-        valid_for = _at(record["expires_at"]) - _at(record["created_at"])
+        assert not self.open_clearances, f"{where}: granted with {self.open_clearances} open"
+        assert all(dosed < at - INTERVAL for dosed, _ in self.doses), f"{where}: within 72 h"
+        assert sum(dosed >= at - WEEK for dosed, _ in self.doses) < 2, f"{where}: weekly limit"
+        valid_for = _at(record["expires_at"]) - at
         assert valid_for == timedelta(hours=2), where
+        self.open_clearances.add(record["id"])
 
     def session(self, record: dict[str, Any], where: str) -> None:
-        assert self.state in DOSING_STATES, f"{where}: session in {self.state}"
-        completed = _at(record["completed_at"])
-        if record["kind"] == "dosing":
-            clearance = self.clearances.get(record["clearance_id"])
-            assert clearance is not None and clearance["granted"], f"{where}: no granted clearance"
-            assert _at(clearance["created_at"]) <= completed <= _at(clearance["expires_at"]), where
-            assert record["clearance_id"] not in self.used, f"{where}: clearance used twice"
+        held_from_dosing = self.state == "on_hold" and self.held_from in DOSING_STATES
+        assert self.state in DOSING_STATES or held_from_dosing, f"{where}: session in {self.state}"
+        if record["kind"] != "dosing":
+            assert record["clearance_id"] is None and record["deviations"] == [], where
+            self.sessions.append((record["kind"], _at(record["completed_at"])))
+            return
+        dosed = _at(record["dosed_at"])
+        expected = self.clearance_deviations(record["clearance_id"], dosed)
+        found = set(record["deviations"]) & CLEARANCE_DEVIATIONS
+        assert found == expected, f"{where}: deviations {found}, expected {expected}"
+        for code in expected or {"none"}:
+            CarepathMachine.tally[f"doses with clearance deviation {code}"] += 1
+        if not expected & {"clearance.absent", "clearance.used"}:
             self.used.add(record["clearance_id"])
-            # A dose recorded with suicidal ideation unresolved was taken before it began.
-            assert all(completed <= onset for onset in self.open_si.values()), where
-        else:
-            assert record["clearance_id"] is None, where
-        self.sessions.append((record["kind"], completed))
+            self.open_clearances.discard(record["clearance_id"])
+        if not expected:
+            # A dose recorded with suicidal ideation unresolved was taken before it began
+            # (or, for a late entry, before it was recorded, which voided its clearance):
+            # any later dose had no clearance to keep.
+            for onset, recorded in self.open_si.values():
+                assert dosed <= onset or dosed < recorded, f"{where}: cleared dose after the SI"
+        self.doses.append((dosed, not expected))
+        kept = sorted(at for at, clean in self.doses if clean)
+        assert all(b - a >= INTERVAL for a, b in pairwise(kept)), f"{where}: doses too close"
+        self.sessions.append(("dosing", dosed))
+
+    def clearance_deviations(self, clearance_id: int | None, dosed: datetime) -> set[str]:
+        """What the replay finds wrong with the clearance a dose names (SPEC.md 4.4)."""
+        clearance = self.clearances.get(clearance_id) if clearance_id is not None else None
+        if clearance is None or not clearance["granted"]:
+            return {"clearance.absent"}
+        found = set()
+        if clearance_id in self.used:
+            found.add("clearance.used")
+        voided = self.voided_at.get(clearance_id)
+        if (voided is not None and voided <= dosed) or clearance_id in self.cancelled:
+            found.add("clearance.void")
+        if not _at(clearance["created_at"]) <= dosed <= _at(clearance["expires_at"]):
+            found.add("clearance.not_valid_at_dose")
+        return found
+
+    def post_dose_rise(self, record: dict[str, Any]) -> str | None:
+        """SPEC.md 4.4: ``severe`` for a post-dose reading (or its recheck) at or above the
+        crisis limit, ``moderate`` for a rise of 40/25 over the clearance's reading."""
+        clearance = self.clearances.get(record["clearance_id"] or 0)
+        found = None
+        for reading in ("post", "recheck"):
+            systolic, diastolic = record[f"{reading}_systolic"], record[f"{reading}_diastolic"]
+            if systolic is None or diastolic is None:
+                continue
+            if crisis(systolic, diastolic):
+                return "severe"
+            if clearance is not None and (
+                systolic - clearance["systolic"] >= RISE[0]
+                or diastolic - clearance["diastolic"] >= RISE[1]
+            ):
+                found = "moderate"
+        return found
 
     def worsened(self) -> list[tuple[str, str, int | None]]:
         """SPEC.md 4.6: every score after the first dose at or above its threshold against
-        the baseline (the latest score before the first dose), not flagged yet."""
+        the baseline (the latest score before the first ``dosed_at``), not flagged yet."""
         doses = [at for kind, at in self.sessions if kind == "dosing"]
         if not doses:
             return []
@@ -583,22 +752,35 @@ class Replay:
         if fact == "assessment":
             item9 = record["item9"] or 0
             if record["instrument"] == "phq9" and item9 >= 1:
+                # SPEC.md 4.6: moderate for an item 9 of 1, severe for 2 or 3.
                 severity = "severe" if item9 >= 2 else "moderate"
                 found.append(("suicidal_ideation", severity, record["id"]))
         elif fact == "session" and record["kind"] != "dosing":
             return []
+        elif fact == "session":
+            # SPEC.md 4.4: a deviation is reviewed; a post-dose rise is an event of its own.
+            if record["deviations"]:
+                found.append(("other", "moderate", None))
+            rise = self.post_dose_rise(record)
+            if rise is not None:
+                found.append(("blood_pressure_increase", rise, None))
+        elif fact in ("vital", "dose_clearance"):
+            # SPEC.md 4.2, 4.4: a (pre-dose) reading at or above the crisis limit.
+            at_crisis = crisis(record["systolic"], record["diastolic"])
+            return [("blood_pressure_increase", "severe", None)] if at_crisis else []
         elif fact in ("medication", "medication_update"):
             classes = set((self.activated or {}).get("drug_classes") or ())
             if self.approved and classes & TAPER_CLASSES:
                 found.append(("hypnotic_restarted", "moderate", None))
             if self.approved and classes & BLOCKING_CLASSES:
                 found.append(("other", "moderate", None))
-        elif fact != "session":
+        else:
             return None
         return found + self.worsened()
 
     def follow_up(self, e: Any, following: list[Any], where: str) -> None:
-        """What the service must record right after an event: the safety rules."""
+        """What the service must record right after an event (``following``: the system
+        events of the same write, voids included): the safety rules."""
         if e.kind != "fact":
             return
         record = e.data["record"]
@@ -615,10 +797,18 @@ class Replay:
             ]
             if expected is not None:
                 assert sorted(recorded, key=str) == sorted(expected, key=str), (
-                    f"{where}: the service recorded {recorded}, SPEC.md 4.6 asks for {expected}"
+                    f"{where}: the service recorded {recorded}, SPEC.md asks for {expected}"
                 )
                 for kind, severity, _ in expected:
                     CarepathMachine.tally[f"recorded by the service: {kind} {severity}"] += 1
+        if e.data["fact"] == "session" and record.get("deviations"):
+            reviews = [
+                f
+                for f in following
+                if f.data.get("fact") == "adverse_event"
+                and f.data["record"]["description"].startswith("dosing deviation: ")
+            ]
+            assert len(reviews) == 1, f"{where}: {len(reviews)} reviews of the deviations"
         if e.data["fact"] == "adverse_event":
             kind, severity = record["kind"], record["severity"]
             holds = (
@@ -626,11 +816,28 @@ class Replay:
                 or kind in ALWAYS_HOLD
                 or (severity == "moderate" and kind in HOLD_FROM_MODERATE)
             )
-            # ``self.state`` is the state when the event was recorded (holds come after it).
-            after = following[0] if following else None
+            # ``self.state`` is the state when the event was recorded (holds come after it,
+            # and after the clearances it voids).
+            after = next_besides_voids(following)
             if holds and self.state in ACTIVE_STATES:
                 assert after is not None, f"{where}: an event that holds without a hold"
                 assert (after.trigger, after.actor_role) == ("hold", "system"), where
+
+
+def system_events_after(events: list[Any], i: int) -> list[Any]:
+    """What the service recorded itself right after ``events[i]``, in the same write: the
+    clearances it voided, adverse events, holds (every event up to the next one by staff)."""
+    following = []
+    for later in events[i + 1 :]:
+        if later.actor_role != "system":
+            break
+        following.append(later)
+    return following
+
+
+def next_besides_voids(following: list[Any]) -> Any:
+    """The first of ``following``, passing over the clearances the service voided."""
+    return next((f for f in following if f.data.get("fact") != VOID_FACT), None)
 
 
 # -- the state machine -------------------------------------------------------------------
@@ -655,6 +862,7 @@ class CarepathMachine(RuleBasedStateMachine):
         self.trails: dict[int, list[tuple]] = {}
         self.replays: dict[int, Replay] = {}
         self.steps = -1  # invariants also run once before the first step
+        self.deviating: set[int] = set()
         case = self.call(
             cases.create_case,
             data=CaseCreate(patient_ref="p-1", patient_state="CA"),
@@ -666,6 +874,7 @@ class CarepathMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.tally["steps"] += self.steps
+        self.tally["doses with deviations"] += len(self.deviating)
         self.databases.done(self.engine)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -888,41 +1097,115 @@ class CarepathMachine(RuleBasedStateMachine):
             actor=self.actors[actor],
         )
 
+    @rule(pick=picks, monitors=st.integers(0, 2), contact=booleans)
+    def add_people(self, pick: int, monitors: int, contact: bool) -> None:
+        case_id = self.case_id(pick)
+        coordinator = self.actors["coordinator"]
+        if contact:
+            data = EmergencyContactCreate(name="Sam", relationship="spouse", phone="555-0100")
+            self.call(contacts.add_emergency_contact, case_id=case_id, data=data, actor=coordinator)
+        for _ in range(monitors):
+            self.call(contacts.add_monitor, case_id=case_id, data=MONITOR, actor=coordinator)
+
+    @rule(pick=picks, monitor=picks, active=st.sampled_from([False, False, True]))
+    def set_monitor(self, pick: int, monitor: int, active: bool) -> None:
+        case_id = self.case_id(pick)
+        self.call(
+            contacts.update_monitor,
+            case_id=case_id,
+            monitor_id=self.record_id(Monitor, case_id, monitor),
+            data=MonitorUpdate(active=active),
+            actor=self.actors["coordinator"],
+        )
+
     @rule(
         pick=picks,
-        systolic=st.integers(110, 150),
+        systolic=st.one_of(st.integers(110, 150), st.just(185)),
         diastolic=st.integers(65, 95),
-        monitor=st.sampled_from([True, True, True, False]),
+        monitor=st.one_of(picks, st.just(-1)),
         actor=actors,
+        prepared=st.sampled_from([False, False, True]),
     )
     def request_clearance(
-        self, pick: int, systolic: int, diastolic: int, monitor: bool, actor: str
+        self, pick: int, systolic: int, diastolic: int, monitor: int, actor: str, prepared: bool
     ) -> None:
-        data = ClearanceCreate(systolic=systolic, diastolic=diastolic, monitor_present=monitor)
+        """A clearance asked for at random, or (``prepared``) once a careful team has
+        recorded what a dose needs: then mostly granted, and left open for what may void it."""
+        case_id = self.case_id(pick)
+        monitor_id = self.record_id(Monitor, case_id, monitor) if monitor >= 0 else 999
+        dosable = [c for c in self.open_ids if self.case(c).state in DOSING_STATES]
+        if prepared and dosable:
+            case_id = dosable[pick % len(dosable)]
+            monitor_id = self.prepare_for_a_dose(case_id)
+            systolic, diastolic, actor = 120, 80, "coordinator"
+        data = ClearanceCreate(systolic=systolic, diastolic=diastolic, monitor_id=monitor_id)
         self.call(
             dosing.request_clearance,
-            case_id=self.case_id(pick),
+            case_id=case_id,
             data=data,
+            actor=self.actors[actor],
+        )
+
+    @rule(pick=picks, clearance=picks, actor=actors)
+    def cancel_clearance(self, pick: int, clearance: int, actor: str) -> None:
+        case_id = self.case_id(pick)
+        self.call(
+            dosing.cancel_clearance,
+            case_id=case_id,
+            clearance_id=self.record_id(DoseClearance, case_id, clearance),
+            data=ClearanceCancel(reason="Not taken."),
             actor=self.actors[actor],
         )
 
     @rule(
         pick=picks,
-        kind=st.sampled_from(["preparation", "dosing", "dosing", "integration"]),
+        kind=st.sampled_from(["preparation", "dosing", "dosing", "dosing", "integration"]),
         clearance=st.one_of(st.just(-1), picks),
-        minutes=st.integers(-10, 200),
+        monitor=picks,
+        dosed=st.integers(-10, 200),
+        post=st.one_of(st.none(), st.integers(0, 120)),
+        post_bp=st.sampled_from([(125, 80)] * 4 + [(165, 85), (185, 100)]),
+        observed=st.integers(60, 200),
+        dose_mg=st.sampled_from([100.0, 100.0, 150.0]),
     )
-    def record_session(self, pick: int, kind: SessionKind, clearance: int, minutes: int) -> None:
-        """A session ``minutes`` after the clearance it uses (the newest one, or any)."""
+    def record_session(
+        self,
+        pick: int,
+        kind: SessionKind,
+        clearance: int,
+        monitor: int,
+        dosed: int,
+        post: int | None,
+        post_bp: tuple[int, int],
+        observed: int,
+        dose_mg: float,
+    ) -> None:
+        """A session; a dose ``dosed`` minutes after the clearance it names (or none)."""
         case_id = self.case_id(pick)
-        clearances = self.rows(DoseClearance, case_id)
-        used = clearances[clearance % len(clearances)] if clearances else None
-        start = used.created_at if used is not None else self.now - timedelta(hours=1)
-        data = SessionCreate(
-            kind=kind,
-            completed_at=min(start + timedelta(minutes=minutes), self.now),
-            clearance_id=used.id if used is not None else 999,
-        )
+        if kind != "dosing":
+            data = SessionCreate(kind=kind, completed_at=self.now)
+        else:
+            clearances = self.rows(DoseClearance, case_id)
+            used = (
+                clearances[clearance % len(clearances)] if clearances and clearance >= 0 else None
+            )
+            start = used.created_at if used is not None else self.now - timedelta(hours=3)
+            dosed_at = min(start + timedelta(minutes=dosed), self.now)
+            fields: dict[str, Any] = {
+                "dosed_at": dosed_at,
+                "dose_mg": dose_mg,
+                "units_taken": 1,
+                "monitor_id": self.record_id(Monitor, case_id, monitor),
+                "clearance_id": used.id if used is not None else None,
+                "completed_at": min(dosed_at + timedelta(minutes=observed), self.now),
+            }
+            if post is not None:
+                fields |= {
+                    "post_systolic": post_bp[0],
+                    "post_diastolic": post_bp[1],
+                    "post_taken_at": min(dosed_at + timedelta(minutes=post), self.now),
+                }
+            data = SessionCreate(kind="dosing", **fields)
         self.call(
             dosing.record_session,
             case_id=case_id,
@@ -1013,10 +1296,16 @@ class CarepathMachine(RuleBasedStateMachine):
             assert result.state == destination(definition, before.state, before.held_from)
             self.tally[f"fired {trigger}"] += 1
 
-    @rule(pick=picks, hops=st.integers(1, 6), choice=st.integers(0, 1))
-    def advance(self, pick: int, hops: int, choice: int) -> None:
+    @rule(
+        pick=picks,
+        hops=st.integers(1, 6),
+        choice=st.integers(0, 1),
+        until=st.sampled_from([None, None, "integration", "monitoring"]),
+    )
+    def advance(self, pick: int, hops: int, choice: int, until: str | None) -> None:
         """Move a case along the pathway, ``hops`` times: record what the next trigger
-        still needs, as a careful team would, then fire it as a licensed clinician."""
+        still needs, as a careful team would, then fire it as a licensed clinician.
+        With ``until``, stop on arriving there: the dosing rules then get a case to dose."""
         case_id = self.case_id(pick)
         for _ in range(hops):
             case = self.case(case_id)
@@ -1038,6 +1327,14 @@ class CarepathMachine(RuleBasedStateMachine):
             if not isinstance(result, Case):
                 return
             self.tally[f"advanced by {trigger}"] += 1
+            if result.state == until:
+                return
+
+    @rule(pick=picks)
+    def advance_to_dosing(self, pick: int) -> None:
+        """Bring a case on to integration, where the dosing cycle's rules have work to do."""
+        if self.case(self.case_id(pick)).state not in DOSING_STATES:
+            self.advance(pick, hops=6, choice=0, until="integration")
 
     def catch_up(self, case_id: int, trigger: str, who: Actor) -> None:
         with session_scope(self.engine) as session:
@@ -1202,21 +1499,72 @@ class CarepathMachine(RuleBasedStateMachine):
         with session_scope(self.engine) as session:
             return list(session.exec(query).all())
 
-    def dose(self, case_id: int) -> None:
+    def people(self, case_id: int) -> int:
+        """An emergency contact and an active treatment monitor, unless the case has them:
+        the active monitor's id (999 if none could be registered)."""
         coordinator = self.actors["coordinator"]
-        kinds: tuple[SessionKind, ...] = ("preparation", "dosing", "integration")
-        for kind in kinds:
-            self.now += timedelta(minutes=20)
-            clearance_id = None
-            if kind == "dosing":
-                reading = ClearanceCreate(systolic=120, diastolic=80, monitor_present=True)
-                clearance = self.call(
-                    dosing.request_clearance, case_id=case_id, data=reading, actor=coordinator
-                )
-                clearance_id = clearance.id if isinstance(clearance, DoseClearance) else 999
-                self.now += timedelta(minutes=20)
-            data = SessionCreate(kind=kind, completed_at=self.now, clearance_id=clearance_id)
-            self.call(dosing.record_session, case_id=case_id, data=data, actor=coordinator)
+        if not self.rows(EmergencyContact, case_id):
+            data = EmergencyContactCreate(name="Sam", relationship="spouse", phone="555-0100")
+            self.call(contacts.add_emergency_contact, case_id=case_id, data=data, actor=coordinator)
+        monitors = [m for m in self.rows(Monitor, case_id) if m.active]
+        if not monitors:
+            monitor = self.call(
+                contacts.add_monitor, case_id=case_id, data=MONITOR, actor=coordinator
+            )
+            monitors = [monitor] if isinstance(monitor, Monitor) else []
+        return monitors[0].id if monitors else 999
+
+    def prepare_for_a_dose(self, case_id: int) -> int:
+        """What a careful team records before asking for a clearance (SPEC.md 3.3): the
+        people, a preparation session, current scores, every adverse event resolved. The
+        monitor's id."""
+        monitor_id = self.people(case_id)
+        with session_scope(self.engine) as session:
+            case = cases.get_case(session, case_id)
+            facts = CaseFacts(case=case, now=self.now, session=session)
+            unmet = {u.code for u in evaluate(list(BEFORE_A_DOSE), facts)}
+        if "session.preparation" in unmet:
+            data = SessionCreate(kind="preparation", completed_at=self.now)
+            self.call(
+                dosing.record_session, case_id=case_id, data=data, actor=self.actors["coordinator"]
+            )
+        for action in CATCH_UP_ORDER:
+            if any(action in BEFORE_A_DOSE[code] for code in unmet):
+                getattr(self, f"_catch_up_{action}")(case_id)
+        return monitor_id
+
+    def dose(self, case_id: int) -> None:
+        """A preparation, a cleared dose with its observation, and integration, as a careful
+        team records them (the people a dose needs first)."""
+        coordinator = self.actors["coordinator"]
+        monitor_id = self.people(case_id)
+        self.now += timedelta(minutes=20)
+        data = SessionCreate(kind="preparation", completed_at=self.now)
+        self.call(dosing.record_session, case_id=case_id, data=data, actor=coordinator)
+        self.now += timedelta(minutes=20)
+        reading = ClearanceCreate(systolic=120, diastolic=80, monitor_id=monitor_id)
+        clearance = self.call(
+            dosing.request_clearance, case_id=case_id, data=reading, actor=coordinator
+        )
+        granted = isinstance(clearance, DoseClearance) and clearance.granted
+        dosed_at = self.now + timedelta(minutes=15)
+        self.now += timedelta(hours=2, minutes=30)
+        data = SessionCreate(
+            kind="dosing",
+            clearance_id=clearance.id if granted else 999,
+            dosed_at=dosed_at,
+            dose_mg=100.0,
+            units_taken=1,
+            monitor_id=monitor_id,
+            post_systolic=124,
+            post_diastolic=80,
+            post_taken_at=dosed_at + timedelta(minutes=30),
+            completed_at=self.now,
+        )
+        self.call(dosing.record_session, case_id=case_id, data=data, actor=coordinator)
+        self.now += timedelta(minutes=20)
+        data = SessionCreate(kind="integration", completed_at=self.now)
+        self.call(dosing.record_session, case_id=case_id, data=data, actor=coordinator)
 
     # -- invariants ---------------------------------------------------------------------------
 
@@ -1227,7 +1575,7 @@ class CarepathMachine(RuleBasedStateMachine):
             all_cases = conn.execute(rows_of(CASES).order_by(CASES.c.id)).all()
             events = conn.execute(rows_of(EVENTS).order_by(EVENTS.c.id)).all()
             doses = conn.execute(rows_of(SESSIONS).where(SESSIONS.c.kind == "dosing")).all()
-            clearances = {c.id: c for c in conn.execute(rows_of(CLEARANCES)).all()}
+            clearances = conn.execute(rows_of(CLEARANCES)).all()
             unresolved_si = conn.execute(
                 rows_of(ADVERSE).where(
                     ADVERSE.c.kind == "suicidal_ideation", ADVERSE.c.resolved_at.is_(None)
@@ -1245,14 +1593,18 @@ class CarepathMachine(RuleBasedStateMachine):
         assert len(open_refs) == len(set(open_refs)), "two open cases for one patient"
         self.open_ids = [c.id for c in all_cases if c.phase != "closed"]
 
-        # Every dosing session used a granted clearance of its case, valid at its time, once.
-        used = [d.clearance_id for d in doses]
-        assert len(used) == len(set(used)), "a clearance used twice"
-        for dose in doses:
-            clearance = clearances[dose.clearance_id]
-            assert clearance.case_id == dose.case_id and clearance.granted
-            assert clearance.created_at <= dose.completed_at <= clearance.expires_at
+        # No two clearances of a case open at once; a clearance used by one dose alone; every
+        # dose names a clearance of its own case, if any.
+        open_by_case = Counter(c.case_id for c in clearances if c.open)
+        assert all(n <= 1 for n in open_by_case.values()), f"two clearances open: {open_by_case}"
+        by_id = {c.id: c for c in clearances}
+        used = [
+            d.clearance_id for d in doses if d.clearance_id and "clearance.used" not in d.deviations
+        ]
+        assert len(used) == len(set(used)), "a clearance used twice without the deviation"
+        assert all(by_id[d.clearance_id].case_id == d.case_id for d in doses if d.clearance_id)
         self.tally["dosing sessions checked"] += len(doses)
+        self.deviating |= {d.id for d in doses if d.deviations}
 
         # Suicidal ideation is never silent: each unresolved one has a safety review that is
         # open, or was acknowledged after it was recorded.
