@@ -29,7 +29,7 @@ is shared. CPU per request is the figure to compare between two versions of
 the code (run the same script in each checkout).
 
     uv run python benchmarks/cpu_profile.py
-    uv run python benchmarks/cpu_profile.py --rounds 400 --top 40 --only vitals
+    uv run python benchmarks/cpu_profile.py --rounds 400 --top 40 --only vitals --statements
     uv run python benchmarks/cpu_profile.py --save /tmp/carepath.prof   # for snakeviz etc.
 """
 
@@ -55,6 +55,7 @@ import anyio.to_thread
 import httpx
 from harness import ROOT, machine_info, markdown_table, temp_dir
 from seed import create_cases, evaluation_facts, migrate
+from sqlalchemy import event
 
 from api import auth
 from api.logs import configure_logging
@@ -291,8 +292,50 @@ def parse_args() -> argparse.Namespace:
         help="measure and profile only these kinds (the whole mix still runs); repeatable",
     )
     parser.add_argument("--no-profile", action="store_true", help="the CPU figures only")
+    parser.add_argument(
+        "--statements", action="store_true", help="also list the SQL statements of each request"
+    )
     parser.add_argument("--save", type=Path, help="also write the raw cProfile stats here")
     return parser.parse_args()
+
+
+@dataclass
+class Statements:
+    """The SQL statements each request ran (through SQLAlchemy), by kind of request."""
+
+    current: list[str] = field(default_factory=list)
+    seen: dict[str, list[list[str]]] = field(default_factory=lambda: defaultdict(list))
+
+    def count(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.current.append(" ".join(statement.split())[:90])
+
+    def print(self) -> None:
+        print("\nSQL statements per request (through SQLAlchemy; the token lookup is not)")
+        for kind, runs in self.seen.items():
+            mean = statistics.mean(len(run) for run in runs)
+            print(f"\n{kind}: {mean:.1f}")
+            for statement in runs[-1]:
+                print(f"    {statement}")
+
+
+async def count_statements(
+    meter: Meter, engine: Any, staff: Staff, case_ids: list[int], only: set[str]
+) -> None:
+    """A few rounds with every statement counted (an engine listener: not while timing)."""
+    statements = Statements()
+    event.listen(engine, "before_cursor_execute", statements.count)
+    try:
+        transport = httpx.ASGITransport(app=meter)
+        async with httpx.AsyncClient(transport=transport, base_url="http://carepath") as client:
+            for n in range(5):
+                for kind, step in mix(case_ids[n % len(case_ids)], n, staff):
+                    statements.current = []
+                    await step(client)
+                    if kind in only:
+                        statements.seen[kind].append(statements.current)
+    finally:
+        event.remove(engine, "before_cursor_execute", statements.count)
+    statements.print()
 
 
 async def run(args: argparse.Namespace, app: Any, staff: Staff, case_ids: list[int]) -> None:
@@ -312,6 +355,9 @@ async def run(args: argparse.Namespace, app: Any, staff: Staff, case_ids: list[i
     rows = [[kind, inlined.row(kind), pooled.row(kind)] for kind in KINDS if kind in only]
     rows.append(["mix (mean)", inlined.mix(), pooled.mix()])
     print(markdown_table(["request", "threads inlined", "thread pool"], rows))
+    if args.statements:
+        with threads_inlined():
+            await count_statements(meter, app.state.engine, staff, case_ids, only)
     if args.no_profile:
         return
     meter.profile = cProfile.Profile(time.process_time)  # CPU, not wall time
