@@ -16,7 +16,7 @@ turns, ``--passes`` times each):
   on the event loop, so that every sync dependency and handler runs in the
   one thread (what the profile sees);
 - with the thread pool: as served, each sync dependency or handler a trip to
-  a worker thread and back;
+  a worker thread and back (the trips per request are counted);
 - under ``cProfile`` (threads inlined, CPU time): the profile is enabled only
   inside the app's call, and printed as Python function calls per request by
   kind, CPU by package (own time) and the top functions by cumulative and by
@@ -114,6 +114,10 @@ class Pass:
 
     label: str
     cpu: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    trips: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+    def trips_per_request(self, kind: str) -> str:
+        return f"{statistics.mean(self.trips[kind]):.1f}"
 
     def row(self, kind: str) -> str:
         values = self.cpu[kind]
@@ -126,6 +130,26 @@ class Pass:
 
 async def _inline(func: Callable[..., Any], *args: Any, **_options: Any) -> Any:
     return func(*args)
+
+
+TRIPS = [0]
+"""Calls to ``anyio.to_thread.run_sync`` so far: trips to the thread pool and back."""
+
+
+@contextlib.contextmanager
+def trips_counted() -> Iterator[None]:
+    """Count every trip to the thread pool (``TRIPS``) while the block runs."""
+    original = anyio.to_thread.run_sync
+
+    async def counted(func: Callable[..., Any], *args: Any, **options: Any) -> Any:
+        TRIPS[0] += 1
+        return await original(func, *args, **options)
+
+    anyio.to_thread.run_sync = counted  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        anyio.to_thread.run_sync = original
 
 
 @contextlib.contextmanager
@@ -193,11 +217,13 @@ async def drive(
         for n in range(rounds):
             for kind, step in mix(case_ids[n % len(case_ids)], n, staff):
                 meter.profiling, meter.kind = kind in only, kind
+                trips = TRIPS[0]
                 response = await step(client)
                 if response.status_code != EXPECTED.get(kind, 200):
                     raise SystemExit(f"{kind}: {response.status_code} {response.text}")
                 if kind in only:
                     result.cpu[kind].append(meter.last)
+                    result.trips[kind].append(TRIPS[0] - trips)
 
 
 def package_of(filename: str, name: str) -> str:
@@ -370,14 +396,19 @@ async def run(args: argparse.Namespace, app: Any, staff: Staff, case_ids: list[i
     for _ in range(args.passes):  # in turns, so that the machine's load falls on both alike
         with threads_inlined():
             await drive(meter, staff, case_ids, args.rounds, only, inlined)
-        await drive(meter, staff, case_ids, args.rounds, only, pooled)
+        with trips_counted():
+            await drive(meter, staff, case_ids, args.rounds, only, pooled)
     print(
         f"\nServer CPU ms per request, median / mean, over {args.passes} x {args.rounds} "
         "rounds of the mix"
     )
-    rows = [[kind, inlined.row(kind), pooled.row(kind)] for kind in KINDS if kind in only]
-    rows.append(["mix (mean)", inlined.mix(), pooled.mix()])
-    print(markdown_table(["request", "threads inlined", "thread pool"], rows))
+    rows = [
+        [kind, inlined.row(kind), pooled.row(kind), pooled.trips_per_request(kind)]
+        for kind in KINDS
+        if kind in only
+    ]
+    rows.append(["mix (mean)", inlined.mix(), pooled.mix(), ""])
+    print(markdown_table(["request", "threads inlined", "thread pool", "pool trips"], rows))
     if args.statements:
         with threads_inlined():
             await count_statements(meter, app.state.engine, staff, case_ids, only)
