@@ -190,6 +190,8 @@ def mix(case_id: int, n: int, staff: Staff) -> list[tuple[str, Step]]:
     instrument, score = INSTRUMENTS[n % len(INSTRUMENTS)]
     vital = {"systolic": 124, "diastolic": 79, "taken_at": taken_at}
     assessment = {"instrument": instrument, "score": score, "taken_at": taken_at}
+    if instrument == "phq9":
+        assessment["item9"] = 0  # required on a PHQ-9 from SPEC.md 4.2 on
     coordinator, clinician = staff.coordinator, staff.clinician
     hold = {"reason": "profile"}
     return [
