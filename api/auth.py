@@ -116,7 +116,7 @@ class TokenLookup:
         """``actor``, from the event loop: run there on SQLite, in the thread pool elsewhere.
 
         On SQLite in WAL mode the lookup reads a page of a small, hot index and
-        waits for no writer (``/health`` reads there too): about 10 us, where
+        waits for no writer (``/health`` reads there too): about 13 us, where
         a trip to a worker thread and back costs five times that and waits for
         a free thread while writes fill the pool. Elsewhere it is a round trip
         to the server, which must not hold up the event loop.
