@@ -13,11 +13,12 @@ event loop, where a plain ``def`` costs a trip to the thread pool and back.
 """
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 from fastapi import Depends, Header, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
@@ -48,15 +49,25 @@ TriggerName = Annotated[
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session for this request; a write commits it, anything else is rolled back.
 
     A GET only reads: its transaction takes no write lock (``models.db.read_only``).
+    Made on the event loop (a session connects only when first used, in the
+    handler's thread). Closed there too on SQLite, where ending the request's
+    transaction is a rollback in memory; elsewhere it is a round trip to the
+    server, so the thread pool closes it.
     """
     state = request.app.state
     engine = state.read_engine if request.method in SAFE_METHODS else state.engine
-    with Session(engine, expire_on_commit=False) as session:
+    session = Session(engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        if engine.dialect.name == "sqlite":
+            session.close()
+        else:
+            await anyio.to_thread.run_sync(session.close)
 
 
 # "function" scope: the session closes as soon as the handler returns, so that
@@ -76,7 +87,7 @@ bearer = HTTPBearer(
 )
 
 
-def get_current_actor(
+async def get_current_actor(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
@@ -85,8 +96,8 @@ def get_current_actor(
         raise Unauthenticated("Send an `Authorization: Bearer <token>` header.")
     # A read of its own, not the request's session: a write's transaction (and
     # SQLite's write lock) then begins in the handler, not here.
-    with Session(request.app.state.read_engine) as session:
-        actor = auth.actor_for_token(session, credentials.credentials)
+    tokens: auth.TokenLookup = request.app.state.tokens
+    actor = await tokens.actor_async(credentials.credentials)
     if actor is None:
         raise Unauthenticated("The bearer token is not known.")
     logs.bind_actor(actor.id, actor.role)
@@ -127,12 +138,13 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-async def expected_version(
-    if_match: Annotated[
-        str | None,
-        Header(alias="If-Match", description='The case\'s ETag, e.g. "3": refuse if stale.'),
-    ] = None,
-) -> int | None:
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='The case\'s ETag, e.g. "3": refuse if stale.'),
+]
+
+
+async def expected_version(if_match: IfMatch = None) -> int | None:
     """The ``If-Match`` header, parsed."""
     return parse_if_match(if_match)
 
@@ -193,15 +205,21 @@ class CaseWriter:
 
 
 async def case_writer(
-    engine: EngineDep,
+    request: Request,
     case_id: CaseId,
     actor: CurrentActor,
     now: Now,
-    expected: ExpectedVersion,
     response: Response,
+    if_match: IfMatch = None,
 ) -> CaseWriter:
-    """A ``CaseWriter`` for the path's case."""
-    return CaseWriter(engine, case_id, actor, now, expected, response)
+    """A ``CaseWriter`` for the path's case.
+
+    The engine and ``If-Match`` are read here rather than through
+    ``EngineDep`` and ``ExpectedVersion``: each dependency costs FastAPI a
+    resolution on every write.
+    """
+    engine = request.app.state.engine
+    return CaseWriter(engine, case_id, actor, now, parse_if_match(if_match), response)
 
 
 CaseWrite = Annotated[CaseWriter, Depends(case_writer)]

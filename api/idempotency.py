@@ -197,9 +197,7 @@ class Idempotency:
         body = await _read_body(receive)
         replay_receive = _replaying(body, receive)
         app_state = scope["app"].state
-        user_id = await anyio.to_thread.run_sync(
-            _user_id, app_state.read_engine, headers.get(b"authorization")
-        )
+        user_id = await _user_id(app_state.tokens, headers.get(b"authorization"))
         if user_id is None:  # no valid token: the app answers with its 401
             await self.app(scope, replay_receive, send)
             return
@@ -257,14 +255,13 @@ class Idempotency:
         await anyio.to_thread.run_sync(store.store, row_id, Stored(start["status"], kept, body))
 
 
-def _user_id(engine: Engine, authorization: bytes | None) -> int | None:
+async def _user_id(tokens: auth.TokenLookup, authorization: bytes | None) -> int | None:
     if authorization is None:
         return None
     scheme, _, token = authorization.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    with Session(engine) as session:
-        actor = auth.actor_for_token(session, token.strip())
+    actor = await tokens.actor_async(token.strip())
     return None if actor is None else actor.id
 
 

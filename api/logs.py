@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from models.tables import AuditEvent
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode()
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET = ("alembic.runtime.plugins", "transitions", "apscheduler.executors", "uvicorn.access")
 _RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
@@ -70,7 +71,8 @@ class JsonFormatter(logging.Formatter):
         }
         context = _current.get()
         if context is not None:
-            line.update(asdict(context))
+            line["request_id"] = context.request_id
+            line["user_id"], line["role"] = context.user_id, context.role
         line.update({k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
@@ -118,7 +120,7 @@ class RequestLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                header = (REQUEST_ID_HEADER.lower().encode(), context.request_id.encode())
+                header = (_REQUEST_ID_NAME, context.request_id.encode())
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
@@ -130,20 +132,29 @@ class RequestLog:
 
     def _finish(self, scope: dict[str, Any], status: int, seconds: float) -> None:
         route = route_template(scope)
-        request_logger.info(
-            "%s %s %s",
-            scope["method"],
-            route,
-            status,
-            extra={
-                "method": scope["method"],
-                "route": route,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 2),
-            },
-        )
+        method = scope["method"]
+        extra = {
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+        }
+        log_info(request_logger, "%s %s %s", (method, route, status), extra)
         if self.observe is not None:
             self.observe(scope["method"], route, status, seconds)
+
+
+def log_info(
+    logger: logging.Logger, msg: str, args: tuple[Any, ...], extra: dict[str, Any]
+) -> None:
+    """``logger.info(msg, *args, extra=extra)``, without looking up the caller's file and line.
+
+    ``Logger.info`` walks the stack for them on every call (deep in an ASGI
+    app), and no line this module writes prints them.
+    """
+    if logger.isEnabledFor(logging.INFO):
+        record = logger.makeRecord(logger.name, logging.INFO, "", 0, msg, args, None, extra=extra)
+        logger.handle(record)
 
 
 def route_template(scope: dict[str, Any]) -> str:
@@ -155,7 +166,7 @@ def route_template(scope: dict[str, Any]) -> str:
 def _request_id(scope: dict[str, Any]) -> str:
     """The client's ``X-Request-ID`` if it is a plain token, else a new one."""
     for name, value in scope.get("headers", ()):
-        if name == REQUEST_ID_HEADER.lower().encode():
+        if name == _REQUEST_ID_NAME:
             candidate = value.decode("latin-1")
             if _CLIENT_ID.match(candidate):
                 return candidate
@@ -184,19 +195,15 @@ def _collect(session: Session, _context: Any) -> None:
 def _committed(session: Session) -> None:
     for audit in session.info.pop(_PENDING, ()):
         trigger = audit.trigger or "(none)"
-        transition_logger.info(
-            "transition %s: %s -> %s",
-            trigger,
-            audit.from_state,
-            audit.to_state,
-            extra={
-                "trigger": trigger,
-                "case_id": audit.case_id,
-                "from_state": audit.from_state,
-                "to_state": audit.to_state,
-                "actor_role": audit.actor_role,
-            },
-        )
+        extra = {
+            "trigger": trigger,
+            "case_id": audit.case_id,
+            "from_state": audit.from_state,
+            "to_state": audit.to_state,
+            "actor_role": audit.actor_role,
+        }
+        args = (trigger, audit.from_state, audit.to_state)
+        log_info(transition_logger, "transition %s: %s -> %s", args, extra)
         for observer in _observers:
             observer(trigger)
 

@@ -75,6 +75,7 @@ def create_app(
     )
     app.state.engine = engine if engine is not None else get_engine()
     app.state.read_engine = read_only(app.state.engine)
+    app.state.tokens = auth.TokenLookup(app.state.engine)
     app.state.clock = clock
     app.state.run_scheduler = run_scheduler
     install_handlers(app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -53,10 +54,29 @@ REFUSALS = Counter(
 PROCESS_METRICS = (REQUESTS, LATENCY, TRANSITIONS, REFUSALS)
 
 
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+"""The request counter's and histogram's series of each (method, route, status) seen.
+
+``labels()`` takes a lock and builds its key on every call; the series, once
+made, are the same objects for the life of the process (nothing here removes
+one), so each is looked up once.
+"""
+MAX_SERIES = 5_000
+"""Past this many label sets (routes are templates, so only odd methods get here),
+series are looked up each time rather than kept here too."""
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request (``api.logs.RequestLog`` calls this)."""
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route, str(status)).observe(seconds)
+    key = (method, route, status)
+    series = _SERIES.get(key)
+    if series is None:
+        labels = (method, route, str(status))
+        series = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+        if len(_SERIES) < MAX_SERIES:
+            _SERIES[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def count_transition(trigger: str) -> None:

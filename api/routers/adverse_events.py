@@ -14,12 +14,14 @@ from api.deps import (
 )
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, records_page
+from api.routing import ThreadedRoute
 from api.schemas import Page
 from models.facts import AdverseEvent
 from models.schemas import AdverseEventCreate, AdverseEventResolve
 from workflow import records
 
 router = APIRouter(
+    route_class=ThreadedRoute,
     prefix="/api/v1/cases/{case_id}/adverse-events",
     tags=["adverse events"],
     responses=problem_responses(401, 404, 422, 503),

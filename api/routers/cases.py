@@ -28,6 +28,7 @@ from api.queries import (
     encode_cursor,
     one_of,
 )
+from api.routing import ThreadedRoute
 from api.schemas import CasePage, CasePublic
 from models.schemas import PATIENT_REF_PATTERN, CaseAssignment, CaseCreate, CaseUpdate
 from models.tables import Case
@@ -36,7 +37,10 @@ from workflow.definition import PHASES, STATES
 from workflow.unit import write_transaction
 
 router = APIRouter(
-    prefix="/api/v1/cases", tags=["cases"], responses=problem_responses(401, 422, 503)
+    route_class=ThreadedRoute,
+    prefix="/api/v1/cases",
+    tags=["cases"],
+    responses=problem_responses(401, 422, 503),
 )
 
 STATE_NAMES = tuple(s.name for s in STATES)

@@ -7,12 +7,14 @@ from fastapi import APIRouter
 from api.deps import CaseId, CurrentActor, SessionDep
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, records_page
+from api.routing import ThreadedRoute
 from api.schemas import ChainVerdict, EventPublic, Page
 from models.tables import AuditEvent
 from workflow.audit_chain import verify_case
 from workflow.cases import get_case
 
 router = APIRouter(
+    route_class=ThreadedRoute,
     prefix="/api/v1/cases/{case_id}/events",
     tags=["events"],
     responses=problem_responses(401, 404, 422, 503),

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from api.problems import problem_responses
+from api.routing import ThreadedRoute
 from api.schemas import Health
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=ThreadedRoute, tags=["health"])
 
 
 @router.get("/health", responses=problem_responses(503))

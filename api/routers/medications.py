@@ -14,6 +14,7 @@ from api.deps import (
 )
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, records_page
+from api.routing import ThreadedRoute
 from api.schemas import Page
 from models.facts import InteractionScreening, Medication, Taper
 from models.schemas import (
@@ -26,6 +27,7 @@ from models.schemas import (
 from workflow import medications
 
 router = APIRouter(
+    route_class=ThreadedRoute,
     prefix="/api/v1/cases/{case_id}",
     tags=["medications"],
     responses=problem_responses(401, 403, 404, 409, 422, 503),

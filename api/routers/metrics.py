@@ -8,8 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from api import metrics as process_metrics
 from api.deps import AdminActor, Now
 from api.problems import problem_responses
+from api.routing import ThreadedRoute
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(route_class=ThreadedRoute, tags=["operations"])
 
 
 @router.get(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from api.deps import MAX_ID, CaseId, CurrentActor, EngineDep, Now, SessionDep
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, choice, decode_cursor, encode_cursor, one_of
+from api.routing import ThreadedRoute
 from api.schemas import ReminderPage, ReminderPublic
 from models.reminders import OPEN, STATUSES
 from models.schemas import Timestamp
@@ -18,7 +19,9 @@ from workflow import worklist
 from workflow.cases import get_case
 from workflow.unit import write_transaction
 
-router = APIRouter(tags=["reminders"], responses=problem_responses(401, 422, 503))
+router = APIRouter(
+    route_class=ThreadedRoute, tags=["reminders"], responses=problem_responses(401, 422, 503)
+)
 
 STATUS_CHOICES = (*STATUSES, OPEN)
 StatusFilter = Annotated[

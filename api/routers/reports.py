@@ -14,10 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import charts, fhir
 from api.deps import CaseId, CurrentActor, Now, SessionDep
 from api.problems import problem_responses
+from api.routing import ThreadedRoute
 from workflow import cohort, outcomes
 from workflow.cases import get_case
 
-router = APIRouter(tags=["outcomes"], responses=problem_responses(401, 422, 503))
+router = APIRouter(
+    route_class=ThreadedRoute, tags=["outcomes"], responses=problem_responses(401, 422, 503)
+)
 
 FHIR_JSON = "application/fhir+json"
 CSV_COLUMNS = ["case_id", "first_dose_at"] + [

@@ -14,11 +14,13 @@ from api.deps import (
     write_responses,
 )
 from api.problems import problem_responses
+from api.routing import ThreadedRoute
 from api.schemas import CasePublic, TriggerOptionPublic
 from models.schemas import TransitionBody
 from workflow import cases
 
 router = APIRouter(
+    route_class=ThreadedRoute,
     prefix="/api/v1/cases/{case_id}/transitions",
     tags=["transitions"],
     responses=problem_responses(401, 404, 422, 503),

@@ -11,6 +11,7 @@ from api import auth
 from api.deps import MAX_ID, AdminActor, CurrentActor, EngineDep, Now, SessionDep
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, decode_cursor, encode_cursor
+from api.routing import ThreadedRoute
 from api.schemas import (
     LicensePublic,
     UserCreated,
@@ -25,7 +26,10 @@ from models.tables import User
 from workflow.unit import write_transaction
 
 router = APIRouter(
-    prefix="/api/v1/users", tags=["users"], responses=problem_responses(401, 403, 422, 503)
+    route_class=ThreadedRoute,
+    prefix="/api/v1/users",
+    tags=["users"],
+    responses=problem_responses(401, 403, 422, 503),
 )
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
 

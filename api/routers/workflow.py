@@ -8,9 +8,13 @@ from fastapi.responses import PlainTextResponse
 from api.deps import CurrentActor
 from api.machine_doc import WorkflowDoc, describe, mermaid
 from api.problems import problem_responses
+from api.routing import ThreadedRoute
 
 router = APIRouter(
-    prefix="/api/v1/workflow", tags=["workflow"], responses=problem_responses(401, 503)
+    route_class=ThreadedRoute,
+    prefix="/api/v1/workflow",
+    tags=["workflow"],
+    responses=problem_responses(401, 503),
 )
 
 

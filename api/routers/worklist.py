@@ -11,13 +11,17 @@ from pydantic import BaseModel, Field
 from api.deps import CurrentActor, Now, SessionDep
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, WorklistAssignee, assignee_id, choice, one_of
+from api.routing import ThreadedRoute
 from api.schemas import Public, ReminderPublic, UnmetPublic
 from schedules.policies import KINDS
 from workflow import worklist
 from workflow.definition import STAFF
 
 router = APIRouter(
-    prefix="/api/v1/worklist", tags=["worklist"], responses=problem_responses(401, 422, 503)
+    route_class=ThreadedRoute,
+    prefix="/api/v1/worklist",
+    tags=["worklist"],
+    responses=problem_responses(401, 422, 503),
 )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from api import auth
@@ -56,6 +57,38 @@ def test_a_token_lookup_sees_deactivation_and_rotation_at_once(engine, tokens, n
         new = auth.rotate_token(session, user=user, now=now)
         assert auth.actor_for_token(session, tokens["coordinator"]) is None
         assert auth.actor_for_token(session, new).id == user.id
+
+
+def test_the_request_token_lookup_sees_deactivation_and_rotation_at_once(engine, tokens, now):
+    lookup = auth.TokenLookup(engine)
+    actor = lookup.actor(tokens["clinician"])
+    assert actor is not None and actor.role == "clinician"
+    assert sorted(lic.state for lic in actor.licenses) == ["CA", "NY"]
+    assert lookup.actor("not-a-token-anyone-has") is None
+    with session_scope(engine) as session:
+        user = auth.find_user(session, "clio")
+        auth.deactivate(session, user=user, now=now)
+    assert lookup.actor(tokens["clinician"]) is None
+    with session_scope(engine) as session:
+        user = auth.find_user(session, "clio")
+        auth.reactivate(session, user=user, now=now)
+        new = auth.rotate_token(session, user=user, now=now)
+        user_id = user.id
+    assert lookup.actor(tokens["clinician"]) is None
+    assert lookup.actor(new).id == user_id
+    assert engine.pool.checkedout() == 0
+
+
+def test_a_failing_token_lookup_is_a_database_error_that_hides_the_token(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'no-schema.db'}")
+    token = "a-token-that-must-not-be-printed"
+    try:
+        with pytest.raises(OperationalError) as raised:
+            auth.TokenLookup(engine).actor(token)
+        assert token not in str(raised.value) and auth.hash_token(token) not in str(raised.value)
+        assert engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()
 
 
 FIRST, SECOND = "first-admin-token-0123456789abcdef", "second-admin-token-987654321fedcba"
