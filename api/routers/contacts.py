@@ -7,12 +7,14 @@ from fastapi import APIRouter
 from api.deps import CaseId, CaseWrite, CurrentActor, RecordId, SessionDep, write_responses
 from api.problems import problem_responses
 from api.queries import Cursor, Limit, records_page
+from api.routing import ThreadedRoute
 from api.schemas import Page
 from models.facts import EmergencyContact, Monitor
 from models.schemas import EmergencyContactCreate, MonitorCreate, MonitorUpdate
 from workflow import contacts
 
 router = APIRouter(
+    route_class=ThreadedRoute,
     prefix="/api/v1/cases/{case_id}",
     tags=["contacts and monitors"],
     responses=problem_responses(401, 404, 422, 503),
