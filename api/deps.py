@@ -26,9 +26,12 @@ from sqlmodel import Session
 
 from api import auth, logs
 from api.problems import Unauthenticated, problem_responses
+from api.schemas import CasePublic
+from models.tables import Case
 from workflow.definition import ADMIN, TRIGGERS, Actor
 from workflow.errors import Forbidden, VersionConflict
-from workflow.unit import CaseService, commit_write
+from workflow.unit import CaseService, Written, commit_write
+from workflow.unit import CaseWrite as WriteOfCase
 
 R = TypeVar("R")
 
@@ -191,9 +194,24 @@ class CaseWriter:
 
     def __call__(self, service: CaseService[R], **kwargs: Any) -> R:
         """``service`` on the path's case, as the caller, committed."""
+        return self._commit(service, None, kwargs).result
+
+    def case(self, service: CaseService[Case], **kwargs: Any) -> CasePublic:
+        """``service``, a write that returns the case, committed: the case's public view,
+        its units on hand read in the write's own transaction."""
+        written = self._commit(service, lambda write: write.facts.units_on_hand, kwargs)
+        return CasePublic.of(written.result, written.view)
+
+    def _commit(
+        self,
+        service: CaseService[R],
+        view: Callable[[WriteOfCase], Any] | None,
+        kwargs: dict[str, Any],
+    ) -> Written[R]:
         written = commit_write(
             self.engine,
             service,
+            view=view,
             case_id=self.case_id,
             actor=self.actor,
             now=self.now,
@@ -201,7 +219,7 @@ class CaseWriter:
             **kwargs,
         )
         self.response.headers["ETag"] = etag(written.version)
-        return written.result
+        return written
 
 
 async def case_writer(

@@ -179,6 +179,28 @@ FIELDS: dict[str, str] = {
     "carrier": "The carrier that ships the medication.",
     "tracking_number": "The carrier's tracking number.",
     "reason": "Why, in a sentence; recorded in the audit trail.",
+    # the controlled-substance record (SPEC.md 4.5)
+    "quantity_units": "Units dispensed (1-100): at most `units_per_dose` x "
+    "`max_doses_per_dispense` (8).",
+    "lot": "The manufacturer's lot number of the units dispensed.",
+    "Dispense.kind": "`first` (the dispense `ship` sends) or `refill` (`POST dispenses`).",
+    "dispensed_by": "The user who dispensed it: for the first dispense, who fired `ship`.",
+    "received_at": "When the patient received the dispense (ISO 8601 with a time zone): its "
+    "units count as on hand from then.",
+    "received_by": "The user who recorded the receipt.",
+    "units_counted": "Units found at the patient's home by the count (0-1000).",
+    "counted_at": "When the units were counted (ISO 8601 with a time zone).",
+    "expected_units": "The units on hand by the record when the count was recorded.",
+    "shortfall": "Units missing beyond `count_tolerance_units`: recorded once, as a `lost` entry "
+    "(witness `count`); 0 when the count matched.",
+    "units": "Units that left the patient's home (1-100): at most the units on hand.",
+    "MedicationReturn.kind": "`returned`, `disposed` or `lost`.",
+    "ReturnCreate.kind": "`returned`, `disposed` or `lost`.",
+    "witness": "The adult who saw the units returned or disposed of (required for both); "
+    "`count` on the loss a short count recorded.",
+    "count_id": "The medication count whose shortfall this loss records; null otherwise.",
+    "units_on_hand": "Units of ketamine at the patient's home, from the records: received - "
+    "taken - returned - disposed - lost.",
     # adverse events
     "AdverseEvent.kind": "What happened (one of the adverse event kinds).",
     "AdverseEventCreate.kind": "What happened (one of the adverse event kinds).",
@@ -235,6 +257,8 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "rationale": "Partial response at the current dose; no adverse events.",
     "carrier": "UPS",
     "tracking_number": "1Z999AA10123456784",
+    "quantity_units": 8,
+    "lot": "LOT-2026-A1",
 }
 """Example values of trigger body fields (the trigger bodies are built from the table)."""
 
@@ -319,6 +343,15 @@ EXAMPLES: dict[str, Any] = {
         "description": "Nausea for an hour after the dose.",
     },
     "AdverseEventResolve": {"note": "Resolved without treatment."},
+    "DispenseCreate": {
+        "quantity_units": 8,
+        "lot": "LOT-2026-B2",
+        "carrier": "UPS",
+        "tracking_number": "1Z999AA10123456785",
+    },
+    "ReceiptCreate": {"received_at": "2026-04-20T15:00:00Z"},
+    "CountCreate": {"units_counted": 5, "counted_at": "2026-04-22T10:00:00Z"},
+    "ReturnCreate": {"units": 2, "kind": "returned", "witness": "Alex Rivera"},
     "SafetyPlanCreate": {
         "plan": "Warning signs, coping steps, the monitor and the crisis line (988); "
         "the ketamine is locked away by the monitor.",

@@ -53,8 +53,20 @@ class CasePublic(Public):
     prescription: PrescriptionPublic | None = Field(
         default=None, description="The dose in force; null before `prescribe`."
     )
+    units_on_hand: int = Field(
+        default=0,
+        description="Units of ketamine at the patient's home, from the records: received - "
+        "taken - returned - disposed - lost (SPEC.md 4.5).",
+    )
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, case: Any, units_on_hand: int) -> CasePublic:
+        """The public view of ``case``, holding ``units_on_hand`` units."""
+        view = cls.model_validate(case)
+        view.units_on_hand = units_on_hand
+        return view
 
 
 T = TypeVar("T")

@@ -326,3 +326,61 @@ class SafetyPlan(SQLModel, table=True):
     means_secured: bool
     recorded_by: int | None = None
     created_at: datetime = timestamp_field()
+
+
+class Dispense(SQLModel, table=True):
+    """Ketamine sent to the patient's home (SPEC.md 4.5): the first by ``ship``, then refills.
+
+    Its units count as on hand from ``received_at``: ``confirm_delivery`` for the
+    first, ``POST dispenses/{id}/receipt`` for a refill.
+    """
+
+    __tablename__ = "dispenses"
+    __table_args__ = (Index("ix_dispenses_case_received", "case_id", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    kind: str = Field(max_length=10)
+    """``first`` (sent by ``ship``) or ``refill`` (``POST dispenses``)."""
+    quantity_units: int
+    lot: str = Field(max_length=100)
+    carrier: str | None = Field(default=None, max_length=100)
+    tracking_number: str | None = Field(default=None, max_length=100)
+    dispensed_by: int | None = None
+    received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    received_by: int | None = None
+    created_at: datetime = timestamp_field()
+
+
+class MedicationCount(SQLModel, table=True):
+    """A count of the units at the patient's home, against what the record says is there."""
+
+    __tablename__ = "medication_counts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    units_counted: int
+    counted_at: datetime = Field(sa_type=UTCDateTime)
+    expected_units: int
+    """The units on hand by the record when the count was recorded."""
+    shortfall: int = 0
+    """Units missing beyond ``count_tolerance_units``; recorded once, as a ``lost`` return."""
+    recorded_by: int | None = None
+    created_at: datetime = timestamp_field()
+
+
+class MedicationReturn(SQLModel, table=True):
+    """Units that left the patient's home other than by a dose: returned, disposed of, lost."""
+
+    __tablename__ = "medication_returns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = _case_fk()
+    units: int
+    kind: str = Field(max_length=10)
+    """``returned``, ``disposed`` or ``lost``."""
+    witness: str | None = Field(default=None, max_length=200)
+    """The adult who saw it (returned, disposed); ``count`` for a shortfall found by a count."""
+    count_id: int | None = Field(default=None, foreign_key="medication_counts.id")
+    recorded_by: int | None = None
+    created_at: datetime = timestamp_field()

@@ -487,6 +487,40 @@ class SafetyPlanCreate(Body):
 
 
 Route = Literal["sublingual", "oral", "intranasal"]
+Units = Annotated[int, Field(strict=True, ge=1, le=100)]
+"""Units of ketamine (tablets, troches, sprays): 1-100 in one record."""
+Lot = Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
+ReturnKind = Literal["returned", "disposed", "lost"]
+
+
+class DispenseCreate(Body):
+    """A refill (SPEC.md 4.5): the same fields as ``ship``'s body."""
+
+    quantity_units: Units
+    lot: Lot
+    carrier: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
+    tracking_number: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
+
+
+class ReceiptCreate(Body):
+    received_at: Timestamp
+
+
+class CountCreate(Body):
+    units_counted: int = Field(strict=True, ge=0, le=1000)
+    counted_at: Timestamp
+
+
+class ReturnCreate(Body):
+    units: Units
+    kind: ReturnKind
+    witness: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description="The adult who saw the units returned or disposed of (required for both).",
+    )
 
 
 class TransitionBody(Body):
@@ -500,3 +534,5 @@ class TransitionBody(Body):
     carrier: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     tracking_number: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     rationale: str | None = Field(default=None, min_length=1, max_length=4000, pattern=NO_NUL)
+    quantity_units: Units | None = None
+    lot: Lot | None = None

@@ -110,6 +110,18 @@ class Settings(BaseSettings):
     """A case's first prescription may be at most this dose (program policy)."""
     max_dose_step_percent: float = Field(default=50, ge=0)
     """``adjust_dose`` may raise the dose by at most this percentage of the current one."""
+    # The controlled-substance record (SPEC.md 4.5 and 8).
+    max_doses_per_dispense: int = Field(default=8, ge=1)
+    """A dispense holds at most this many doses: ``units_per_dose`` x this many units."""
+    refill_grace_units: int = Field(default=2, ge=0)
+    """A refill is refused while more than ``units_per_dose`` + this many units are on hand."""
+    count_tolerance_units: int = Field(default=0, ge=0)
+    """A medication count short by more than this records ``substance_misuse`` (a hold)."""
+    refill_max_days: float = Field(default=180, gt=0, le=180)
+    """No refill of a prescription older than this (US Schedule III: 6 months; a program may
+    be stricter, never looser)."""
+    refill_max_count: int = Field(default=5, ge=0, le=5)
+    """At most this many refills of one prescription (US Schedule III: 5)."""
     # Risk (SPEC.md 4.6 and 8): what the service records as an adverse event itself.
     phq9_item9_min: int = Field(default=1, ge=1, le=3)
     """A PHQ-9 item 9 at or above this records suicidal ideation (item 9 is 0-3)."""

@@ -102,6 +102,12 @@ def newer_screening(facts: CaseFacts, reminder: Reminder | None) -> bool:
     return latest is not None and latest.created_at > reminder.created_at
 
 
+def counted_since(facts: CaseFacts, reminder: Reminder | None) -> bool:
+    """A medication count was taken since the latest dispense was received."""
+    count, received = facts.last_count, facts.last_receipt
+    return count is not None and (received is None or count.counted_at >= received)
+
+
 def is_dosing(session: Any, facts: CaseFacts) -> bool:
     return session.kind == "dosing"
 
@@ -243,6 +249,17 @@ POLICIES: tuple[Policy, ...] = (
         restarts=True,
     ),
     Policy(
+        "count_due",
+        to=COORDINATOR,
+        created_by=(Recorded("dispense_receipt"),),
+        due=days(14),
+        repeat_after=DAY,
+        escalate_after=3 * DAY,
+        escalate_to=CLINICIAN,
+        done=counted_since,
+        restarts=True,
+    ),
+    Policy(
         "hold_review",
         to=CLINICIAN,
         created_by=(Entered("on_hold"),),
@@ -283,7 +300,6 @@ POLICIES: tuple[Policy, ...] = (
         outlives_close=True,  # ends with its original
     ),
 )
-"""``count_due`` (SPEC.md 7) waits for the dispense receipt fact it is created by."""
 
 POLICY_BY_KIND = {policy.kind: policy for policy in POLICIES}
 KINDS = tuple(POLICY_BY_KIND)

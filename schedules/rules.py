@@ -41,11 +41,12 @@ class Event(Protocol):
 
 
 def occurred_at(record: Any) -> datetime:
-    """When a recorded fact happened: a session's completion, a taper's confirmation, else when
-    it was recorded."""
+    """When a recorded fact happened: a session's completion, a taper's confirmation, a
+    dispense's receipt, else when it was recorded."""
     return (
         getattr(record, "completed_at", None)
         or getattr(record, "confirmed_at", None)
+        or getattr(record, "received_at", None)
         or record.created_at
     )
 

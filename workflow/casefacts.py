@@ -26,11 +26,14 @@ from models.facts import (
     Assessment,
     CareSession,
     Consent,
+    Dispense,
     DoseClearance,
     EmergencyContact,
     History,
     InteractionScreening,
     Medication,
+    MedicationCount,
+    MedicationReturn,
     Monitor,
     Profile,
     SafetyPlan,
@@ -190,6 +193,49 @@ LATEST_SAFETY_PLAN = (
     select(SafetyPlan)
     .where(SafetyPlan.case_id == CASE)
     .order_by(col(SafetyPlan.reviewed_with_patient_at).desc(), col(SafetyPlan.id).desc())
+    .limit(1)
+)
+
+
+def units_on_hand_of(case_id: Any, at: Any = None) -> Any:
+    """The units on hand of a case (SPEC.md 4.5): received - taken - returned, disposed of and
+    lost, as one SQL expression of ``case_id`` (a bound parameter, or a column to correlate
+    with). Three sums of the records: never a counter that could drift from them.
+
+    With ``at``, what a count taken then should find: dispenses received by then, less
+    doses taken by then and every return recorded so far. A return has no time of its own,
+    so each one counts, whenever it is entered: a count is never taken for short by a
+    return entered after it (nor by the loss an earlier count recorded), and a shortfall
+    it misses is found by the next count.
+    """
+    received = select(func.coalesce(func.sum(Dispense.quantity_units), 0)).where(
+        Dispense.case_id == case_id, col(Dispense.received_at).is_not(None)
+    )
+    taken = select(func.coalesce(func.sum(CareSession.units_taken), 0)).where(
+        CareSession.case_id == case_id, CareSession.kind == "dosing"
+    )
+    left = select(func.coalesce(func.sum(MedicationReturn.units), 0)).where(
+        MedicationReturn.case_id == case_id
+    )
+    if at is not None:
+        received = received.where(col(Dispense.received_at) <= at)
+        taken = taken.where(col(CareSession.dosed_at) <= at)
+    return received.scalar_subquery() - taken.scalar_subquery() - left.scalar_subquery()
+
+
+UNITS_ON_HAND = select(units_on_hand_of(CASE))
+UNITS_ON_HAND_AT = select(units_on_hand_of(CASE, SINCE))
+LAST_RECEIPT = select(func.max(Dispense.received_at)).where(Dispense.case_id == CASE)
+UNRECEIVED_DISPENSE = (
+    select(Dispense)
+    .where(Dispense.case_id == CASE, col(Dispense.received_at).is_(None))
+    .order_by(col(Dispense.id))
+    .limit(1)
+)
+LAST_COUNT = (
+    select(MedicationCount)
+    .where(MedicationCount.case_id == CASE)
+    .order_by(col(MedicationCount.counted_at).desc(), col(MedicationCount.id).desc())
     .limit(1)
 )
 
@@ -447,12 +493,33 @@ class CaseFacts:
         """The safety plan reviewed with the patient last."""
         return self._read("latest_safety_plan", self._first(LATEST_SAFETY_PLAN), None)
 
+    # -- the controlled-substance record ----------------------------------------------------
+
     @property
     def units_on_hand(self) -> int:
-        """Units of ketamine at the patient's home (SPEC.md 4.5).
+        """Units of ketamine at the patient's home (SPEC.md 4.5): received - taken - returned,
+        disposed of and lost, summed from the records in one statement."""
+        first = self._first(UNITS_ON_HAND)
+        return self._read("units_on_hand", lambda session: int(first(session) or 0), 0)
 
-        Always 0 until the controlled-substance record (dispenses, receipts, doses
-        taken, returns) exists: that issue fills this accessor, and
-        ``safety.reassessed`` then asks for secured means whenever it is above 0.
-        """
-        return self._read("units_on_hand", lambda session: 0, 0)
+    def units_on_hand_at(self, at: datetime) -> int:
+        """What a count taken at ``at`` should find (``units_on_hand_of``)."""
+        first = self._first(UNITS_ON_HAND_AT, since=at)
+        return self._read(
+            f"units_on_hand_at:{at.isoformat()}", lambda session: int(first(session) or 0), 0
+        )
+
+    @property
+    def last_receipt(self) -> datetime | None:
+        """When the latest dispense was received, if any was."""
+        return self._read("last_receipt", self._first(LAST_RECEIPT), None)
+
+    @property
+    def unreceived_dispense(self) -> Dispense | None:
+        """The oldest dispense not yet received, if one is on its way."""
+        return self._read("unreceived_dispense", self._first(UNRECEIVED_DISPENSE), None)
+
+    @property
+    def last_count(self) -> MedicationCount | None:
+        """The medication count taken last (by ``counted_at``)."""
+        return self._read("last_count", self._first(LAST_COUNT), None)

@@ -7,11 +7,13 @@ not at all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_
+from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -21,7 +23,7 @@ from models.settings import Settings, settings
 from models.tables import CLOSED_PHASE, Case, User, same_patient
 from workflow import hooks
 from workflow.audit import append_event
-from workflow.casefacts import CaseFacts
+from workflow.casefacts import CaseFacts, units_on_hand_of
 from workflow.conditions import requirements_for
 from workflow.definition import (
     CLINICIAN,
@@ -119,6 +121,16 @@ def list_cases(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)
+
+
+def units_on_hand(session: Session, case_ids: Sequence[int]) -> dict[int, int]:
+    """The units on hand (SPEC.md 4.5) of each of ``case_ids``, in one statement."""
+    if not case_ids:
+        return {}
+    query = select_columns(col(Case.id), units_on_hand_of(col(Case.id))).where(
+        col(Case.id).in_(case_ids)
+    )
+    return {int(case_id): int(units) for case_id, units in session.execute(query).all()}
 
 
 @writes(lambda kwargs: kwargs["trigger"])

@@ -82,6 +82,8 @@ class TriggerDef:
     before its guards (``workflow.effects.CHECKS``, a 422 naming the limit).
     ``also`` adds requirements to some of its moves only: from some sources, to
     some destinations, or when a condition of the body holds (a raise of the dose).
+    ``then`` names records the move makes once it is made (``workflow.substance.THEN``: the
+    first dispense on ``ship``, its receipt on ``confirm_delivery``).
     """
 
     name: str
@@ -95,6 +97,7 @@ class TriggerDef:
     checks: tuple[str, ...] = ()
     also: tuple[Also, ...] = ()
     on_hold_from: tuple[str, ...] | None = None
+    then: tuple[str, ...] = ()
 
     def leaves(self, state: str, held_from: str | None) -> bool:
         """Whether the trigger may fire from ``state`` (on hold: from where it was held)."""
@@ -166,13 +169,17 @@ CLEARANCE_REQUIREMENTS = tuple(
             "monitor.registered",
             "dose.interval",
             "dose.weekly_limit",
-            # units.on_hand joins here with the controlled-substance record (issue 13).
+            "units.on_hand",
             "dose.blood_pressure",
             *ONGOING,
         )
     )
 )
 """What a dose clearance needs (SPEC.md 3.3): its own codes, then every code of ``ONGOING``."""
+
+SHIP_REQUIREMENTS = ("adverse_events.resolved", *ONGOING)
+REFILL_REQUIREMENTS = ("clinician.licensed", *SHIP_REQUIREMENTS)
+"""``POST dispenses`` (SPEC.md 4.5): guarded like ``ship``, plus the clinician's licence."""
 
 TRIGGERS: tuple[TriggerDef, ...] = (
     TriggerDef(
@@ -214,10 +221,19 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         ("delivery.prescribed",),
         "delivery.shipped",
         STAFF,
-        ("adverse_events.resolved", *ONGOING),
+        SHIP_REQUIREMENTS,
+        body=("quantity_units", "lot"),
         optional=("carrier", "tracking_number"),
+        checks=("dispense_limits",),
+        then=("record_first_dispense",),
     ),
-    TriggerDef("confirm_delivery", ("delivery.shipped",), "integration", STAFF),
+    TriggerDef(
+        "confirm_delivery",
+        ("delivery.shipped",),
+        "integration",
+        STAFF,
+        then=("receive_first_dispense",),
+    ),
     TriggerDef(
         "start_monitoring",
         ("integration",),
@@ -244,7 +260,7 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         ("monitoring", "on_hold"),
         "discharged",
         (CLINICIAN,),
-        ("adverse_events.resolved",),
+        ("adverse_events.resolved", "medication.reconciled"),
         effects=("forget_held_from",),
         also=(Also(("assessments.recent",), source=("monitoring",)),),
         on_hold_from=("integration", "monitoring"),
@@ -269,6 +285,7 @@ TRIGGERS: tuple[TriggerDef, ...] = (
         ("adverse_events.suicide_risk_resolved",),
         body=("reason",),
         effects=("forget_held_from",),
+        then=("flag_units_at_home",),
     ),
 )
 TRIGGER_BY_NAME = {t.name: t for t in TRIGGERS}
@@ -308,8 +325,8 @@ class FactDef:
 
     A write in another state is refused with a conflict. By default a fact is
     recorded on open cases only: a closed case accepts adverse events and their
-    resolution, and nothing else (SPEC.md section 4; medication counts and
-    returns join them with the controlled-substance record). Admins record no
+    resolution, medication counts, and returns, disposals and losses (SPEC.md
+    section 4), and nothing else. Admins record no
     fact (SPEC.md section 1). ``approved_roles``, when given, are who may
     record it once the case is approved (SPEC.md 4.1: history and profile).
     """
@@ -347,6 +364,12 @@ FACTS: tuple[FactDef, ...] = (
     # Open cases only: after discharge, suicidal ideation reaches a clinician through
     # its safety_review, and the resolution's note records what was done (SPEC.md 4).
     FactDef("safety_plan", (CLINICIAN,)),
+    # The controlled-substance record (SPEC.md 4.5): refills in the dosing states; counts,
+    # returns, disposals and losses on closed cases too, until every unit is accounted for.
+    FactDef("dispense", (CLINICIAN,), DOSING_STATES),
+    FactDef("dispense_receipt", STAFF),
+    FactDef("medication_count", STAFF, ANY_STATE),
+    FactDef("medication_return", STAFF, ANY_STATE),
 )
 FACT_BY_NAME = {f.name: f for f in FACTS}
 

@@ -116,6 +116,20 @@ def dose_weekly_limit(facts: CaseFacts) -> str | None:
     )
 
 
+@requirement("units.on_hand")
+def units_on_hand(facts: CaseFacts) -> str | None:
+    per_dose = (facts.case.prescription or {}).get("units_per_dose")
+    if per_dose is None:
+        return "The case has no prescription: a clinician must prescribe first."
+    on_hand = facts.units_on_hand
+    if on_hand >= per_dose:
+        return None
+    return (
+        f"{on_hand} units are on hand and a dose takes {per_dose}: record the receipt of a "
+        "dispense, or dispense a refill."
+    )
+
+
 @requirement("dose.blood_pressure")
 def dose_blood_pressure(facts: CaseFacts) -> str | None:
     request, rules = facts.dose_request, facts.rules

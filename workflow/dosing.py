@@ -183,13 +183,14 @@ def _named_clearance(write: CaseWrite, data: SessionCreate) -> DoseClearance | N
 
 
 def check_units_on_hand(write: CaseWrite, data: SessionCreate) -> None:
-    """Where ``units_taken`` meets the units on hand (SPEC.md 4.5).
-
-    The controlled-substance record is its own issue (13): it raises
-    ``ValidationFailed.field(("units_taken",), ...)`` here when more units are
-    taken than are on hand, before anything is stored. Until it lands every
-    ``units_taken`` is accepted and stored.
-    """
+    """A dose may not take more units than are on hand (SPEC.md 4.5): a 422, nothing stored."""
+    on_hand = write.facts.units_on_hand
+    if data.units_taken is not None and data.units_taken > on_hand:
+        raise ValidationFailed.field(
+            ("units_taken",),
+            f"units_taken {data.units_taken} is more than the {on_hand} units on hand: record "
+            "the receipt of the dispense first.",
+        )
 
 
 def deviations(write: CaseWrite, data: SessionCreate, clearance: DoseClearance | None) -> list[str]:

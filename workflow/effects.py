@@ -76,4 +76,5 @@ EFFECTS: dict[str, Effect] = {
 CHECKS: dict[str, Check] = {
     "prescription_limits": prescribing.check_prescription,
     "dose_change_limits": prescribing.check_dose_change,
+    "dispense_limits": prescribing.check_dispense,
 }

@@ -546,5 +546,24 @@ def safety_reassessed(facts: CaseFacts) -> str | None:
     return None
 
 
+@requirement("medication.reconciled")
+def medication_reconciled(facts: CaseFacts) -> str | None:
+    """Every dispensed unit taken, returned, disposed of or lost: none at home, none on its
+    way there."""
+    on_its_way = facts.unreceived_dispense
+    if on_its_way is not None:
+        return (
+            f"Dispense #{on_its_way.id} ({on_its_way.quantity_units} units) has not been "
+            "received: record its receipt, then where its units went."
+        )
+    on_hand = facts.units_on_hand
+    if on_hand == 0:
+        return None
+    return (
+        f"{on_hand} units are still at the patient's home: record their return, disposal or "
+        "loss (POST medication-returns) first."
+    )
+
+
 # The dose clearance's own requirements (SPEC.md 3.3) register themselves here too.
 from workflow import dose_guards  # noqa: E402, F401

@@ -8,7 +8,7 @@ prescription above ``max_initial_dose_mg`` or a raise of more than
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from models.schemas import TransitionBody
 from models.settings import Settings
@@ -71,6 +71,27 @@ def check_dose_change(case: Case, body: TransitionBody, rules: Settings) -> None
         raise _over(
             f"dose_mg {body.dose_mg:g} is more than max_dose_step_percent ({step:g} %) "
             f"above the current {current:g} mg: at most {highest:g} mg.",
+        )
+
+
+class Quantity(Protocol):
+    """A body that dispenses units: ``ship``'s, or a refill's."""
+
+    @property
+    def quantity_units(self) -> int | None: ...
+
+
+def check_dispense(case: Case, body: Quantity, rules: Settings) -> None:
+    """``ship`` and refills: at most ``units_per_dose`` x ``max_doses_per_dispense`` units."""
+    if body.quantity_units is None or not case.prescription:
+        return
+    per_dose = int(case.prescription.get("units_per_dose") or 1)
+    most = per_dose * rules.max_doses_per_dispense
+    if body.quantity_units > most:
+        raise ValidationFailed.field(
+            ("quantity_units",),
+            f"quantity_units {body.quantity_units} is more than {most}: units_per_dose "
+            f"{per_dose} x max_doses_per_dispense {rules.max_doses_per_dispense}.",
         )
 
 

@@ -19,10 +19,13 @@ from models.facts import (
     Assessment,
     CareSession,
     Consent,
+    Dispense,
     DoseClearance,
     EmergencyContact,
     InteractionScreening,
     Medication,
+    MedicationCount,
+    MedicationReturn,
     Monitor,
     SafetyPlan,
     Taper,
@@ -56,6 +59,9 @@ COLLECTIONS: dict[str, type[SQLModel]] = {
     "safety-plans": SafetyPlan,
     "emergency-contacts": EmergencyContact,
     "monitors": Monitor,
+    "dispenses": Dispense,
+    "medication-counts": MedicationCount,
+    "medication-returns": MedicationReturn,
 }
 
 

@@ -150,6 +150,12 @@ class CaseWrite:
             now=self.now,
             facts=self.facts,
         )
+        if definition.then:
+            # Imported here: the substance record writes through this class.
+            from workflow.substance import THEN
+
+            for name in definition.then:
+                THEN[name](self, body)
 
     def _audited(self, changes: dict[str, Any], actor: Actor, **event: Any) -> None:
         """Append the audit event and write ``changes`` with the case's new version and chain
@@ -341,18 +347,28 @@ def write_transaction(engine: Engine) -> Iterator[Session]:
 
 @dataclass(frozen=True)
 class Written(Generic[R]):
-    """What a committed write returns: the service's result and the case's new version."""
+    """What a committed write returns: the service's result and the case's new version, and
+    what ``view`` read of the case before the commit (None without one)."""
 
     result: R
     version: int
+    view: Any = None
 
 
-def commit_write(engine: Engine, service: CaseService[R], **kwargs: Any) -> Written[R]:
+def commit_write(
+    engine: Engine,
+    service: CaseService[R],
+    *,
+    view: Callable[[CaseWrite], Any] | None = None,
+    **kwargs: Any,
+) -> Written[R]:
     """Run ``service`` on the case in a transaction of its own, and commit it.
 
-    ``kwargs`` as for ``CaseService.run``.
+    ``view`` reads what the response needs from the written case, in the same
+    transaction. ``kwargs`` as for ``CaseService.run``.
     """
     with write_transaction(engine) as session:
         result, write = service.run(session, **kwargs)
+        seen = None if view is None else view(write)
         version = write.case.version
-    return Written(result, version)
+    return Written(result, version, seen)

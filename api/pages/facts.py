@@ -23,6 +23,8 @@ from models.schemas import (
     ClearanceCancel,
     ClearanceCreate,
     ConsentCreate,
+    CountCreate,
+    DispenseCreate,
     EmergencyContactCreate,
     HistoryIn,
     MedicationCreate,
@@ -30,6 +32,8 @@ from models.schemas import (
     MonitorCreate,
     MonitorUpdate,
     ProfileIn,
+    ReceiptCreate,
+    ReturnCreate,
     SafetyPlanCreate,
     ScreeningCreate,
     SessionCreate,
@@ -37,7 +41,7 @@ from models.schemas import (
     TaperCreate,
     VitalCreate,
 )
-from workflow import cases, contacts, dosing, medications, patient, records
+from workflow import cases, contacts, dosing, medications, patient, records, substance
 
 
 @dataclass(frozen=True)
@@ -142,5 +146,25 @@ FACT_FORMS: tuple[FactForm, ...] = (
     FactForm("assignment", "Assign the case", CaseAssignment, cases.assign_case),
     FactForm("case_update", "The patient moved to another state", CaseUpdate, cases.update_case),
     FactForm("safety_plan", "Safety plan", SafetyPlanCreate, records.record_safety_plan),
+    FactForm("dispense", "Dispense a refill", DispenseCreate, substance.record_dispense),
+    FactForm(
+        "dispense_receipt",
+        "The patient received a dispense",
+        ReceiptCreate,
+        substance.receive_dispense,
+        Target(
+            "dispense_id",
+            "dispenses",
+            lambda d: f"Dispense {d.id}: {d.quantity_units} units, lot {d.lot}",
+            lambda d: d.received_at is None,
+        ),
+    ),
+    FactForm("medication_count", "Medication count", CountCreate, substance.record_count),
+    FactForm(
+        "medication_return",
+        "Units returned, disposed of or lost",
+        ReturnCreate,
+        substance.record_return,
+    ),
 )
 FACT_FORM_BY_NAME = {form.fact: form for form in FACT_FORMS}

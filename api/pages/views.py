@@ -34,6 +34,9 @@ FACT_SECTIONS = (
     ("sessions", "Sessions"),
     ("adverse-events", "Adverse events"),
     ("safety-plans", "Safety plans"),
+    ("dispenses", "Dispenses"),
+    ("medication-counts", "Medication counts"),
+    ("medication-returns", "Returns, disposals and losses"),
 )
 HIDDEN_COLUMNS = {"case_id", "created_at", "updated_at", "findings", "unmet"}
 REMINDER_PAGE = 200
@@ -108,6 +111,7 @@ def case_page(session: Session, *, case_id: int, actor: Actor, now: datetime) ->
         "reminders": sorted(case_reminders(session, case_id), key=_open_first),
         "events": events,
         "prescription": _prescription(case, events),
+        "units_on_hand": cases.units_on_hand(session, [case_id])[case_id],
         "chart": chart.build(collections["assessments"]),
         "trigger_forms": trigger_forms,
         "fact_forms": fact_forms,

@@ -60,10 +60,10 @@ PatientFilter = Annotated[
 ]
 
 
-def case_response(case: Case, response: Response) -> CasePublic:
+def case_response(case: Case, response: Response, units_on_hand: int = 0) -> CasePublic:
     """The case's public view, with its ETag set on ``response``."""
     response.headers["ETag"] = etag(case.version)
-    return CasePublic.model_validate(case)
+    return CasePublic.of(case, units_on_hand)
 
 
 @router.post(
@@ -103,7 +103,8 @@ def list_cases(
         limit=limit,
         after_id=decode_cursor("cases", cursor),
     )
-    items = [CasePublic.model_validate(c) for c in rows]
+    units = cases.units_on_hand(session, [c.id for c in rows if c.id is not None])
+    items = [CasePublic.of(c, units.get(c.id or 0, 0)) for c in rows]
     return CasePage(items=items, next_cursor=encode_cursor("cases", last))
 
 
@@ -112,7 +113,8 @@ def get_case(
     actor: CurrentActor, case_id: CaseId, session: SessionDep, response: Response
 ) -> CasePublic:
     """One case, with its `ETag`."""
-    return case_response(cases.get_case(session, case_id), response)
+    case = cases.get_case(session, case_id)
+    return case_response(case, response, cases.units_on_hand(session, [case_id])[case_id])
 
 
 @router.patch("/{case_id}", responses={**write_responses(200), **problem_responses(404)})
@@ -120,7 +122,7 @@ def update_case(data: CaseUpdate, write: CaseWrite) -> CasePublic:
     """A clinician records that the patient moved to another state (`patient_state`); audited,
     and open dose clearances are void when it changes. Sending the same state again is
     audited with no change."""
-    return CasePublic.model_validate(write(cases.update_case, data=data))
+    return write.case(cases.update_case, data=data)
 
 
 @router.post("/{case_id}/assignment", responses={**write_responses(200), **problem_responses(404)})
@@ -128,4 +130,4 @@ def assign_case(data: CaseAssignment, write: CaseWrite) -> CasePublic:
     """Assign the case's clinician (`clinician_id`), its coordinator (`coordinator_id`), or
     both: each must be an active user of that role (422 naming the field otherwise). Audited
     as a fact; the case's open reminders go to the new assignees from now on."""
-    return CasePublic.model_validate(write(cases.assign_case, data=data))
+    return write.case(cases.assign_case, data=data)

@@ -44,5 +44,4 @@ def fire_transition(
     write: CaseWrite, trigger: TriggerName, body: TransitionBody | None = None
 ) -> CasePublic:
     """Fire a trigger; 409 `transition_blocked` lists every unmet requirement."""
-    case = write(cases.fire_trigger, trigger=trigger, body=body)
-    return CasePublic.model_validate(case)
+    return write.case(cases.fire_trigger, trigger=trigger, body=body)

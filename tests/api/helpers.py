@@ -175,10 +175,14 @@ PRESCRIPTION = {
 }
 
 
+SHIPMENT = {"quantity_units": 8, "lot": "LOT-2026-A1", "carrier": "UPS", "tracking_number": "1Z999"}
+"""``ship``'s body: the first dispense, 8 units (8 doses of ``units_per_dose`` 1)."""
+
+
 def deliver(api: Api, case_id: int) -> None:
     """From awaiting prescription to integration, with an emergency contact and a monitor."""
     api.fire("clinician", case_id, "prescribe", **PRESCRIPTION)
-    api.fire("coordinator", case_id, "ship", carrier="UPS", tracking_number="1Z999")
+    api.fire("coordinator", case_id, "ship", **SHIPMENT)
     api.fire("coordinator", case_id, "confirm_delivery")
     people(api, case_id)
 

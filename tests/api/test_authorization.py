@@ -123,6 +123,32 @@ def _cancel(api: Api) -> Request:
     return path, {"reason": "The dose was not taken."}
 
 
+WITNESSED = {"kind": "returned", "witness": "Sam Rivera"}
+
+
+def _refillable(api: Api) -> int:
+    """A case in integration with every requirement of a refill met: 3 of its 8 units left,
+    which is ``units_per_dose`` (1) + ``refill_grace_units`` (2)."""
+    case_id = case_in(api, "integration")
+    api.post("coordinator", case_url(case_id, "/medication-returns"), {"units": 5, **WITNESSED})
+    return case_id
+
+
+REFILL = {"quantity_units": 8, "lot": "LOT-2026-B2"}
+
+
+def _receipt(api: Api) -> Request:
+    """A refill dispensed and not yet received."""
+    case_id = _refillable(api)
+    dispense = api.post("clinician", case_url(case_id, "/dispenses"), REFILL)
+    return case_url(case_id, f"/dispenses/{dispense['id']}/receipt"), {"received_at": api.ago()}
+
+
+def _return(api: Api) -> Request:
+    """One of the 8 units at home of a case in integration, returned before a witness."""
+    return case_url(case_in(api, "integration"), "/medication-returns"), {"units": 1, **WITNESSED}
+
+
 def _resolve(api: Api) -> Request:
     event = {"kind": "nausea", "severity": "mild", "description": "Mild."}
     case_id, record = _with(api, "/adverse-events", event)
@@ -244,6 +270,25 @@ MATRIX: dict[tuple[str, str], Cell] = {
     ),
     ("POST", CASE + "/sessions"): Cell(STAFF, 201, _session),
     ("GET", CASE + "/sessions"): Cell(EVERYONE, 200, lambda api: _case(api, "/sessions")),
+    ("POST", CASE + "/dispenses"): Cell(
+        CLINICIANS, 201, lambda api: (case_url(_refillable(api), "/dispenses"), REFILL)
+    ),
+    ("GET", CASE + "/dispenses"): Cell(EVERYONE, 200, lambda api: _case(api, "/dispenses")),
+    ("POST", CASE + "/dispenses/{dispense_id}/receipt"): Cell(STAFF, 200, _receipt),
+    ("POST", CASE + "/medication-counts"): Cell(
+        STAFF,
+        201,
+        lambda api: _case(
+            api, "/medication-counts", {"units_counted": 0, "counted_at": api.ago(minutes=5)}
+        ),
+    ),
+    ("GET", CASE + "/medication-counts"): Cell(
+        EVERYONE, 200, lambda api: _case(api, "/medication-counts")
+    ),
+    ("POST", CASE + "/medication-returns"): Cell(STAFF, 201, _return),
+    ("GET", CASE + "/medication-returns"): Cell(
+        EVERYONE, 200, lambda api: _case(api, "/medication-returns")
+    ),
     ("POST", CASE + "/adverse-events"): Cell(
         STAFF,
         201,

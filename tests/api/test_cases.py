@@ -18,6 +18,7 @@ CASE_FIELDS = {
     "referrals",
     "held_from",
     "prescription",
+    "units_on_hand",
 }
 
 
@@ -27,6 +28,7 @@ def test_create_and_read_a_case(api: Api):
     case = response.json()
     assert set(case) == CASE_FIELDS
     assert (case["state"], case["phase"], case["version"]) == ("evaluation", "evaluation", 1)
+    assert case["units_on_hand"] == 0  # nothing dispensed yet (SPEC.md 4.5)
     assert response.headers["etag"] == '"1"'
     assert case["created_at"] == "2026-11-02T15:00:00Z"
     response = api.call("clinician", "GET", case_url(case["id"]), expect=200)

@@ -54,6 +54,11 @@ def test_evaluation_to_discharge(api: Api):
     assert (case["state"], case["phase"]) == ("monitoring", "monitoring")
 
     api.clock.advance(days=20)  # the baseline assessments are no longer recent
+    # SPEC.md v2 (3.1, 4.5): the 7 units left of the 8 shipped keep the case from discharge.
+    assert case["units_on_hand"] == 7
+    assert unmet_codes(api, case_id, "discharge") == ["medication.reconciled", "assessments.recent"]
+    give_back = {"units": 7, "kind": "returned", "witness": "Sam Rivera"}
+    api.post("coordinator", case_url(case_id, "/medication-returns"), give_back)
     assert unmet_codes(api, case_id, "discharge") == ["assessments.recent"]
     for instrument, score in (("phq9", 6), ("isi", 9)):
         body = {"instrument": instrument, "score": score, "taken_at": api.ago(hours=3)}

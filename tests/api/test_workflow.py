@@ -37,7 +37,10 @@ def test_workflow_lists_states_phases_and_triggers(api: Api):
     assert doc["fact_roles"]["taper"] == ["clinician"]
     discharge = triggers["discharge"]
     assert discharge["sources"] == ["monitoring", "on_hold"]
-    assert discharge["requires"] == ["adverse_events.resolved"]
+    assert discharge["requires"] == ["adverse_events.resolved", "medication.reconciled"]
+    assert triggers["ship"]["body"] == ["quantity_units", "lot"]
+    assert "units.on_hand" in doc["clearance_requires"]
+    assert doc["fact_roles"]["dispense"] == ["clinician"]
     assert discharge["also"] == [
         {"requires": ["assessments.recent"], "source": ["monitoring"], "to": None, "when": None}
     ]

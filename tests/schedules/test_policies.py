@@ -24,7 +24,7 @@ DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 
 # SPEC.md section 7's table, copied by hand so a change to the policies fails here:
-# kind: (to, repeat_after, escalate_after, escalate_to). count_due waits for its fact.
+# kind: (to, repeat_after, escalate_after, escalate_to).
 SPEC_TABLE = {
     "evaluation_overdue": ("coordinator", DAY, 3 * DAY, "clinician"),
     "taper_checkin": ("clinician", DAY, 3 * DAY, "clinician"),
@@ -35,6 +35,7 @@ SPEC_TABLE = {
     "integration_followup": ("coordinator", DAY, 2 * DAY, "clinician"),
     "checkin_due": ("coordinator", DAY, 3 * DAY, "clinician"),
     "screening_due": ("clinician", DAY, 3 * DAY, "clinician"),
+    "count_due": ("coordinator", DAY, 3 * DAY, "clinician"),
     "hold_review": ("clinician", 4 * HOUR, 24 * HOUR, "clinician"),
     "safety_review": ("clinician", HOUR / 4, HOUR, "clinician"),
     "event_review": ("clinician", DAY, 2 * DAY, "clinician"),
@@ -95,20 +96,25 @@ def test_closing_in_evaluation_cancels_every_reminder(clinic, reminders, trigger
 
 def test_each_delivery_state_has_its_reminder_cancelled_on_leaving_it(clinic, reminders):
     case_id = clinic.case_in("delivery.awaiting_prescription")
+    # confirm_delivery also receives the first dispense: its count is due in 14 days.
     expected = [
-        ("prescribe", "shipment_pending", "coordinator", 2),
-        ("ship", "delivery_overdue", "coordinator", 5),
-        ("confirm_delivery", "preparation_due", "coordinator", 3),
+        ("prescribe", {"shipment_pending": ("coordinator", 2)}),
+        ("ship", {"delivery_overdue": ("coordinator", 5)}),
+        (
+            "confirm_delivery",
+            {"preparation_due": ("coordinator", 3), "count_due": ("coordinator", 14)},
+        ),
     ]
     left_behind = "prescription_pending"
-    for trigger, kind, role, days in expected:
+    for trigger, kinds in expected:
         at = clinic.tick(hours=5)
         clinic.fire(case_id, trigger)
         assert reminders.rows(case_id, kind=left_behind)[-1].status == CANCELLED
         pending = reminders.pending(case_id)
-        assert set(pending) == {kind}, trigger
-        assert (pending[kind].recipient_role, pending[kind].due_at) == (role, at + days * DAY)
-        left_behind = kind
+        assert set(pending) == set(kinds), trigger
+        for kind, (role, days) in kinds.items():
+            assert (pending[kind].recipient_role, pending[kind].due_at) == (role, at + days * DAY)
+        left_behind = next(iter(kinds))
 
 
 # -- taper_checkin -----------------------------------------------------------------
@@ -454,10 +460,21 @@ def test_resuming_into_evaluation_restarts_its_seven_days(clinic, reminders):
 
 
 def test_withdrawing_a_held_case_cancels_its_hold_review(clinic, reminders):
-    case_id = clinic.case_in("on_hold", held_from="delivery.shipped")
+    case_id = clinic.case_in("on_hold", held_from="delivery.prescribed")
     clinic.fire(case_id, "withdraw")
     assert reminders.pending(case_id) == {}
     assert reminders.rows(case_id, kind="hold_review")[0].status == CANCELLED
+
+
+def test_withdrawing_with_a_shipment_on_its_way_leaves_its_review_open(clinic, reminders):
+    """The units shipped are not at home yet, but they will be: a clinician follows them up."""
+    case_id = clinic.case_in("on_hold", held_from="delivery.shipped")
+    clinic.fire(case_id, "withdraw")
+    assert set(reminders.pending(case_id)) == {"event_review"}
+    assert reminders.rows(case_id, kind="hold_review")[0].status == CANCELLED
+    (event,) = clinic.rows(AdverseEvent, case_id)
+    assert event.description.startswith("withdrawn with 0 units at home; dispense #")
+    assert event.description.endswith("(8 units) not yet received")
 
 
 # -- safety_review -----------------------------------------------------------------
@@ -535,6 +552,157 @@ def test_a_screening_on_an_approved_case_asks_for_the_next_before_it_lapses(clin
     assert reminders.pending(case_id)["screening_due"].due_at == clinic.now + 27 * DAY
 
 
+# -- count_due ---------------------------------------------------------------------
+
+
+def refill_received(clinic: Clinic, case_id: int, told_after: timedelta = DAY) -> datetime:
+    """All but one unit returned and a refill dispensed; the patient receives it an hour
+    later, and the coordinator records the receipt ``told_after`` that. Returns when it was
+    received."""
+    clinic.give_back(case_id, clinic.units(case_id) - 1)
+    dispense = clinic.refill(case_id)
+    received = clinic.tick(hours=1)
+    clinic.tick(seconds=told_after.total_seconds())
+    clinic.receive(case_id, dispense.id, at=received)
+    return received
+
+
+def test_the_first_dispense_s_receipt_asks_the_coordinator_for_a_count_in_14_days(
+    clinic, reminders
+):
+    case_id = clinic.case_in("delivery.shipped")
+    assert "count_due" not in reminders.pending(case_id)  # shipped, not yet received
+    received_at = clinic.tick(days=2)
+    clinic.fire(case_id, "confirm_delivery", actor=clinic.coordinator)
+    count = reminders.pending(case_id)["count_due"]
+    assert (count.due_at, count.recipient_role) == (received_at + 14 * DAY, "coordinator")
+    assert len(reminders.rows(case_id, kind="count_due")) == 1
+
+
+def test_a_count_after_the_reminder_ends_it(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    count = reminders.pending(case_id)["count_due"]
+    clinic.tick(days=10)
+    clinic.count(case_id, clinic.units(case_id))
+    assert reminders.get(count.id).status == CANCELLED
+    assert "count_due" not in reminders.pending(case_id)
+
+
+def test_a_short_count_ends_it_too(clinic, reminders):
+    """A count that finds units missing still is the count; the shortfall is a safety review."""
+    case_id = clinic.case_in("integration", prepared=False)
+    count = reminders.pending(case_id)["count_due"]
+    clinic.tick(days=3)
+    clinic.count(case_id, clinic.units(case_id) - 2)
+    assert reminders.get(count.id).status == CANCELLED
+    assert set(reminders.pending(case_id)) >= {"safety_review", "hold_review"}
+
+
+def test_other_facts_leave_count_due_open(clinic, reminders):
+    """Returns, doses and refills are not counts: the reminder waits."""
+    case_id = clinic.case_in("integration", prepared=False)
+    count = reminders.pending(case_id)["count_due"]
+    clinic.tick(days=1)
+    clinic.give_back(case_id, 2)
+    clinic.session(case_id, "preparation")
+    clinic.tick(minutes=10)
+    clinic.dose(case_id)
+    clinic.give_back(case_id, clinic.units(case_id) - 1, kind="disposed")
+    clinic.refill(case_id)  # dispensed, not yet received
+    assert reminders.get(count.id).status == PENDING
+
+
+def test_a_refill_s_receipt_restarts_the_14_days(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    first = reminders.pending(case_id)["count_due"]
+    clinic.tick(days=5)
+    # Received yesterday, told today: due 14 days after it was received.
+    received_at = refill_received(clinic, case_id, told_after=DAY)
+    assert clinic.now == received_at + DAY
+
+    assert reminders.get(first.id).status == CANCELLED
+    count = reminders.pending(case_id)["count_due"]
+    assert (count.due_at, count.recipient_role) == (received_at + 14 * DAY, "coordinator")
+    assert [r.status for r in reminders.rows(case_id, kind="count_due")] == [CANCELLED, PENDING]
+
+
+def test_a_count_before_the_refill_s_receipt_does_not_end_the_new_reminder(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    clinic.tick(days=5)
+    clinic.count(case_id, clinic.units(case_id))
+    assert "count_due" not in reminders.pending(case_id)
+    clinic.tick(hours=1)
+    received_at = refill_received(clinic, case_id, told_after=timedelta(0))
+
+    assert reminders.pending(case_id)["count_due"].due_at == received_at + 14 * DAY
+    clinic.tick(days=14)
+    clinic.count(case_id, clinic.units(case_id))
+    assert "count_due" not in reminders.pending(case_id)
+
+
+def test_a_hold_keeps_count_due(clinic, reminders):
+    """The units stay at home while the case is held: SPEC.md 7 ends count_due with a count."""
+    case_id = clinic.case_in("integration", prepared=False)
+    count = reminders.pending(case_id)["count_due"]
+    clinic.fire(case_id, "hold")
+    assert reminders.pending(case_id)["count_due"].id == count.id
+    clinic.tick(days=1)
+    clinic.count(case_id, clinic.units(case_id))
+    assert reminders.get(count.id).status == CANCELLED
+
+
+def test_a_sent_count_due_repeats_daily_and_escalates_after_three_days(clinic, reminders):
+    case_id = clinic.case_in("integration", prepared=False)
+    count = reminders.pending(case_id)["count_due"]
+    reminders.dispatch(count.due_at)
+    reminders.dispatch(count.due_at + DAY)
+    assert reminders.recorder.kinds().count("count_due") == 2
+    assert reminders.get(count.id).status == SENT
+    assert reminders.rows(case_id, escalates=count.id) == []  # not 3 days past due yet
+    reminders.dispatch(count.due_at + 3 * DAY)
+    (escalation,) = reminders.rows(case_id, escalates=count.id)
+    assert (escalation.kind, escalation.recipient_role) == ("escalation", "clinician")
+
+    clinic.now = count.due_at + 3 * DAY
+    clinic.count(case_id, clinic.units(case_id))
+    assert reminders.get(count.id).status == CANCELLED
+    assert reminders.get(escalation.id).status == CANCELLED
+
+
+def test_a_count_taken_before_the_refill_arrived_does_not_end_its_count_due(clinic, reminders):
+    """SPEC.md 7: due "if no medication count since" the receipt; a count taken before the
+    refill arrived, but entered after, did not count the refill's units."""
+    case_id = clinic.case_in("integration", prepared=False)
+    clinic.give_back(case_id, clinic.units(case_id) - 1)
+    counted_at = clinic.now  # 1 unit at home
+    refill = clinic.refill(case_id)
+    clinic.tick(hours=1)
+    clinic.receive(case_id, refill.id)
+    count_due = reminders.pending(case_id)["count_due"]
+    assert count_due.due_at == clinic.now + 14 * DAY
+    clinic.tick(hours=1)
+
+    clinic.count(case_id, 1, at=counted_at)
+
+    assert reminders.get(count_due.id).status == PENDING
+
+
+@pytest.mark.parametrize("trigger", ["withdraw", "discharge"])
+def test_closing_the_case_cancels_count_due(clinic, reminders, trigger):
+    case_id = clinic.case_in("on_hold", held_from="monitoring")
+    count = reminders.pending(case_id)["count_due"]
+    clinic.reconcile(case_id)  # nothing left at home: no event on withdraw either
+    assert reminders.get(count.id).status == PENDING
+    clinic.fire(case_id, trigger)
+    assert reminders.get(count.id).status == CANCELLED
+    assert reminders.pending(case_id) == {}
+
+    # A count on the closed case makes no reminder of its own.
+    clinic.tick(days=1)
+    clinic.count(case_id, 0)
+    assert reminders.pending(case_id) == {}
+
+
 # -- closing, and never duplicated ---------------------------------------------------
 
 
@@ -545,8 +713,22 @@ def test_closing_a_case_cancels_all_its_pending_reminders(clinic, reminders, tri
     clinic.dose(case_id)
     clinic.assess(case_id, "phq9", 8)
     clinic.assess(case_id, "isi", 9)
-    assert {"integration_followup", "checkin_due"} <= set(reminders.pending(case_id))
+    assert {"integration_followup", "checkin_due", "count_due"} <= set(reminders.pending(case_id))
+    if trigger == "discharge":
+        clinic.reconcile(case_id)  # medication.reconciled: returns do not end count_due
+        assert "count_due" in reminders.pending(case_id)
     clinic.fire(case_id, trigger)
+    if trigger == "withdraw":
+        # SPEC.md 2: the 6 units still at home are an event the service records; its review
+        # outlives the close (SPEC.md 4.6), and is the only reminder left.
+        (event,) = clinic.rows(AdverseEvent, case_id)
+        assert (event.kind, event.severity, event.description) == (
+            "other",
+            "moderate",
+            "withdrawn with 6 units at home",
+        )
+        assert set(reminders.pending(case_id)) == {"event_review"}
+        clinic.resolve(case_id, event.id)
     assert reminders.pending(case_id) == {}
     assert {r.status for r in reminders.rows(case_id)} <= {CANCELLED, SENT}
 

@@ -32,6 +32,18 @@ def reviews(reminders, case_id: int) -> set[str]:
     return {"safety_review", "event_review"} & set(reminders.pending(case_id))
 
 
+def withdrawal_event(clinic, case_id: int, units: int) -> AdverseEvent:
+    """The event the service recorded on withdraw for the units left at home (SPEC.md 2)."""
+    (event,) = [e for e in clinic.rows(AdverseEvent, case_id) if "units at home" in e.description]
+    assert (event.kind, event.severity, event.description) == (
+        "other",
+        "moderate",
+        f"withdrawn with {units} units at home",
+    )
+    assert event.recorded_by_system and event.resolved_at is None
+    return event
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_an_event_staff_record_opens_a_safety_review_when_it_holds_and_nothing_else(
@@ -92,6 +104,7 @@ def test_suicidal_ideation_after_the_case_closed_reaches_a_clinician_at_once(
 
 def test_no_discharge_while_a_safety_review_s_event_is_unresolved(clinic, reminders):
     case_id = clinic.case_in("monitoring")
+    clinic.reconcile(case_id)  # medication.reconciled met: every unit returned
     event = clinic.adverse_event(case_id, "dizziness", "severe")  # holds, opens a review
     review = reminders.pending(case_id)["safety_review"]
     before = clinic.snapshot(case_id)
@@ -130,6 +143,8 @@ def test_a_safety_review_on_a_discharged_case_is_delivered_and_stays_open(clinic
 
 
 def test_a_safety_review_outlives_a_withdrawal_and_ends_with_its_events(clinic, reminders):
+    """The 7 units left at home are an event the service records on withdraw (SPEC.md 2):
+    recorded while the safety review is open, the review waits for it too."""
     case_id = clinic.case_in("integration")
     event = clinic.adverse_event(case_id, "respiratory_depression", "mild")
     review = reminders.pending(case_id)["safety_review"]
@@ -139,8 +154,13 @@ def test_a_safety_review_outlives_a_withdrawal_and_ends_with_its_events(clinic, 
     assert clinic.case(case_id).state == "withdrawn"
     assert reminders.get(review.id).status == PENDING
     assert "hold_review" not in reminders.pending(case_id)  # a state's reminder ends with it
+    units_at_home = withdrawal_event(clinic, case_id, units=7)
+    assert reviews(reminders, case_id) == {"safety_review", "event_review"}
     clinic.resolve(case_id, event.id)
+    assert reminders.get(review.id).status == PENDING  # waits for the withdrawal's event
+    clinic.resolve(case_id, units_at_home.id)
     assert reminders.get(review.id).status == CANCELLED
+    assert reviews(reminders, case_id) == set()
 
 
 def test_an_event_review_on_a_closed_case_waits_for_its_event(clinic, reminders):
@@ -154,10 +174,51 @@ def test_an_event_review_on_a_closed_case_waits_for_its_event(clinic, reminders)
 
     clinic.add_med(case_id, "tramadol")
     (_, second) = clinic.rows(AdverseEvent, case_id)
+    open_review = reminders.pending(case_id)["event_review"]
     clinic.fire(case_id, "withdraw")
-    assert reminders.pending(case_id)["event_review"].status == PENDING
+    # The 7 units left at home are another event for the same, still open, review.
+    units_at_home = withdrawal_event(clinic, case_id, units=7)
+    assert reminders.pending(case_id)["event_review"].id == open_review.id
+    assert len(reminders.rows(case_id, kind="event_review")) == 2  # the first, and this one
     clinic.resolve(case_id, second.id)
+    assert reminders.get(open_review.id).status == PENDING
+    clinic.resolve(case_id, units_at_home.id)
     assert "event_review" not in reminders.pending(case_id)
+
+
+def test_withdrawing_with_units_at_home_opens_an_event_review_that_outlives_the_close(
+    clinic, reminders
+):
+    """SPEC.md 2 and 4.6: the units still at home are an `other` event (moderate, which does
+    not hold), recorded by the service at the withdrawal: its review is due a day later and
+    ends when a clinician resolves the event, after the close."""
+    case_id = clinic.case_in("integration")
+    assert reviews(reminders, case_id) == set()
+    at = clinic.tick(hours=2)
+
+    clinic.fire(case_id, "withdraw", actor=clinic.coordinator)
+
+    event = withdrawal_event(clinic, case_id, units=7)
+    assert event.onset_at == at
+    assert reviews(reminders, case_id) == {"event_review"}
+    review = reminders.pending(case_id)["event_review"]
+    assert (review.due_at, review.recipient_role) == (at + DAY, "clinician")
+    assert set(reminders.pending(case_id)) == {"event_review"}  # every other reminder ended
+
+    clinic.tick(days=2)
+    clinic.give_back(case_id, 7)  # the units returned on the closed case
+    assert reminders.get(review.id).status == PENDING  # a clinician still reviews the event
+    clinic.resolve(case_id, event.id)
+    assert reminders.get(review.id).status == CANCELLED
+    assert clinic.case(case_id).state == "withdrawn"
+
+
+def test_withdrawing_with_every_unit_returned_records_no_event(clinic, reminders):
+    case_id = clinic.case_in("integration")
+    clinic.reconcile(case_id)
+    clinic.fire(case_id, "withdraw")
+    assert clinic.rows(AdverseEvent, case_id) == []
+    assert reminders.pending(case_id) == {}
 
 
 def test_one_open_review_per_case_and_kind_ending_when_all_its_events_are(clinic, reminders):
@@ -176,11 +237,13 @@ def test_one_open_review_per_case_and_kind_ending_when_all_its_events_are(clinic
 
 
 def test_a_discharge_from_a_hold_keeps_the_review_of_an_event_recorded_after_it(clinic, reminders):
-    """SPEC.md 2: discharge leaves a hold that began in monitoring once events are resolved;
-    an event after the discharge opens a review on the closed case."""
+    """SPEC.md 2: discharge leaves a hold that began in monitoring once events are resolved
+    and every unit is accounted for; an event after the discharge opens a review on the
+    closed case."""
     case_id = clinic.case_in("monitoring")
     held = clinic.adverse_event(case_id, "psychiatric_event", "moderate")
     clinic.resolve(case_id, held.id)
+    clinic.reconcile(case_id)
     assert clinic.fire(case_id, "discharge").state == "discharged"
 
     at = clinic.tick(days=10)

@@ -25,11 +25,14 @@ from models.facts import (
     Assessment,
     CareSession,
     Consent,
+    Dispense,
     DoseClearance,
     EmergencyContact,
     History,
     InteractionScreening,
     Medication,
+    MedicationCount,
+    MedicationReturn,
     Monitor,
     Profile,
     SafetyPlan,
@@ -45,6 +48,8 @@ from models.schemas import (
     ClearanceCancel,
     ClearanceCreate,
     ConsentCreate,
+    CountCreate,
+    DispenseCreate,
     EmergencyContactCreate,
     HistoryIn,
     Instrument,
@@ -53,6 +58,9 @@ from models.schemas import (
     MonitorCreate,
     MonitorUpdate,
     ProfileIn,
+    ReceiptCreate,
+    ReturnCreate,
+    ReturnKind,
     RiskLevel,
     SafetyPlanCreate,
     ScreeningCreate,
@@ -67,7 +75,7 @@ from models.schemas import (
 from models.settings import Settings
 from models.tables import AuditEvent, Case
 from tests.conftest import add_user
-from workflow import cases, contacts, dosing, medications, patient, records
+from workflow import cases, contacts, dosing, medications, patient, records, substance
 from workflow.casefacts import BloodPressure, CaseFacts
 from workflow.definition import INITIAL, TRIGGER_BY_NAME, Actor
 
@@ -86,6 +94,9 @@ FACT_TABLES = (
     EmergencyContact,
     Monitor,
     SafetyPlan,
+    Dispense,
+    MedicationCount,
+    MedicationReturn,
 )
 
 
@@ -112,6 +123,8 @@ def read_every_view(facts: CaseFacts) -> None:
         "latest_safety_plan",
         "approved",
         "units_on_hand",
+        "unreceived_dispense",
+        "last_count",
     ):
         getattr(facts, name)
     facts.blood_pressure_mean(facts.rules.baseline_window_days)
@@ -155,6 +168,8 @@ BODY_SAMPLES: dict[str, Any] = {
     "rationale": "Partial response at the current dose.",
     "carrier": "UPS",
     "tracking_number": "1Z999AA10123456784",
+    "quantity_units": 8,
+    "lot": "LOT-2026-A1",
 }
 
 # How a test reaches each state: from which state, by which trigger.
@@ -596,6 +611,68 @@ class Clinic:
             actor=actor or self.clinician,
         )
 
+    # -- the controlled-substance record ---------------------------------------
+
+    def units(self, case_id: int) -> int:
+        """The case's units on hand, as the API shows them."""
+        return self.read(lambda s: cases.units_on_hand(s, [case_id])[case_id])
+
+    def refill(self, case_id: int, quantity_units: int = 8, actor: Actor | None = None) -> Dispense:
+        """A refill dispensed by the clinician (not yet received)."""
+        data = DispenseCreate(quantity_units=quantity_units, lot="LOT-2026-B2")
+        return self.call(
+            substance.record_dispense, case_id=case_id, data=data, actor=actor or self.clinician
+        )
+
+    def receive(
+        self,
+        case_id: int,
+        dispense_id: int | None,
+        at: datetime | None = None,
+        actor: Actor | None = None,
+    ) -> Dispense:
+        """The patient received the dispense (now, by default), told by the coordinator."""
+        assert dispense_id is not None
+        return self.call(
+            substance.receive_dispense,
+            case_id=case_id,
+            dispense_id=dispense_id,
+            data=ReceiptCreate(received_at=at or self.now),
+            actor=actor or self.coordinator,
+        )
+
+    def count(
+        self,
+        case_id: int,
+        units_counted: int,
+        at: datetime | None = None,
+        actor: Actor | None = None,
+    ) -> MedicationCount:
+        data = CountCreate(units_counted=units_counted, counted_at=at or self.now)
+        return self.call(
+            substance.record_count, case_id=case_id, data=data, actor=actor or self.coordinator
+        )
+
+    def give_back(
+        self,
+        case_id: int,
+        units: int,
+        kind: ReturnKind = "returned",
+        witness: str | None = "Sam Rivera",
+        actor: Actor | None = None,
+    ) -> MedicationReturn:
+        """Units returned (or disposed of, or lost), seen by the treatment monitor."""
+        data = ReturnCreate(units=units, kind=kind, witness=witness)
+        return self.call(
+            substance.record_return, case_id=case_id, data=data, actor=actor or self.coordinator
+        )
+
+    def reconcile(self, case_id: int) -> None:
+        """Every unit still at home returned, so the case may be discharged."""
+        units = self.units(case_id)
+        if units:
+            self.give_back(case_id, units)
+
     # -- bringing a case to a state -------------------------------------------
 
     def make_eligible(
@@ -674,6 +751,8 @@ class Clinic:
         else:
             previous, trigger = ROUTE[state]
             case_id = self.case_in(previous, **eligible)
+            if trigger == "discharge":
+                self.reconcile(case_id)
             self.fire(case_id, trigger)
             if state == "integration":
                 self.people(case_id)

@@ -28,10 +28,11 @@ def loads_during(monkeypatch, action) -> list[str]:
     return loaded
 
 
-def test_a_trigger_without_guards_reads_no_facts(clinic, case_in, monkeypatch):
+def test_a_trigger_without_guards_reads_only_what_its_record_needs(clinic, case_in, monkeypatch):
+    """confirm_delivery has no guard: it reads the dispense on its way, to receive it."""
     case_id = case_in("delivery.shipped")
     loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "confirm_delivery"))
-    assert loaded == []
+    assert loaded == ["unreceived_dispense"]
 
 
 def test_a_guarded_trigger_reads_only_what_its_guards_need(clinic, case_in, monkeypatch):
@@ -141,6 +142,7 @@ def test_a_clearance_reads_bounded_facts_only(clinic, case_in, monkeypatch):
         "open_clearances",
         "doses_since",
         "open_clearances_since",
+        "units_on_hand",
     }
 
 

@@ -190,11 +190,17 @@ def _body(trigger: str) -> dict:
 
 def test_the_transition_event_keeps_the_body(clinic, case_in):
     case_id = case_in("delivery.prescribed")
-    body = TransitionBody(carrier="FedEx", tracking_number="7777")
+    body = TransitionBody(quantity_units=6, lot="L-9", carrier="FedEx", tracking_number="7777")
 
     clinic.fire(case_id, "ship", body=body)
 
-    assert clinic.events(case_id)[-1].data == {"carrier": "FedEx", "tracking_number": "7777"}
+    shipped = next(e for e in reversed(clinic.events(case_id)) if e.kind == "transition")
+    assert shipped.data == {
+        "quantity_units": 6,
+        "lot": "L-9",
+        "carrier": "FedEx",
+        "tracking_number": "7777",
+    }
 
 
 def test_a_stale_expected_version_is_a_version_conflict_and_changes_nothing(clinic, case_in):
@@ -222,6 +228,7 @@ def test_a_blocked_trigger_changes_nothing(clinic):
 
 def test_list_triggers_shows_each_trigger_from_the_state_with_its_unmet_codes(clinic, case_in):
     case_id = case_in("monitoring")
+    clinic.reconcile(case_id)
     clinic.adverse_event(case_id, "nausea", "mild")
 
     def listing(actor):

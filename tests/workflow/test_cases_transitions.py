@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from models.facts import Dispense
 from models.schemas import TransitionBody
 from workflow.definition import ACTIVE_STATES, STATES, TRIGGER_BY_NAME, TRIGGERS
 from workflow.errors import Conflict, InvalidTransition
@@ -43,21 +44,38 @@ def test_the_matrix_covers_both_kinds_of_pair():
     assert ("on_hold", "hold") in REFUSED
 
 
+def records_made_by(clinic, case_id: int, trigger: str) -> list[str]:
+    """The facts a move records after its transition (``TriggerDef.then``, SPEC.md 4.5): the
+    first dispense, its receipt, and the event of a withdrawal that leaves units behind."""
+    if trigger == "ship":
+        return ["dispense"]
+    if trigger == "confirm_delivery":
+        return ["dispense_receipt"]
+    in_transit = any(d.received_at is None for d in clinic.rows(Dispense, case_id))
+    if trigger == "withdraw" and (clinic.units(case_id) or in_transit):
+        return ["adverse_event"]
+    return []
+
+
 @pytest.mark.parametrize(("state", "trigger"), ALLOWED)
 def test_an_allowed_pair_moves_the_case_and_audits_it(clinic, case_in, state, trigger):
     case_id = case_in(state, held_from=held_from_for(state, trigger))
+    if trigger == "discharge":
+        clinic.reconcile(case_id)  # medication.reconciled
     before = clinic.case(case_id)
     events_before = clinic.events(case_id)
+    then = records_made_by(clinic, case_id, trigger)
 
     case = clinic.fire(case_id, trigger)
 
     expected = expected_destination(state, trigger, before.held_from)
     assert case.state == expected
     assert clinic.case(case_id).state == expected
-    assert case.version == before.version + 1
     events = clinic.events(case_id)
+    assert case.version == before.version + len(events) - len(events_before)
     assert events[: len(events_before)] == events_before
-    (event,) = events[len(events_before) :]
+    event, *made = events[len(events_before) :]
+    assert [(e.kind, e.data["fact"]) for e in made] == [("fact", fact) for fact in then]
     assert (event.kind, event.trigger, event.from_state, event.to_state) == (
         "transition",
         trigger,
@@ -97,6 +115,8 @@ def test_decline_and_discharge_leave_a_hold_only_from_where_the_spec_says(
         assert f"held from {held_from}" in refused.value.detail
         assert clinic.snapshot(case_id) == before
         return
+    if trigger == "discharge":
+        clinic.reconcile(case_id)
     case = clinic.fire(case_id, trigger)
     assert (case.state, case.held_from) == (TRIGGER_BY_NAME[trigger].dest, None)
 

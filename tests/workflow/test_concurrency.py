@@ -149,10 +149,42 @@ def test_sixteen_new_cases_for_one_patient_in_different_letter_cases_open_exactl
     assert len(rows) == 1
 
 
+def at_least_units(clinic, case_id: int, units: int) -> None:
+    """Two units a dose (the same mg) and a refill of 8 doses, received: ``units`` or more."""
+    dose_mg = clinic.case(case_id).prescription["dose_mg"]
+    clinic.fire(
+        case_id, "adjust_dose", body=body_for("adjust_dose", dose_mg=dose_mg, units_per_dose=2)
+    )
+    clinic.give_back(case_id, clinic.units(case_id), kind="disposed")
+    clinic.receive(case_id, clinic.refill(case_id, quantity_units=16).id)
+    assert clinic.units(case_id) >= units
+
+
+def test_sixteen_doses_at_once_never_take_more_units_than_are_on_hand(clinic, case_in):
+    """Each dose reads the units on hand under the case's lock: with 8 at home, 8 doses are
+    recorded and 8 refused, and the record never goes below zero."""
+    case_id = case_in("integration", prepared=False)
+    assert clinic.units(case_id) == 8
+    fields = clinic.dosing_fields(case_id, clinic.now)
+    clinic.now = fields["completed_at"]
+    data = SessionCreate(kind="dosing", clearance_id=None, **fields)
+
+    results = race(
+        clinic.engine,
+        lambda s: dosing.record_session(
+            s, case_id=case_id, data=data, actor=clinic.coordinator, now=clinic.now
+        ),
+    )
+
+    assert outcomes(results) == Counter({"ok": 8, "ValidationFailed": 8})
+    assert clinic.units(case_id) == 0
+
+
 def test_one_clearance_used_by_sixteen_dosing_sessions_at_once_is_used_once(clinic, case_in):
     """Every dose is recorded (a dose that was taken is never lost), but only one uses the
     clearance; the others carry the deviation ``clearance.used``."""
     case_id = case_in("integration", prepared=False)
+    at_least_units(clinic, case_id, THREADS)
     clinic.session(case_id, "preparation")
     clearance = clinic.clearance(case_id)
     fields = clinic.dosing_fields(case_id, clearance.created_at)

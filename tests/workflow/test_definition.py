@@ -72,7 +72,8 @@ SPEC_ONGOING = [
 
 # SPEC.md section 2: triggers. ``dest`` "<held_from>" is resume's "the state it
 # was held from" and None is adjust_dose's internal transition. Body fields are
-# section 2's "body `reason` required" and section 5's trigger-specific fields.
+# section 2's "body `reason` required" and section 4.5's trigger-specific fields
+# (ship's body is the first dispense: quantity_units and lot).
 SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
     "approve": {
         "sources": ["evaluation"],
@@ -131,7 +132,7 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "dest": "delivery.shipped",
         "roles": STAFF,
         "requires": ["adverse_events.resolved", *SPEC_ONGOING],
-        "body": [],
+        "body": ["quantity_units", "lot"],
     },
     "confirm_delivery": {
         "sources": ["delivery.shipped"],
@@ -166,7 +167,7 @@ SPEC_TRIGGERS: dict[str, dict[str, Any]] = {
         "sources": ["monitoring", "on_hold"],
         "dest": "discharged",
         "roles": ["clinician"],
-        "requires": ["adverse_events.resolved"],
+        "requires": ["adverse_events.resolved", "medication.reconciled"],
         "body": [],
         "also": [
             {"requires": ["assessments.recent"], "source": ["monitoring"], "to": None, "when": None}
@@ -339,9 +340,13 @@ def test_requirements_per_source():
     discharge = TRIGGER_BY_NAME["discharge"]
     assert discharge.requirements("monitoring") == (
         "adverse_events.resolved",
+        "medication.reconciled",
         "assessments.recent",
     )
-    assert discharge.requirements("on_hold") == ("adverse_events.resolved",)
+    assert discharge.requirements("on_hold") == (
+        "adverse_events.resolved",
+        "medication.reconciled",
+    )
 
 
 def test_destination_of_internal_resume_and_plain_triggers():
@@ -371,6 +376,7 @@ def test_a_dose_clearance_needs_the_codes_of_section_3_3_then_every_ongoing_one(
         "monitor.registered",
         "dose.interval",
         "dose.weekly_limit",
+        "units.on_hand",
         "dose.blood_pressure",
     ]
     assert list(CLEARANCE_REQUIREMENTS) == own + [c for c in ONGOING if c not in own]
@@ -395,6 +401,9 @@ COORDINATOR_FACTS = {
     "session",
     "adverse_event",
     "assignment",
+    "dispense_receipt",
+    "medication_count",
+    "medication_return",
 }
 CLINICIAN_ONLY_FACTS = {
     "case_update",
@@ -403,6 +412,7 @@ CLINICIAN_ONLY_FACTS = {
     "taper_confirm",
     "adverse_event_resolve",
     "safety_plan",
+    "dispense",
 }
 
 
@@ -424,6 +434,33 @@ def test_roles_per_fact_follow_spec_section_1():
 
 @pytest.mark.parametrize("state", ["ineligible", "discharged", "withdrawn"])
 def test_a_closed_case_takes_only_adverse_events_and_their_resolution(state):
-    """SPEC.md section 4 (counts and returns join them with the controlled-substance record)."""
+    """SPEC.md section 4: adverse events and their resolution, medication counts, and
+    returns, disposals and losses (one fact, ``medication_return``, by its ``kind``)."""
     taken = {name for name, fact in FACT_BY_NAME.items() if state in fact.states}
-    assert taken == {"adverse_event", "adverse_event_resolve"}
+    assert taken == {
+        "adverse_event",
+        "adverse_event_resolve",
+        "medication_count",
+        "medication_return",
+    }
+
+
+def test_the_controlled_substance_facts_are_taken_where_spec_4_5_says():
+    """Refills only in integration or monitoring; receipts on open cases; counts and returns
+    in every state, closed ones included."""
+    assert FACT_BY_NAME["dispense"].states == ("integration", "monitoring")
+    assert FACT_BY_NAME["dispense_receipt"].states == OPEN_STATES
+    for fact in ("medication_count", "medication_return"):
+        assert FACT_BY_NAME[fact].states == tuple(SPEC_STATES), fact
+
+
+def test_ship_confirm_delivery_and_withdraw_record_the_substance():
+    """ship's body is the first dispense, confirm_delivery receives it, and withdraw flags
+    units left at home (SPEC.md 2, 4.5); no other trigger records anything of its own."""
+    then = {t.name: list(t.then) for t in TRIGGERS if t.then}
+    assert then == {
+        "ship": ["record_first_dispense"],
+        "confirm_delivery": ["receive_first_dispense"],
+        "withdraw": ["flag_units_at_home"],
+    }
+    assert list(TRIGGER_BY_NAME["ship"].optional) == ["carrier", "tracking_number"]

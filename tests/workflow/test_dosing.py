@@ -18,7 +18,7 @@ from models.db import session_scope
 from models.facts import AdverseEvent, DoseClearance, History, Profile
 from models.schemas import MedicationCreate
 from models.settings import Settings
-from tests.workflow.conftest import Clinic
+from tests.workflow.conftest import Clinic, body_for
 from workflow import medications
 from workflow.definition import CLEARANCE_REQUIREMENTS
 from workflow.errors import Conflict, NotFound
@@ -149,6 +149,18 @@ def under_age(clinic: Clinic, case_id: int) -> None:
     clinic.profile(case_id, date_of_birth=day.replace(year=day.year - 17))
 
 
+def all_returned(clinic: Clinic, case_id: int) -> None:
+    clinic.give_back(case_id, clinic.units(case_id))
+
+
+def one_left_of_two_per_dose(clinic: Clinic, case_id: int) -> None:
+    """The dose now takes two units (the same mg: not a raise), and one is left at home."""
+    dose_mg = clinic.case(case_id).prescription["dose_mg"]
+    body = body_for("adjust_dose", dose_mg=dose_mg, units_per_dose=2)
+    clinic.fire(case_id, "adjust_dose", body=body)
+    clinic.give_back(case_id, clinic.units(case_id) - 1, kind="disposed")
+
+
 SCENARIOS: dict[str, list[tuple[str, Setup]]] = {
     "case.dosing_state": [("held from integration", after(held))],
     "session.preparation": [("no preparation session", without_preparation)],
@@ -171,6 +183,10 @@ SCENARIOS: dict[str, list[tuple[str, Setup]]] = {
         ("a clearance open 3 hours", after(open_clearance)),
     ],
     "dose.weekly_limit": [("two doses 73 hours apart", after(two_doses_this_week))],
+    "units.on_hand": [
+        ("every unit returned", after(all_returned)),
+        ("one unit left, two per dose", after(one_left_of_two_per_dose)),
+    ],
     "dose.blood_pressure": [
         ("140/89", after(lambda c, i: None, systolic=140, diastolic=89)),
         ("139/90", after(lambda c, i: None, systolic=139, diastolic=90)),

@@ -68,12 +68,14 @@ SPEC_CODES = {
     "adverse_events.resolved",
     "adverse_events.suicide_risk_resolved",
     "safety.reassessed",
+    "medication.reconciled",
     # SPEC.md 3.3: the dose clearance's own
     "case.dosing_state",
     "emergency_contact.recorded",
     "monitor.registered",
     "dose.interval",
     "dose.weekly_limit",
+    "units.on_hand",
     "dose.blood_pressure",
 }
 HISTORY_CODES = [
@@ -302,6 +304,8 @@ def in_monitoring_with_only(trigger: str, instrument: Instrument) -> Callable[[C
 
     def setup(clinic: Clinic) -> Attempt:
         case_id = clinic.case_in("monitoring")
+        if trigger == "discharge":
+            clinic.reconcile(case_id)  # medication.reconciled met: every unit returned
         clinic.tick(days=15)
         clinic.assess(case_id, instrument, 10)
         return Attempt(case_id, trigger, body=RAISE if trigger == "adjust_dose" else None)
@@ -330,7 +334,24 @@ def benzodiazepine_tapered_yesterday(clinic: Clinic, case_id: int) -> None:
 
 def discharge_with_open_event(clinic: Clinic) -> Attempt:
     case_id = clinic.case_in("monitoring")
+    clinic.reconcile(case_id)
     clinic.adverse_event(case_id, "nausea", "mild")
+    return Attempt(case_id, "discharge")
+
+
+def discharge_with_units_at_home(clinic: Clinic) -> Attempt:
+    """The 8 units of the first dispense, one taken: 7 still at the patient's home."""
+    case_id = clinic.case_in("monitoring")
+    assert clinic.units(case_id) == 7
+    return Attempt(case_id, "discharge")
+
+
+def discharge_from_a_hold_with_one_unit_left(clinic: Clinic) -> Attempt:
+    """All but one unit returned or disposed of, on a case held from monitoring."""
+    case_id = clinic.case_in("on_hold", held_from="monitoring")
+    clinic.give_back(case_id, 4)
+    clinic.give_back(case_id, clinic.units(case_id) - 1, kind="disposed")
+    assert clinic.units(case_id) == 1
     return Attempt(case_id, "discharge")
 
 
@@ -515,6 +536,12 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
         raise_dose_after(benzodiazepine_tapered_yesterday),
     ),
     ("adverse_events.resolved", "discharge with an open mild event", discharge_with_open_event),
+    ("medication.reconciled", "discharge with 7 units at home", discharge_with_units_at_home),
+    (
+        "medication.reconciled",
+        "discharge from a hold with one unit left",
+        discharge_from_a_hold_with_one_unit_left,
+    ),
     ("adverse_events.resolved", "resume with an open mild event", resume_with_open_event("mild")),
     (
         "adverse_events.resolved",
@@ -536,7 +563,7 @@ SCENARIOS: list[tuple[str, str, Callable[[Clinic], Attempt]]] = [
 
 def test_the_guards_are_exactly_the_spec_codes():
     assert set(GUARDS) == SPEC_CODES
-    assert len(SPEC_CODES) == 37
+    assert len(SPEC_CODES) == 39
 
 
 def test_every_code_is_required_by_some_trigger_or_the_clearance_and_has_a_scenario():
@@ -659,8 +686,32 @@ def test_a_trigger_reports_all_its_unmet_requirements_in_declared_order(clinic):
     ]
     assert [u.code for u in discharging.value.unmet] == [  # SPEC.md 2: the source's last
         "adverse_events.resolved",
+        "medication.reconciled",  # the 7 units of the first dispense not taken
         "assessments.recent",
     ]
+
+
+def test_discharge_waits_until_every_unit_is_taken_returned_disposed_of_or_lost(clinic):
+    """SPEC.md 3.1 medication.reconciled: each way a unit leaves the home counts, and the
+    message says how many are left."""
+    case_id = clinic.case_in("monitoring")
+    assert clinic.units(case_id) == 7  # 8 received, 1 taken
+
+    clinic.give_back(case_id, 3)
+    clinic.give_back(case_id, 2, kind="disposed")
+    clinic.give_back(case_id, 1, kind="lost", witness=None)
+    (lost,) = [e for e in clinic.rows(AdverseEvent, case_id) if e.resolved_at is None]
+    clinic.resolve(case_id, lost.id)  # a loss staff report is reviewed (SPEC.md 4.5)
+
+    with pytest.raises(TransitionBlocked) as refused:
+        clinic.fire(case_id, "discharge")
+    (unmet,) = refused.value.unmet
+    assert unmet.code == "medication.reconciled"
+    assert unmet.message.startswith("1 units are still at the patient's home")
+
+    clinic.give_back(case_id, 1, kind="disposed")
+    assert clinic.units(case_id) == 0
+    assert clinic.fire(case_id, "discharge").state == "discharged"
 
 
 # -- boundaries, through the services ---------------------------------------------
@@ -860,6 +911,41 @@ def test_assessments_baseline_boundary(days, met):
         }
     )
     assert (evaluate(["assessments.baseline"], facts) == []) is met
+
+
+def prescribed_facts(units_per_dose: int | None, on_hand: int) -> CaseFacts:
+    """A case in monitoring with ``on_hand`` units at home (no prescription for None)."""
+    prescription = None if units_per_dose is None else {"units_per_dose": units_per_dose}
+    case = Case(
+        id=1,
+        patient_ref="p",
+        patient_state="CA",
+        state="monitoring",
+        phase="monitoring",
+        prescription=prescription,
+    )
+    return CaseFacts(case=case, now=NOW, preloaded={"units_on_hand": on_hand})
+
+
+@pytest.mark.parametrize(
+    ("units_per_dose", "on_hand", "met"),
+    [(1, 0, False), (1, 1, True), (2, 1, False), (2, 2, True), (2, 3, True), (None, 5, False)],
+)
+def test_units_on_hand_boundary(units_per_dose, on_hand, met):
+    """SPEC.md 3.3: at least the prescription's units_per_dose on hand."""
+    unmet = evaluate(["units.on_hand"], prescribed_facts(units_per_dose, on_hand))
+    assert (unmet == []) is met
+    if not met:
+        assert unmet[0].message.strip()
+
+
+@pytest.mark.parametrize(("on_hand", "met"), [(0, True), (1, False), (8, False)])
+def test_medication_reconciled_boundary(on_hand, met):
+    """SPEC.md 3.1: no units on hand."""
+    unmet = evaluate(["medication.reconciled"], prescribed_facts(1, on_hand))
+    assert (unmet == []) is met
+    if not met:
+        assert unmet[0].message.startswith(f"{on_hand} units are still at the patient's home")
 
 
 def test_an_assessment_dated_after_now_does_not_count_as_recent(clinic):

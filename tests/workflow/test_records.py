@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from models.facts import CaseChange, DoseClearance, History, Medication, Taper
+from models.facts import AdverseEvent, CaseChange, DoseClearance, History, Medication, Taper
 from models.schemas import (
     AdverseEventCreate,
     AdverseEventResolve,
@@ -19,6 +19,8 @@ from models.schemas import (
     ClearanceCancel,
     ClearanceCreate,
     ConsentCreate,
+    CountCreate,
+    DispenseCreate,
     EmergencyContactCreate,
     HistoryIn,
     MedicationCreate,
@@ -26,6 +28,8 @@ from models.schemas import (
     MonitorCreate,
     MonitorUpdate,
     ProfileIn,
+    ReceiptCreate,
+    ReturnCreate,
     SafetyPlanCreate,
     ScreeningCreate,
     SessionCreate,
@@ -34,7 +38,7 @@ from models.schemas import (
     VitalCreate,
 )
 from tests.workflow.conftest import ELIGIBLE_HISTORY, ELIGIBLE_PROFILE, Clinic
-from workflow import cases, contacts, dosing, medications, patient, records
+from workflow import cases, contacts, dosing, medications, patient, records, substance
 from workflow.definition import FACT_BY_NAME
 from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
 
@@ -71,6 +75,19 @@ def _dose(clinic: Clinic, case_id: int) -> dict[str, Any]:
     fields = clinic.dosing_fields(case_id, clearance.created_at)
     clinic.now = fields["completed_at"]
     return {"data": SessionCreate(kind="dosing", clearance_id=clearance.id, **fields)}
+
+
+def _refill_data(clinic: Clinic, case_id: int) -> dict[str, Any]:
+    """A refill's fields, once one unit is left of the first dispense (a refill waits until
+    few units remain, SPEC.md 4.5)."""
+    clinic.give_back(case_id, clinic.units(case_id) - 1)
+    return {"data": DispenseCreate(quantity_units=8, lot="LOT-2026-B2")}
+
+
+def _refill(clinic: Clinic, case_id: int) -> int:
+    """A refill dispensed (not yet received) once one unit is left of the first dispense."""
+    clinic.give_back(case_id, clinic.units(case_id) - 1)
+    return _id(clinic.refill(case_id))
 
 
 def _changed(service: Callable[..., Any]) -> Callable[..., Any]:
@@ -239,6 +256,27 @@ WRITES: dict[str, tuple[str, Callable[[Clinic, int], dict], Callable[..., Any], 
         },
         records.record_safety_plan,
         "clinician",
+    ),
+    # The controlled-substance record (SPEC.md 4.5). In integration the 8 units of the
+    # first dispense are on hand (prepared=False: no dose taken).
+    "dispense": ("integration", _refill_data, substance.record_dispense, "clinician"),
+    "dispense_receipt": (
+        "integration",
+        lambda c, i: {"dispense_id": _refill(c, i), "data": ReceiptCreate(received_at=c.now)},
+        substance.receive_dispense,
+        "coordinator",
+    ),
+    "medication_count": (
+        "integration",
+        lambda c, i: {"data": CountCreate(units_counted=8, counted_at=c.now)},
+        substance.record_count,
+        "coordinator",
+    ),
+    "medication_return": (
+        "integration",
+        lambda c, i: {"data": ReturnCreate(units=2, kind="returned", witness="Sam Rivera")},
+        substance.record_return,
+        "coordinator",
     ),
 }
 
@@ -451,7 +489,12 @@ def test_taper_confirmation_of_another_case_is_not_found(clinic):
 
 # -- closed cases (SPEC.md section 4) -------------------------------------------------------
 
-CLOSED_ACCEPTS = {"adverse_event", "adverse_event_resolve"}
+CLOSED_ACCEPTS = {
+    "adverse_event",
+    "adverse_event_resolve",
+    "medication_count",
+    "medication_return",
+}
 
 
 @pytest.mark.parametrize("fact", sorted(set(WRITES) - CLOSED_ACCEPTS))
@@ -465,10 +508,8 @@ def test_a_closed_case_refuses_every_other_fact_and_changes_nothing(clinic, case
     with pytest.raises(Conflict) as refused:
         clinic.call(write, case_id=case_id, actor=actor_of(clinic, role), **kwargs)
 
-    assert (
-        f"closed (withdrawn): it records only adverse_event, adverse_event_resolve; not {fact}"
-        in (refused.value.detail)
-    )
+    accepted = "adverse_event, adverse_event_resolve, medication_count, medication_return"
+    assert f"closed (withdrawn): it records only {accepted}; not {fact}" in refused.value.detail
     assert clinic.snapshot(case_id) == before
 
 
@@ -477,6 +518,7 @@ def test_a_closed_case_refuses_every_other_fact_and_changes_nothing(clinic, case
 )
 def test_every_closed_state_refuses_facts(clinic, case_in, closed, via):
     case_id = case_in(via)
+    clinic.reconcile(case_id)  # discharge needs medication.reconciled
     clinic.fire(case_id, {"ineligible": "decline", "discharged": "discharge"}[closed])
     before = clinic.snapshot(case_id)
     for attempt in (
@@ -493,6 +535,7 @@ def test_every_closed_state_refuses_facts(clinic, case_in, closed, via):
 @pytest.mark.parametrize("closed", ["discharged", "withdrawn", "ineligible"])
 def test_a_closed_case_accepts_adverse_events_and_their_resolution(clinic, case_in, closed):
     case_id = case_in({"ineligible": "evaluation"}.get(closed, "monitoring"))
+    clinic.reconcile(case_id)  # discharge needs medication.reconciled
     clinic.fire(
         case_id, {"ineligible": "decline", "discharged": "discharge"}.get(closed, "withdraw")
     )
@@ -503,6 +546,73 @@ def test_a_closed_case_accepts_adverse_events_and_their_resolution(clinic, case_
 
     case = clinic.case(case_id)
     assert (case.state, case.version) == (closed, version + 2)
+
+
+def test_a_withdrawn_case_still_accounts_for_the_units_left_at_home(clinic, case_in):
+    """SPEC.md 2 and 4.5: after withdraw, the units at home are counted, returned and
+    disposed of on the closed case."""
+    case_id = case_in("monitoring")
+    clinic.fire(case_id, "withdraw")
+    version = clinic.case(case_id).version
+    assert clinic.units(case_id) == 7
+
+    count = clinic.count(case_id, 7)
+    clinic.give_back(case_id, 4)
+    clinic.give_back(case_id, 3, kind="disposed")
+
+    assert (count.expected_units, count.shortfall) == (7, 0)
+    assert clinic.units(case_id) == 0
+    case = clinic.case(case_id)
+    assert (case.state, case.version) == ("withdrawn", version + 3)
+    assert [e.data["fact"] for e in clinic.events(case_id)[-3:]] == [
+        "medication_count",
+        "medication_return",
+        "medication_return",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("closed", "via"), [("ineligible", "evaluation"), ("discharged", "monitoring")]
+)
+def test_a_closed_case_with_nothing_at_home_takes_a_count_but_no_return(
+    clinic, case_in, closed, via
+):
+    """Counts and returns are accepted when closed; a return is still at most the units on
+    hand (a 422 on the field, not a conflict about the state)."""
+    case_id = case_in(via)
+    clinic.reconcile(case_id)
+    clinic.fire(case_id, {"ineligible": "decline", "discharged": "discharge"}[closed])
+    version = clinic.case(case_id).version
+
+    assert clinic.count(case_id, 0).shortfall == 0
+    before = clinic.snapshot(case_id)
+    with pytest.raises(ValidationFailed) as refused:
+        clinic.give_back(case_id, 1)
+
+    assert refused.value.errors[0]["loc"] == ["body", "units"]
+    assert clinic.snapshot(case_id) == before
+    assert (clinic.case(case_id).state, clinic.case(case_id).version) == (closed, version + 1)
+
+
+def test_a_count_entered_late_is_checked_against_the_units_at_home_when_it_was_taken(
+    clinic, case_in
+):
+    """SPEC.md 4: a fact has its own time. A count taken before a refill arrived, entered
+    after the refill's receipt, found what was there then: no shortfall, no loss."""
+    case_id = case_in("integration", prepared=False)
+    clinic.give_back(case_id, 7)  # 1 unit at home
+    counted_at = clinic.now
+    clinic.tick(hours=1)
+    refill = clinic.refill(case_id)
+    clinic.receive(case_id, refill.id)  # 8 more: 9 at home
+    clinic.tick(hours=1)
+
+    count = clinic.count(case_id, 1, at=counted_at)  # the 1 unit there before the refill
+
+    assert count.shortfall == 0
+    assert clinic.rows(AdverseEvent, case_id) == []
+    assert clinic.units(case_id) == 9
+    assert clinic.case(case_id).state == "integration"
 
 
 # -- onset times ----------------------------------------------------------------------------

@@ -3,7 +3,11 @@
 ``safety.reassessed``: the latest suicidal ideation, if any, is followed (a later
 ``reviewed_with_patient_at`` than its ``onset_at``) by a safety plan rating the risk
 low; the clinician's documented assessment decides, not a later score of zero.
+With units on hand (SPEC.md 4.5), that plan must also say the means are secured.
 ``adverse_events.suicide_risk_resolved``: no suicidal ideation is unresolved.
+
+A case in integration or monitoring got the 8 units of the first dispense and took
+one dose: 7 units are on hand.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import pytest
 from models.facts import AdverseEvent, SafetyPlan
 from tests.workflow.conftest import Clinic
 from workflow import guards
-from workflow.casefacts import CaseFacts
 from workflow.errors import Conflict, Forbidden, TransitionBlocked, ValidationFailed
 
 
@@ -85,7 +88,8 @@ def test_the_latest_plan_decides(clinic):
 
 def test_a_low_risk_plan_after_the_ideation_lets_the_case_resume(clinic):
     case_id, _ = held_by_ideation(clinic, state="monitoring", item9=1)
-    clinic.safety_plan(case_id, means_secured=False)  # no units on hand yet: not asked
+    assert clinic.units(case_id) == 7
+    clinic.safety_plan(case_id, means_secured=True)  # units on hand: the plan secures them
     assert clinic.fire(case_id, "resume").state == "monitoring"
 
 
@@ -113,16 +117,33 @@ def test_without_suicidal_ideation_resume_needs_no_plan(clinic, case_in):
     assert clinic.fire(case_id, "resume").state == "monitoring"
 
 
-def test_secured_means_are_asked_for_once_units_are_on_hand(clinic, monkeypatch):
-    """Units on hand arrive with the controlled-substance record; the guard reads them
-    through ``CaseFacts.units_on_hand`` (0 until then)."""
+SECURE = "The ketamine at home must be secured"
+
+
+def test_secured_means_are_asked_for_once_units_are_on_hand(clinic):
+    """SPEC.md 3.1: with units on hand, a low-risk plan that leaves the means unsecured does
+    not let the case resume; a later plan securing them does."""
     case_id, _ = held_by_ideation(clinic)
+    assert clinic.units(case_id) == 7
     clinic.safety_plan(case_id, means_secured=False)
-    assert clinic.facts(case_id).units_on_hand == 0
-    monkeypatch.setattr(CaseFacts, "units_on_hand", property(lambda self: 4))
+
     assert blocked_codes(clinic, case_id, "resume") == ["safety.reassessed"]
+    assert (guards.safety_reassessed(clinic.facts(case_id)) or "").startswith(SECURE)
+
     clinic.tick(minutes=5)
     clinic.safety_plan(case_id, means_secured=True)
+    assert clinic.fire(case_id, "resume").state == "integration"
+
+
+def test_secured_means_are_not_asked_for_with_no_units_on_hand(clinic):
+    """The same plan, once every unit has left the home: nothing is left to secure."""
+    case_id, _ = held_by_ideation(clinic)
+    clinic.safety_plan(case_id, means_secured=False)
+    assert blocked_codes(clinic, case_id, "resume") == ["safety.reassessed"]
+
+    clinic.give_back(case_id, 7)
+    assert clinic.units(case_id) == 0
+    assert guards.safety_reassessed(clinic.facts(case_id)) is None
     assert clinic.fire(case_id, "resume").state == "integration"
 
 

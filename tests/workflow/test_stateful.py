@@ -31,7 +31,24 @@ the whole audit trail is replayed by an independent model of the rules
   hypnotics and interacting medications), and every event that holds holds;
 - no case with unresolved suicidal ideation is withdrawn, resumed or cleared for
   a dose, none resumes without a low-risk safety plan after the ideation, and
-  every unresolved suicidal ideation has a ``safety_review`` open or acknowledged.
+  every unresolved suicidal ideation has a ``safety_review`` open or acknowledged;
+- the controlled-substance record (SPEC.md 4.5): ``units_on_hand`` (as
+  ``workflow.cases.units_on_hand`` shows it) equals received dispenses - dosing
+  ``units_taken`` - returns, disposals and losses, summed here both from the rows
+  and by the replay of the audit trail, and is never negative; no dose takes,
+  and no return gives back, more units than are on hand; no clearance is granted
+  while fewer than the prescription's ``units_per_dose`` are on hand; a refill is
+  accepted only in integration or monitoring, from a licensed clinician, with no
+  dispense on its way, at most ``units_per_dose`` + ``refill_grace_units`` on
+  hand, and within the prescription's refill count and age; ``ship`` records the
+  first dispense of its body and ``confirm_delivery`` its receipt;
+- every short count (by more than ``count_tolerance_units``) records exactly one
+  ``lost`` return of the shortfall, witness ``count``, and ``substance_misuse``
+  (moderate, which holds an active case), and no other count records either; a
+  loss staff report records ``other`` (moderate, "N units reported lost");
+- no discharged (or ineligible) case has units on hand, and a withdrawal with N
+  units on hand records ``other`` (moderate, "withdrawn with N units at home"):
+  a withdrawn case keeps at most those N.
 
 Each example gets a fresh database: a new SQLite file, or the PostgreSQL test
 database emptied, when ``CAREPATH_TEST_DATABASE_URL`` is set. The size is set
@@ -43,7 +60,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import count, pairwise
@@ -61,9 +78,13 @@ from sqlmodel import SQLModel, select
 from models.db import create_schema, make_engine, session_scope
 from models.facts import (
     AdverseEvent,
+    CareSession,
+    Dispense,
     DoseClearance,
     EmergencyContact,
     Medication,
+    MedicationCount,
+    MedicationReturn,
     Monitor,
     Taper,
 )
@@ -76,6 +97,8 @@ from models.schemas import (
     ClearanceCancel,
     ClearanceCreate,
     ConsentCreate,
+    CountCreate,
+    DispenseCreate,
     EmergencyContactCreate,
     HistoryIn,
     Instrument,
@@ -84,6 +107,9 @@ from models.schemas import (
     MonitorCreate,
     MonitorUpdate,
     ProfileIn,
+    ReceiptCreate,
+    ReturnCreate,
+    ReturnKind,
     RiskLevel,
     SafetyPlanCreate,
     ScreeningCreate,
@@ -95,6 +121,7 @@ from models.schemas import (
     TransitionBody,
     VitalCreate,
 )
+from models.settings import settings as RULES
 from models.tables import Case
 from schedules import policies
 from tests.conftest import add_user, empty_tables
@@ -105,10 +132,11 @@ from tests.workflow.conftest import (
     MedicationStatus,
     body_for,
 )
-from workflow import cases, contacts, dosing, drugs, medications, patient, records
+from workflow import cases, contacts, dosing, drugs, medications, patient, records, substance
 from workflow.casefacts import CaseFacts
 from workflow.definition import (
     ACTIVE_STATES,
+    REFILL_REQUIREMENTS,
     TRIGGER_BY_NAME,
     TRIGGERS,
     Actor,
@@ -228,6 +256,7 @@ profiles = st.one_of(
 )
 actors = st.sampled_from(["clinician", "tx_clinician", "coordinator", "admin"])
 picks = st.integers(0, 9)  # which case or record, modulo how many there are
+cases_with_units = st.sampled_from(["stocked", "stocked", "stocked", "open", "closed"])
 # Minutes before now; a negative age is a timestamp in the future.
 ages = st.one_of(st.integers(0, 60), st.integers(-180, 60 * 24 * 40))
 
@@ -274,6 +303,10 @@ CATCH_UP: dict[str, tuple[str, ...]] = {
     "dose.interval": (),
     "dose.weekly_limit": (),
     "dose.blood_pressure": (),
+    # The controlled-substance record: a dispense received (a refill, if none is on its way),
+    # and before discharge every unit still at home returned.
+    "units.on_hand": ("units",),
+    "medication.reconciled": ("reconcile",),
 }
 CATCH_UP_ORDER = (
     "history",
@@ -286,9 +319,11 @@ CATCH_UP_ORDER = (
     "baseline",
     "recent",
     "screen",
+    "units",
     "dose",
     "resolve",
     "safety_plan",
+    "reconcile",
 )
 # What ``prepare_for_a_dose`` records for each unmet requirement of a clearance (besides the
 # people and the preparation session), in ``CATCH_UP_ORDER``.
@@ -298,6 +333,7 @@ BEFORE_A_DOSE: dict[str, tuple[str, ...]] = {
     "assessments.recent": ("recent",),
     "contraindication.hypertension": ("vital",),
     "adverse_events.resolved": ("resolve",),
+    "units.on_hand": ("units",),
 }
 OFF_PATHWAY = {"decline", "hold", "withdraw", "adjust_dose"}
 """Triggers that do not move a case on along the pathway (``adjust_dose`` stays put)."""
@@ -310,6 +346,16 @@ SESSIONS = SQLModel.metadata.tables["care_sessions"]
 CLEARANCES = SQLModel.metadata.tables["dose_clearances"]
 ADVERSE = SQLModel.metadata.tables["adverse_events"]
 REMINDERS = SQLModel.metadata.tables["reminders"]
+DISPENSES = SQLModel.metadata.tables["dispenses"]
+COUNTS = SQLModel.metadata.tables["medication_counts"]
+RETURNS = SQLModel.metadata.tables["medication_returns"]
+
+COUNT_WITNESS = "count"
+"""The witness of the loss a short count records (SPEC.md 4.5)."""
+WITNESS = "Sam Rivera"
+LOT = "LOT-2026-B2"
+WITHDRAWN_WITH = "withdrawn with {} units at home"
+REPORTED_LOST = "{} units reported lost"
 
 # Every table's row count, and the newest event's id, in one statement.
 COUNT_ROWS = "SELECT " + ", ".join(
@@ -425,6 +471,19 @@ class Replay:
     prescribed: bool = False
     patient: dict[str, Any] = field(default_factory=dict)  # the history and profile, merged
     contraindications_recorded: int = 0
+    # The controlled-substance record (SPEC.md 4.5).
+    per_dose: int = 0  # the prescription's units_per_dose
+    prescribed_at: datetime | None = None  # the last prescribe or adjust_dose
+    refills: int = 0  # of that prescription
+    on_its_way: dict[int, int] = field(default_factory=dict)  # dispense id -> units, unreceived
+    units: int = 0  # on hand: received - taken - returned, disposed of and lost
+    receipts: list[tuple[datetime, int]] = field(default_factory=list)  # received_at, units
+    units_taken: list[tuple[datetime, int]] = field(default_factory=list)  # dosed_at, units
+    withdrawn_in_transit: tuple[int, int] | None = None  # a dispense on its way at withdrawal
+    withdrawn_with: int | None = None  # the units on hand at the withdrawal
+    # The record the write of the event just replayed makes right after it (the first
+    # dispense of ``ship``, its receipt, a short count's loss), checked by the next event.
+    expect_next: tuple[Any, ...] | None = None
 
     def screening_ok(self) -> bool:
         return (
@@ -445,17 +504,66 @@ class Replay:
         for i in range(start, len(events)):
             e = events[i]
             where = f"event {i} ({e.kind} {e.trigger or e.data.get('fact')})"
-            if e.actor_role != "system":
+            expected_here, self.expect_next = self.expect_next, None
+            if expected_here is not None:
+                self.companion(e, expected_here, where)
+            elif e.actor_role != "system":
                 assert not self.expect_void, f"{where}: clearances left open: {self.expect_void}"
             if e.kind == "transition":
                 self.transition(e, where)
             else:
                 self.fact(i, e, where)
-            following = system_events_after(events, i)
+            if self.expect_next is not None:
+                # The record the write made right after ``e`` belongs to it, whoever it names.
+                following = events[i + 1 : i + 2] + system_events_after(events, i + 1)
+            else:
+                following = system_events_after(events, i)
             if e.kind == "fact" and e.data["fact"] in ("history", "profile"):
                 self.new_contraindications(e, following, where)
+            if e.kind == "transition" and e.trigger == "withdraw":
+                self.units_at_home(following, where)
             self.follow_up(e, following, where)
+        assert self.expect_next is None, f"the write ended without {self.expect_next}"
         assert not self.expect_void, f"clearances left open: {self.expect_void}"
+
+    def companion(self, e: Any, expected: tuple[Any, ...], where: str) -> None:
+        """``e`` is the record the previous event's write had to make (SPEC.md 4.5)."""
+        what, *values = expected
+        fact = e.data.get("fact") if e.kind == "fact" else None
+        record = e.data.get("record", {})
+        if what == "first dispense":
+            (units,) = values
+            assert fact == "dispense", f"{where}: ship recorded no dispense"
+            assert (record["kind"], record["quantity_units"]) == ("first", units), where
+            assert record["received_at"] is None, where
+        elif what == "receipt":
+            (dispense_id,) = values
+            assert (fact, record.get("id")) == ("dispense_receipt", dispense_id), (
+                f"{where}: confirm_delivery did not receive dispense {dispense_id}"
+            )
+        else:
+            count_id, shortfall = values
+            assert fact == "medication_return", f"{where}: count {count_id} recorded no loss"
+            found = (record["kind"], record["witness"], record["count_id"], record["units"])
+            assert found == ("lost", COUNT_WITNESS, count_id, shortfall), f"{where}: {found}"
+
+    def units_at_home(self, following: list[Any], where: str) -> None:
+        """``withdraw`` with units on hand records one ``other`` event naming them."""
+        description = WITHDRAWN_WITH.format(self.withdrawn_with)
+        if self.withdrawn_in_transit is not None:
+            dispense_id, units = self.withdrawn_in_transit
+            description += f"; dispense #{dispense_id} ({units} units) not yet received"
+        events = [
+            (f.data["record"]["kind"], f.data["record"]["severity"])
+            for f in following
+            if f.data.get("fact") == "adverse_event"
+            and f.data["record"]["description"] == description
+        ]
+        expected = (
+            [("other", "moderate")] if self.withdrawn_with or self.withdrawn_in_transit else []
+        )
+        assert events == expected, f"{where}: {self.withdrawn_with} units at home, events {events}"
+        CarepathMachine.tally[f"withdrawn with units at home: {bool(expected)}"] += 1
 
     def void_open(self, e: Any, monitor_id: int | None = None) -> None:
         """What the service must void right after ``e``: the open clearances (of a monitor)."""
@@ -486,6 +594,18 @@ class Replay:
         if e.trigger in ("prescribe", "adjust_dose"):
             licensed = self.patient_state in self.licenses.get(e.actor_id, ())
             assert licensed, f"{where}: by a clinician not licensed in {self.patient_state}"
+        if e.trigger in ("prescribe", "adjust_dose"):
+            self.per_dose = int(e.data.get("units_per_dose") or self.per_dose)
+            self.prescribed_at, self.refills = e.at, 0
+        if e.trigger == "ship":
+            self.expect_next = ("first dispense", e.data.get("quantity_units"))
+        if e.trigger == "confirm_delivery" and self.on_its_way:
+            self.expect_next = ("receipt", min(self.on_its_way))
+        if e.trigger == "discharge":
+            assert self.units == 0, f"{where}: discharged with {self.units} units at home"
+        if e.trigger == "withdraw":
+            self.withdrawn_with = self.units
+            self.withdrawn_in_transit = min(self.on_its_way.items(), default=None)
         if e.trigger == "prescribe":
             # The safety property this whole test exists for.
             assert self.screening_ok(), f"{where}: prescribed without a current, clear screening"
@@ -573,6 +693,62 @@ class Replay:
         elif fact == "safety_plan":
             at = _at(record["reviewed_with_patient_at"])
             self.plans.append((at, record["id"], record["risk_level"]))
+        elif fact == "dispense":
+            self.dispense(e, record, where)
+        elif fact == "dispense_receipt":
+            assert record["id"] in self.on_its_way, f"{where}: {record['id']} not on its way"
+            assert record["received_at"] is not None, where
+            units = self.on_its_way.pop(record["id"])
+            self.units += units
+            self.receipts.append((_at(record["received_at"]), units))
+            CarepathMachine.tally["dispenses received"] += 1
+        elif fact == "medication_count":
+            self.count(record, where)
+        elif fact == "medication_return":
+            assert record["units"] <= self.units, f"{where}: {record} with {self.units} on hand"
+            if record["kind"] in ("returned", "disposed"):
+                assert record["witness"], f"{where}: {record['kind']} without a witness"
+            assert record["count_id"] is None or record["witness"] == COUNT_WITNESS, where
+            self.units -= record["units"]
+
+    def dispense(self, e: Any, record: dict[str, Any], where: str) -> None:
+        """The first dispense (``ship``) or a refill, within the prescription's limits."""
+        units = record["quantity_units"]
+        assert units <= self.per_dose * RULES.max_doses_per_dispense, f"{where}: {units} units"
+        if record["kind"] != "first":
+            assert record["kind"] == "refill", where
+            assert self.state in DOSING_STATES, f"{where}: refilled in {self.state}"
+            assert not self.on_its_way, f"{where}: refilled with {self.on_its_way} on its way"
+            most = self.per_dose + RULES.refill_grace_units
+            assert self.units <= most, f"{where}: refilled with {self.units} units on hand"
+            assert self.refills < RULES.refill_max_count, f"{where}: refill {self.refills + 1}"
+            assert self.prescribed_at is not None, where
+            age = e.at - self.prescribed_at
+            assert age <= timedelta(days=RULES.refill_max_days), f"{where}: prescription {age} old"
+            licensed = self.patient_state in self.licenses.get(e.actor_id, ())
+            assert licensed, f"{where}: by a clinician not licensed in {self.patient_state}"
+            self.refills += 1
+            CarepathMachine.tally["refills dispensed"] += 1
+        self.on_its_way[record["id"]] = units
+
+    def count(self, record: dict[str, Any], where: str) -> None:
+        """A count records the units the record says were at home at its ``counted_at``
+        (receipts and doses up to then, every return so far; never below 0), and any
+        shortfall beyond the tolerance."""
+        at = _at(record["counted_at"])
+        expected = max(
+            0,
+            self.units
+            + sum(units for dosed, units in self.units_taken if dosed > at)
+            - sum(units for received, units in self.receipts if received > at),
+        )
+        assert record["expected_units"] == expected, f"{where}: {expected} units then"
+        missing = expected - record["units_counted"]
+        shortfall = missing if missing > RULES.count_tolerance_units else 0
+        assert record["shortfall"] == shortfall, f"{where}: shortfall {record['shortfall']}"
+        if shortfall:
+            self.expect_next = ("loss", record["id"], shortfall)
+        CarepathMachine.tally[f"counts {'short' if shortfall else 'not short'}"] += 1
 
     def adverse_event(self, record: dict[str, Any]) -> None:
         self.open_events.add(record["id"])
@@ -652,6 +828,7 @@ class Replay:
         assert not self.open_si, f"{where}: granted with suicidal ideation unresolved"
         assert self.screening_ok(), f"{where}: granted with a stale screening"
         assert not self.open_clearances, f"{where}: granted with {self.open_clearances} open"
+        assert self.units >= self.per_dose > 0, f"{where}: granted with {self.units} units"
         assert all(dosed < at - INTERVAL for dosed, _ in self.doses), f"{where}: within 72 h"
         assert sum(dosed >= at - WEEK for dosed, _ in self.doses) < 2, f"{where}: weekly limit"
         valid_for = _at(record["expires_at"]) - at
@@ -665,7 +842,11 @@ class Replay:
             assert record["clearance_id"] is None and record["deviations"] == [], where
             self.sessions.append((record["kind"], _at(record["completed_at"])))
             return
+        taken = record["units_taken"] or 0
+        assert taken <= self.units, f"{where}: {taken} units taken, {self.units} on hand"
+        self.units -= taken
         dosed = _at(record["dosed_at"])
+        self.units_taken.append((dosed, taken))
         expected = self.clearance_deviations(record["clearance_id"], dosed)
         found = set(record["deviations"]) & CLEARANCE_DEVIATIONS
         assert found == expected, f"{where}: deviations {found}, expected {expected}"
@@ -768,6 +949,15 @@ class Replay:
             # SPEC.md 4.2, 4.4: a (pre-dose) reading at or above the crisis limit.
             at_crisis = crisis(record["systolic"], record["diastolic"])
             return [("blood_pressure_increase", "severe", None)] if at_crisis else []
+        elif fact == "medication_count":
+            # SPEC.md 4.5: a short count is substance misuse (moderate: it holds).
+            return [("substance_misuse", "moderate", None)] if record["shortfall"] else []
+        elif fact == "medication_return" and record["count_id"] is not None:
+            return None  # a short count's loss: the count's own events
+        elif fact == "medication_return":
+            return [("other", "moderate", None)] if record["kind"] == "lost" else []
+        elif fact in ("dispense", "dispense_receipt"):
+            return []
         elif fact in ("medication", "medication_update"):
             classes = set((self.activated or {}).get("drug_classes") or ())
             if self.approved and classes & TAPER_CLASSES:
@@ -801,6 +991,15 @@ class Replay:
                 )
                 for kind, severity, _ in expected:
                     CarepathMachine.tally[f"recorded by the service: {kind} {severity}"] += 1
+        if e.data["fact"] == "medication_return" and record["kind"] == "lost":
+            if record["count_id"] is None:
+                said = REPORTED_LOST.format(record["units"])
+                assert any(
+                    f.data["record"]["description"].startswith(said)
+                    for f in following
+                    if f.data.get("fact") == "adverse_event"
+                ), f"{where}: no event says {said!r}"
+            CarepathMachine.tally[f"losses {'by count' if record['count_id'] else 'reported'}"] += 1
         if e.data["fact"] == "session" and record.get("deviations"):
             reviews = [
                 f
@@ -909,7 +1108,14 @@ class CarepathMachine(RuleBasedStateMachine):
             new = conn.execute(query).all()
         assert new, "an accepted write appended no event"
         assert (new[0].actor_id, new[0].actor_role) == (actor.id, actor.role)
-        assert all(e.actor_role == "system" and e.actor_id is None for e in new[1:])
+        # SPEC.md 6: one event for what the write records, and one by ``system`` for each
+        # record or transition the service makes because of it.
+        staff = [
+            (e.trigger or e.data.get("fact"), e.actor_role)
+            for e in new[1:]
+            if not (e.actor_role == "system" and e.actor_id is None)
+        ]
+        assert not staff, f"after {new[0].trigger or new[0].data.get('fact')}: {staff} by staff"
 
     def case_id(self, pick: int) -> int:
         """One of the open cases (a closed one only when none is open)."""
@@ -1124,27 +1330,40 @@ class CarepathMachine(RuleBasedStateMachine):
         diastolic=st.integers(65, 95),
         monitor=st.one_of(picks, st.just(-1)),
         actor=actors,
-        prepared=st.sampled_from([False, False, True]),
+        prepared=st.sampled_from(["no"] * 4 + ["yes", "yes", "short of units"]),
     )
     def request_clearance(
-        self, pick: int, systolic: int, diastolic: int, monitor: int, actor: str, prepared: bool
+        self, pick: int, systolic: int, diastolic: int, monitor: int, actor: str, prepared: str
     ) -> None:
         """A clearance asked for at random, or (``prepared``) once a careful team has
-        recorded what a dose needs: then mostly granted, and left open for what may void it."""
+        recorded what a dose needs: then mostly granted, and left open for what may void it.
+        ``short of units``: everything but a dose's units, past the interval since the last
+        dose, on a case brought to integration if none is being dosed; it is refused."""
         case_id = self.case_id(pick)
         monitor_id = self.record_id(Monitor, case_id, monitor) if monitor >= 0 else 999
+        short = prepared == "short of units"
+        if short:
+            self.advance_to_dosing(pick)
+            self.now += INTERVAL
         dosable = [c for c in self.open_ids if self.case(c).state in DOSING_STATES]
-        if prepared and dosable:
+        if prepared != "no" and dosable:
             case_id = dosable[pick % len(dosable)]
-            monitor_id = self.prepare_for_a_dose(case_id)
+            monitor_id = self.prepare_for_a_dose(case_id, units=not short)
+            if short:
+                self.dispose_of_all_but_a_dose(case_id, keep=self.per_dose(case_id) - 1)
             systolic, diastolic, actor = 120, 80, "coordinator"
         data = ClearanceCreate(systolic=systolic, diastolic=diastolic, monitor_id=monitor_id)
-        self.call(
+        result = self.call(
             dosing.request_clearance,
             case_id=case_id,
             data=data,
             actor=self.actors[actor],
         )
+        if short and dosable:
+            assert not (isinstance(result, DoseClearance) and result.granted)
+            if isinstance(result, DoseClearance):
+                assert "units.on_hand" in {u["code"] for u in result.unmet}
+                self.tally["clearances refused for want of units"] += 1
 
     @rule(pick=picks, clearance=picks, actor=actors)
     def cancel_clearance(self, pick: int, clearance: int, actor: str) -> None:
@@ -1167,6 +1386,7 @@ class CarepathMachine(RuleBasedStateMachine):
         post_bp=st.sampled_from([(125, 80)] * 4 + [(165, 85), (185, 100)]),
         observed=st.integers(60, 200),
         dose_mg=st.sampled_from([100.0, 100.0, 150.0]),
+        units=st.sampled_from([1, 1, 1, 2]),
     )
     def record_session(
         self,
@@ -1179,8 +1399,10 @@ class CarepathMachine(RuleBasedStateMachine):
         post_bp: tuple[int, int],
         observed: int,
         dose_mg: float,
+        units: int,
     ) -> None:
-        """A session; a dose ``dosed`` minutes after the clearance it names (or none)."""
+        """A session; a dose ``dosed`` minutes after the clearance it names (or none), taking
+        ``units`` (more than are on hand is refused)."""
         case_id = self.case_id(pick)
         if kind != "dosing":
             data = SessionCreate(kind=kind, completed_at=self.now)
@@ -1194,7 +1416,7 @@ class CarepathMachine(RuleBasedStateMachine):
             fields: dict[str, Any] = {
                 "dosed_at": dosed_at,
                 "dose_mg": dose_mg,
-                "units_taken": 1,
+                "units_taken": units,
                 "monitor_id": self.record_id(Monitor, case_id, monitor),
                 "clearance_id": used.id if used is not None else None,
                 "completed_at": min(dosed_at + timedelta(minutes=observed), self.now),
@@ -1206,12 +1428,16 @@ class CarepathMachine(RuleBasedStateMachine):
                     "post_taken_at": min(dosed_at + timedelta(minutes=post), self.now),
                 }
             data = SessionCreate(kind="dosing", **fields)
-        self.call(
+        on_hand = self.units(case_id)
+        result = self.call(
             dosing.record_session,
             case_id=case_id,
             data=data,
             actor=self.actors["coordinator"],
         )
+        if kind == "dosing" and units > on_hand:
+            assert isinstance(result, DomainError), f"{units} units taken of {on_hand}"
+            self.tally[f"doses of more units than on hand: {type(result).__name__}"] += 1
 
     @rule(
         pick=picks,
@@ -1259,10 +1485,239 @@ class CarepathMachine(RuleBasedStateMachine):
             actor=self.actors[actor],
         )
 
+    # -- rules: the controlled-substance record ------------------------------------------------
+
+    @rule(
+        pick=picks,
+        units=st.sampled_from([8, 8, 4, 2, 12]),
+        actor=st.sampled_from(["licensed"] * 4 + ["clinician", "tx_clinician", "coordinator"]),
+        how=st.sampled_from(["careful", "careful", "as is", "anywhere"]),
+    )
+    def refill(self, pick: int, units: int, actor: str, how: str) -> None:
+        """A refill, mostly by a licensed clinician on a case being dosed: ``careful``, once
+        the units beyond a dose are disposed of and what a refill needs is recorded; ``as
+        is`` (often too soon: more units on hand than a refill waits for); or on any open
+        case. Its units are not on hand until received."""
+        if how != "anywhere":
+            self.advance_to_dosing(pick)
+        case_id = self.case_id(pick) if how == "anywhere" else self.dosing_case(pick)
+        if how == "careful" and self.case(case_id).state in DOSING_STATES:
+            self.dispose_of_all_but_a_dose(case_id)
+            self.catch_up_on(case_id, REFILL_REQUIREMENTS)
+            actor = "licensed"
+        before = self.units(case_id)
+        on_its_way = self.record_id(Dispense, case_id, 0, received_at=None) != 999
+        who = self.licensed(case_id) if actor == "licensed" else self.actors[actor]
+        data = DispenseCreate(quantity_units=units, lot=LOT)
+        result = self.call(substance.record_dispense, case_id=case_id, data=data, actor=who)
+        if before > self.per_dose(case_id) + RULES.refill_grace_units or on_its_way:
+            assert not isinstance(result, Dispense), f"refilled with {before} units on hand"
+            self.tally[f"refills too soon: {type(result).__name__}"] += 1
+        if isinstance(result, Dispense):
+            assert (result.kind, result.received_at) == ("refill", None)
+        assert self.units(case_id) == before
+
+    @rule(
+        pick=picks,
+        dispense=picks,
+        on_its_way=st.sampled_from([True, True, True, False]),
+        age=st.one_of(st.integers(0, 90), st.sampled_from([-60, 60 * 24 * 30])),
+        actor=st.sampled_from(["coordinator", "coordinator", "clinician", "admin"]),
+    )
+    def receive(self, pick: int, dispense: int, on_its_way: bool, age: int, actor: str) -> None:
+        """A dispense received (``age`` minutes ago: some in the future, some before it was
+        sent), mostly one on its way; its units are then on hand."""
+        case_id = self.case_id(pick)
+        if on_its_way:
+            with self.engine.begin() as conn:
+                waiting = conn.execute(
+                    rows_of(DISPENSES.c.case_id)
+                    .where(DISPENSES.c.received_at.is_(None))
+                    .order_by(DISPENSES.c.id)
+                ).all()
+            if waiting:
+                case_id = waiting[pick % len(waiting)][0]
+        where = {"received_at": None} if on_its_way else {}
+        dispense_id = self.record_id(Dispense, case_id, dispense, **where)
+        before = self.units(case_id)
+        result = self.call(
+            substance.receive_dispense,
+            case_id=case_id,
+            dispense_id=dispense_id,
+            data=ReceiptCreate(received_at=self.taken_at(age)),
+            actor=self.actors[actor],
+        )
+        gained = result.quantity_units if isinstance(result, Dispense) else 0
+        assert self.units(case_id) == before + gained
+
+    @rule(
+        pick=picks,
+        how=st.sampled_from(["exact", "exact", "short", "short", "over"]),
+        by=st.integers(1, 3),
+        which=cases_with_units,
+        age=st.integers(0, 120),
+        actor=st.sampled_from(["coordinator", "coordinator", "clinician", "admin"]),
+    )
+    def count(self, pick: int, how: str, by: int, which: str, age: int, actor: str) -> None:
+        """A count of the units at home: exact, short or over; mostly on a case with units,
+        now and then on a closed case. A shortfall beyond the tolerance is lost from the
+        record (SPEC.md 4.5)."""
+        case_id = self.some_case(pick, which)
+        on_hand, counted_at = self.units(case_id), self.taken_at(age)
+        then = self.units_then(case_id, counted_at)
+        counted = {"exact": then, "short": max(0, then - by), "over": then + by}[how]
+        data = CountCreate(units_counted=counted, counted_at=counted_at)
+        result = self.call(
+            substance.record_count, case_id=case_id, data=data, actor=self.actors[actor]
+        )
+        if isinstance(result, MedicationCount):
+            missing = then - counted
+            shortfall = missing if missing > RULES.count_tolerance_units else 0
+            assert (result.expected_units, result.shortfall) == (then, shortfall)
+            assert self.units(case_id) == on_hand - shortfall
+            found = "a shortfall" if shortfall else "no shortfall"
+            self.tally[f"counts with {found} on a {self.case(case_id).phase} case"] += 1
+        else:
+            assert self.units(case_id) == on_hand
+
+    @rule(
+        pick=picks,
+        portion=st.sampled_from(["some", "some", "all", "all", "more"]),
+        kind=st.sampled_from(["returned", "disposed", "lost", "lost"]),
+        witnessed=st.sampled_from([True, True, True, False]),
+        which=cases_with_units,
+    )
+    def give_back(
+        self, pick: int, portion: str, kind: ReturnKind, witnessed: bool, which: str
+    ) -> None:
+        """Units returned, disposed of or lost: some or all of those on hand, or more (with
+        none on hand, any), which is refused and changes nothing."""
+        case_id = self.some_case(pick, which)
+        on_hand = self.units(case_id)
+        units = {"some": max(1, on_hand // 2), "all": max(1, on_hand), "more": on_hand + 1}[portion]
+        units = min(units, 100)
+        data = ReturnCreate(units=units, kind=kind, witness=WITNESS if witnessed else None)
+        result = self.call(
+            substance.record_return, case_id=case_id, data=data, actor=self.actors["coordinator"]
+        )
+        if units > on_hand:
+            assert isinstance(result, ValidationFailed), f"{units} units of {on_hand}: {result}"
+            self.tally["returns of more than on hand refused"] += 1
+        if isinstance(result, MedicationReturn):
+            assert units <= on_hand and (witnessed or kind == "lost")
+            self.tally[f"{kind} on a {self.case(case_id).phase} case"] += 1
+        gone = result.units if isinstance(result, MedicationReturn) else 0
+        assert self.units(case_id) == on_hand - gone
+
+    @rule(pick=picks, portion=st.sampled_from(["some", "all", "all", "more"]))
+    def report_loss(self, pick: int, portion: str) -> None:
+        """Staff report units lost (no witness): an event a clinician reviews."""
+        self.give_back(pick, portion, "lost", witnessed=False, which="stocked")
+
+    @rule(pick=picks, actor=st.sampled_from(["coordinator", "clinician"]))
+    def withdraw(self, pick: int, actor: str) -> None:
+        """A patient with units at home leaves the program: the service records them."""
+        case_id = self.some_case(pick, "stocked and open")
+        on_hand = self.units(case_id)
+        result = self.call(
+            cases.fire_trigger,
+            case_id=case_id,
+            trigger="withdraw",
+            actor=self.actors[actor],
+            body=body_for("withdraw"),
+        )
+        if isinstance(result, Case):
+            assert self.units(case_id) == on_hand
+
+    def units(self, case_id: int) -> int:
+        """The case's units on hand, as the service shows them."""
+        with session_scope(self.engine) as session:
+            return cases.units_on_hand(session, [case_id])[case_id]
+
+    def units_then(self, case_id: int, at: datetime) -> int:
+        """What a count taken at ``at`` should find, summed here from the rows: dispenses
+        received by then, less doses taken by then and every return recorded so far."""
+        received = sum(
+            d.quantity_units
+            for d in self.rows(Dispense, case_id)
+            if d.received_at is not None and d.received_at <= at
+        )
+        taken = sum(
+            s.units_taken or 0
+            for s in self.rows(CareSession, case_id)
+            if s.kind == "dosing" and s.dosed_at is not None and s.dosed_at <= at
+        )
+        left = sum(r.units for r in self.rows(MedicationReturn, case_id))
+        return max(0, received - taken - left)
+
+    def per_dose(self, case_id: int) -> int:
+        return int((self.case(case_id).prescription or {}).get("units_per_dose") or 1)
+
+    def licensed(self, case_id: int) -> Actor:
+        """A clinician licensed in the case's patient_state."""
+        return self.actors[
+            "tx_clinician" if self.case(case_id).patient_state == "TX" else "clinician"
+        ]
+
+    def dosing_case(self, pick: int) -> int:
+        """A case in integration or monitoring, if there is one; else any open case."""
+        with self.engine.begin() as conn:
+            dosable = conn.execute(
+                rows_of(CASES.c.id).where(CASES.c.state.in_(DOSING_STATES)).order_by(CASES.c.id)
+            ).all()
+        return dosable[pick % len(dosable)][0] if dosable else self.case_id(pick)
+
+    def some_case(self, pick: int, which: str) -> int:
+        """A case with units on hand (``stocked``), a closed one (``closed``: with units, if
+        one has), or an open one (``open``, and when there is none of the kind asked for)."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(rows_of(CASES.c.id, CASES.c.phase).order_by(CASES.c.id)).all()
+        with session_scope(self.engine) as session:
+            units = cases.units_on_hand(session, [r.id for r in rows])
+        closed = [r.id for r in rows if r.phase == "closed"]
+        stocked = [r.id for r in rows if units[r.id] > 0]
+        ids = {
+            "stocked": stocked,
+            "stocked and open": [i for i in stocked if i not in closed],
+            "closed": [i for i in closed if units[i] > 0] or closed,
+        }.get(which)
+        return ids[pick % len(ids)] if ids else self.case_id(pick)
+
+    def catch_up_on(self, case_id: int, codes: tuple[str, ...]) -> None:
+        """Record what ``codes`` still need, as ``catch_up`` does for a trigger."""
+        clinician = self.licensed(case_id)  # one session at a time: each takes the lock
+        with session_scope(self.engine) as session:
+            case = cases.get_case(session, case_id)
+            facts = CaseFacts(case=case, now=self.now, actor=clinician, session=session)
+            needed = {action for u in evaluate(list(codes), facts) for action in CATCH_UP[u.code]}
+        for action in CATCH_UP_ORDER:
+            if action in needed:
+                getattr(self, f"_catch_up_{action}")(case_id)
+
+    def dispose_of_all_but_a_dose(self, case_id: int, keep: int | None = None) -> None:
+        """Units beyond ``keep`` (a dose's, by default) disposed of, seen by the monitor."""
+        extra = self.units(case_id) - (self.per_dose(case_id) if keep is None else keep)
+        if extra > 0:
+            data = ReturnCreate(units=min(extra, 100), kind="disposed", witness=WITNESS)
+            self.call(
+                substance.record_return,
+                case_id=case_id,
+                data=data,
+                actor=self.actors["coordinator"],
+            )
+
     # -- rules: triggers --------------------------------------------------------------------
 
-    @rule(pick=picks, data=st.data(), actor=actors, with_body=st.sampled_from([True] * 4 + [False]))
-    def fire(self, pick: int, data: st.DataObject, actor: str, with_body: bool) -> None:
+    @rule(
+        pick=picks,
+        data=st.data(),
+        actor=actors,
+        with_body=st.sampled_from([True] * 4 + [False]),
+        per_dose=st.sampled_from([None, None, None, 2, 1]),
+    )
+    def fire(
+        self, pick: int, data: st.DataObject, actor: str, with_body: bool, per_dose: int | None
+    ) -> None:
         case_id = self.case_id(pick)
         before = self.case(case_id)
         # Mostly a trigger onward from here; any trigger at all (closing ones included) else.
@@ -1277,6 +1732,8 @@ class CarepathMachine(RuleBasedStateMachine):
             label="trigger",
         )
         body = body_for(trigger) if with_body else TransitionBody()
+        if trigger == "adjust_dose" and with_body and per_dose is not None:
+            body = body_for(trigger, units_per_dose=per_dose)
         who = self.actors[actor]
         result = self.call(
             cases.fire_trigger, case_id=case_id, trigger=trigger, actor=who, body=body
@@ -1494,6 +1951,40 @@ class CarepathMachine(RuleBasedStateMachine):
     def _catch_up_dose(self, case_id: int) -> None:
         self.dose(case_id)
 
+    def _catch_up_units(self, case_id: int) -> None:
+        """A dose's units on hand: the dispense on its way received, or a refill (by a
+        licensed clinician) first."""
+        if self.units(case_id) >= self.per_dose(case_id):
+            return
+        dispense_id = self.record_id(Dispense, case_id, 0, received_at=None)
+        if dispense_id == 999:
+            data = DispenseCreate(quantity_units=4 * self.per_dose(case_id), lot=LOT)
+            refill = self.call(
+                substance.record_dispense, case_id=case_id, data=data, actor=self.licensed(case_id)
+            )
+            if not isinstance(refill, Dispense) or refill.id is None:
+                return
+            dispense_id = refill.id
+        self.call(
+            substance.receive_dispense,
+            case_id=case_id,
+            dispense_id=dispense_id,
+            data=ReceiptCreate(received_at=self.now),
+            actor=self.actors["coordinator"],
+        )
+
+    def _catch_up_reconcile(self, case_id: int) -> None:
+        """Every unit still at home returned, seen by the monitor."""
+        units = self.units(case_id)
+        if units:
+            data = ReturnCreate(units=units, kind="returned", witness=WITNESS)
+            self.call(
+                substance.record_return,
+                case_id=case_id,
+                data=data,
+                actor=self.actors["coordinator"],
+            )
+
     def rows(self, model: Any, case_id: int) -> list[Any]:
         query = select(model).where(model.case_id == case_id).order_by(model.id)
         with session_scope(self.engine) as session:
@@ -1514,10 +2005,10 @@ class CarepathMachine(RuleBasedStateMachine):
             monitors = [monitor] if isinstance(monitor, Monitor) else []
         return monitors[0].id if monitors else 999
 
-    def prepare_for_a_dose(self, case_id: int) -> int:
+    def prepare_for_a_dose(self, case_id: int, units: bool = True) -> int:
         """What a careful team records before asking for a clearance (SPEC.md 3.3): the
-        people, a preparation session, current scores, every adverse event resolved. The
-        monitor's id."""
+        people, a preparation session, current scores, every adverse event resolved, and
+        (with ``units``) a dose's units on hand. The monitor's id."""
         monitor_id = self.people(case_id)
         with session_scope(self.engine) as session:
             case = cases.get_case(session, case_id)
@@ -1529,7 +2020,9 @@ class CarepathMachine(RuleBasedStateMachine):
                 dosing.record_session, case_id=case_id, data=data, actor=self.actors["coordinator"]
             )
         for action in CATCH_UP_ORDER:
-            if any(action in BEFORE_A_DOSE[code] for code in unmet):
+            if any(action in BEFORE_A_DOSE[code] for code in unmet) and (
+                units or action != "units"
+            ):
                 getattr(self, f"_catch_up_{action}")(case_id)
         return monitor_id
 
@@ -1538,6 +2031,7 @@ class CarepathMachine(RuleBasedStateMachine):
         team records them (the people a dose needs first)."""
         coordinator = self.actors["coordinator"]
         monitor_id = self.people(case_id)
+        self._catch_up_units(case_id)
         self.now += timedelta(minutes=20)
         data = SessionCreate(kind="preparation", completed_at=self.now)
         self.call(dosing.record_session, case_id=case_id, data=data, actor=coordinator)
@@ -1554,7 +2048,7 @@ class CarepathMachine(RuleBasedStateMachine):
             clearance_id=clearance.id if granted else 999,
             dosed_at=dosed_at,
             dose_mg=100.0,
-            units_taken=1,
+            units_taken=self.per_dose(case_id),
             monitor_id=monitor_id,
             post_systolic=124,
             post_diastolic=80,
@@ -1584,11 +2078,29 @@ class CarepathMachine(RuleBasedStateMachine):
             reviews = conn.execute(
                 rows_of(REMINDERS).where(REMINDERS.c.kind == "safety_review")
             ).all()
+            dispenses = conn.execute(rows_of(DISPENSES)).all()
+            counts = conn.execute(rows_of(COUNTS)).all()
+            returns = conn.execute(rows_of(RETURNS)).all()
+            misuse = conn.execute(
+                rows_of(ADVERSE).where(ADVERSE.c.kind == "substance_misuse")
+            ).all()
+        with session_scope(self.engine) as session:
+            shown = cases.units_on_hand(session, [c.id for c in all_cases])
+        # The units on hand from the rows, summed here: received - taken - returned.
+        by_rows: Counter = Counter()
+        for d in dispenses:
+            by_rows[d.case_id] += d.quantity_units if d.received_at is not None else 0
+        for d in doses:
+            by_rows[d.case_id] -= d.units_taken or 0
+        for r in returns:
+            by_rows[r.case_id] -= r.units
         trails: dict[int, list[Any]] = {}
         for e in events:
             trails.setdefault(e.case_id, []).append(e)
         for case in all_cases:
             self.check_case(case, trails[case.id])
+            self.check_units(case, shown[case.id], by_rows[case.id])
+        self.check_counts(counts, returns, misuse)
         open_refs = [c.patient_ref for c in all_cases if c.phase != "closed"]
         assert len(open_refs) == len(set(open_refs)), "two open cases for one patient"
         self.open_ids = [c.id for c in all_cases if c.phase != "closed"]
@@ -1618,6 +2130,40 @@ class CarepathMachine(RuleBasedStateMachine):
                 for r in reviews
             ), f"suicidal ideation #{si.id} has no safety review"
         self.tally["unresolved suicidal ideation checked"] += len(unresolved_si)
+
+    def check_units(self, case: Any, shown: int, by_rows: int) -> None:
+        """The case's units on hand, three ways; none on a case closed other than by
+        withdrawal, and no more than were at home at the withdrawal."""
+        replayed = self.replays[case.id].units
+        assert shown == by_rows == replayed, f"case {case.id}: {shown}, {by_rows}, {replayed}"
+        assert shown >= 0, f"case {case.id}: {shown} units on hand"
+        if case.phase == "closed" and shown:
+            withdrawn_with = self.replays[case.id].withdrawn_with
+            assert case.state == "withdrawn", f"case {case.id}: {case.state}, {shown} units"
+            assert withdrawn_with is not None and shown <= withdrawn_with, case.id
+            self.tally["withdrawn cases with units at home"] += 1
+        self.tally[f"cases with units on hand: {shown > 0}"] += 1
+
+    def check_counts(
+        self, counts: Sequence[Any], returns: Sequence[Any], misuse: Sequence[Any]
+    ) -> None:
+        """Each short count has one loss of its shortfall, and the service records
+        ``substance_misuse`` once for each short count and never otherwise."""
+        losses = Counter(r.count_id for r in returns if r.count_id is not None)
+        for c in counts:
+            short = c.expected_units - c.units_counted
+            assert c.shortfall == (short if short > RULES.count_tolerance_units else 0), c.id
+            assert losses[c.id] == (1 if c.shortfall else 0), f"count {c.id}: {losses[c.id]}"
+        short_counts = Counter(c.case_id for c in counts if c.shortfall)
+        flagged = Counter(a.case_id for a in misuse if a.recorded_by_system)
+        assert flagged == short_counts, f"substance_misuse {flagged}, short counts {short_counts}"
+        assert all(a.severity == "moderate" for a in misuse if a.recorded_by_system)
+        by_id = {c.id: c for c in counts}
+        for r in returns:
+            if r.count_id is not None:
+                count = by_id[r.count_id]
+                assert (r.case_id, r.kind, r.witness) == (count.case_id, "lost", COUNT_WITNESS)
+                assert r.units == count.shortfall, f"loss {r.id}: {r.units} units"
 
     def check_case(self, case: Any, events: list[Any]) -> None:
         # Earlier events never change (each row compared whole, data included).
