@@ -292,7 +292,6 @@ def acknowledge(session: Session, *, reminder_id: int, actor: Actor, now: dateti
     reminder.acknowledged_at, reminder.acknowledged_by = now, actor.id
     session.add(reminder)
     end_escalations(session, reminder, now)
-    save_case(session, case, now)
     append_event(
         session,
         case,
@@ -301,6 +300,7 @@ def acknowledge(session: Session, *, reminder_id: int, actor: Actor, now: dateti
         kind="fact",
         data={"fact": "reminder_acknowledge", "id": reminder_id, "kind": reminder.kind},
     )
+    save_case(session, case, now, audit_hash=case.audit_hash)
     refresh(session, case, now)
     return reminder
 
