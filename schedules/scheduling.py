@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from models.reminders import CANCELLED, ESCALATION, OPEN_STATUSES, PENDING, Reminder
+from models.reminders import ESCALATION, OPEN_STATUSES, PENDING, Reminder
 from models.tables import Case
 from schedules.rules import Change, Policy
 from workflow import worklist
@@ -54,10 +54,7 @@ def open_reminders(session: Session, case_id: int | None) -> list[Reminder]:
 
 def cancel(session: Session, reminder: Reminder, now: datetime) -> None:
     """Cancel an open reminder, and its escalation, at once (so a new one may be inserted)."""
-    reminder.status, reminder.next_attempt_at, reminder.updated_at = CANCELLED, None, now
-    session.add(reminder)
-    session.flush()
-    worklist.end_escalations(session, reminder, now)
+    worklist.cancel(session, reminder, now)
 
 
 def schedule(

@@ -18,8 +18,10 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, exists, or_, tuple_
+from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, tuple_, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from models.reminders import (
@@ -32,7 +34,7 @@ from models.reminders import (
     WorkItem,
 )
 from models.tables import CLOSED_PHASE, AuditEvent, Case
-from workflow.audit import append_event, lock_case, save_case
+from workflow.audit import append_event, core_table, lock_case, save_case
 from workflow.cases import TriggerOption, list_triggers
 from workflow.definition import CLINICIAN, Actor
 from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -305,14 +307,44 @@ def acknowledge(session: Session, *, reminder_id: int, actor: Actor, now: dateti
     return reminder
 
 
+# -- ending reminders -------------------------------------------------------------
+
+REMINDERS = core_table(Reminder)
+_OPEN = or_(*(REMINDERS.c.status == status for status in OPEN_STATUSES))
+_ESCALATION_OF = and_(
+    REMINDERS.c.escalates == bindparam("b_id"), REMINDERS.c.kind == ESCALATION, _OPEN
+)
+_END = update(REMINDERS).values(
+    status=CANCELLED, next_attempt_at=None, updated_at=bindparam("b_now")
+)
+END_ESCALATIONS = _END.where(_ESCALATION_OF).returning(REMINDERS.c.id)
+CANCEL = _END.where(or_(REMINDERS.c.id == bindparam("b_id"), _ESCALATION_OF)).returning(
+    REMINDERS.c.id
+)
+"""Built once: ending a reminder's open escalation, alone or with the reminder itself."""
+
+
 def end_escalations(session: Session, original: Reminder, now: datetime) -> None:
     """Cancel the open escalation of a reminder that is no longer open."""
-    query = select(Reminder).where(
-        col(Reminder.escalates) == original.id,
-        col(Reminder.kind) == ESCALATION,
-        col(Reminder.status).in_(OPEN_STATUSES),
-    )
-    for escalation in session.exec(query):
-        escalation.status, escalation.next_attempt_at, escalation.updated_at = CANCELLED, None, now
-        session.add(escalation)
-    session.flush()
+    _ended(session, END_ESCALATIONS, original, now)
+
+
+def cancel(session: Session, reminder: Reminder, now: datetime) -> None:
+    """Cancel an open reminder, and its open escalation, in one statement."""
+    _ended(session, CANCEL, reminder, now)
+    _set_ended(reminder, now)
+
+
+def _ended(session: Session, statement: Any, original: Reminder, now: datetime) -> None:
+    """Run ``statement`` for ``original``; the rows it ended that this session holds say so."""
+    ended = session.connection().execute(statement, {"b_id": original.id, "b_now": now})
+    for reminder_id in ended.scalars():
+        row = session.identity_map.get(session.identity_key(Reminder, reminder_id))
+        if row is not None:
+            _set_ended(row, now)
+
+
+def _set_ended(reminder: Reminder, now: datetime) -> None:
+    """The loaded ``reminder`` as ``_END`` left its row."""
+    for name, value in (("status", CANCELLED), ("next_attempt_at", None), ("updated_at", now)):
+        set_committed_value(reminder, name, value)
