@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, insert, or_, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -57,6 +58,32 @@ def last_transition_at(session: Session, case_id: int) -> datetime | None:
     return session.exec(query).first()
 
 
+WORK_ITEMS = core_table(WorkItem)
+READ_PLACE = select(WORK_ITEMS.c.rank, WORK_ITEMS.c.sort_at, WORK_ITEMS.c.state_since).where(
+    WORK_ITEMS.c.case_id == bindparam("b_case_id")
+)
+INSERT_PLACE = insert(WORK_ITEMS)
+UPDATE_PLACE = update(WORK_ITEMS).where(WORK_ITEMS.c.case_id == bindparam("b_case_id"))
+"""Built once, as the two above: the SET clause is the columns given."""
+
+
+def _upsert(dialect_insert: Any) -> Any:
+    statement = dialect_insert(WORK_ITEMS)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[WORK_ITEMS.c.case_id],
+        set_={
+            "rank": excluded.rank,
+            "sort_at": excluded.sort_at,
+            "state_since": excluded.state_since,
+        },
+    )
+
+
+UPSERT_PLACE = {"sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
+"""Built once, per database: a transition's place, written without reading the old one."""
+
+
 def refresh(
     session: Session,
     case: Case,
@@ -70,12 +97,6 @@ def refresh(
     ``open_reminders``: the case's open reminders, if the caller has them already.
     """
     assert case.id is not None  # a stored case
-    item = session.get(WorkItem, case.id)
-    if item is None:
-        since = now if transitioned else last_transition_at(session, case.id) or now
-        item = WorkItem(case_id=case.id, state_since=since)
-    elif transitioned:
-        item.state_since = now
     if open_reminders is not None:
         due = [(r.kind, r.due_at) for r in open_reminders if r.status in OPEN_STATUSES]
     else:
@@ -86,17 +107,64 @@ def refresh(
                 )
             ).all()
         )
+    rank, sort_at = _place(case, due)
+    connection = session.connection()
+    upsert = UPSERT_PLACE.get(connection.dialect.name)
+    if transitioned and upsert is not None:
+        place: dict[str, Any] | None = _placed(case.id, rank, sort_at, since=now)
+        connection.execute(upsert, place)
+    else:
+        place = _read_then_write(session, case.id, rank, sort_at, now, transitioned)
+    loaded = session.identity_map.get(session.identity_key(WorkItem, case.id))
+    if loaded is not None and place is not None:
+        for name, value in place.items():
+            set_committed_value(loaded, name, value)
+
+
+def _read_then_write(
+    session: Session,
+    case_id: int,
+    rank: int | None,
+    sort_at: datetime | None,
+    now: datetime,
+    transitioned: bool,
+) -> dict[str, Any] | None:
+    """Insert the case's place, or update it if it changed; what was written, if anything."""
+    connection = session.connection()
+    row = connection.execute(READ_PLACE, {"b_case_id": case_id}).first()
+    if row is None:
+        since = now if transitioned else last_transition_at(session, case_id) or now
+        place = _placed(case_id, rank, sort_at, since)
+        connection.execute(INSERT_PLACE, place)
+        return place
+    place = _placed(case_id, rank, sort_at, now if transitioned else row.state_since)
+    if (place["rank"], place["sort_at"], place["state_since"]) == tuple(row):
+        return None
+    changed = {name: value for name, value in place.items() if name != "case_id"}
+    connection.execute(UPDATE_PLACE, {"b_case_id": case_id, **changed})
+    return place
+
+
+def _place(case: Case, due: list[tuple[str, datetime]]) -> tuple[int | None, datetime | None]:
+    """The case's rank and sort time, given its open reminders' kinds and due times; the sort
+    time of a ``WAITING`` case is None here: it is the time it entered its state."""
     urgent = [at for kind, at in due if kind in URGENT_KINDS]
     if urgent:
-        item.rank, item.sort_at = URGENT, min(urgent)
-    elif due:
-        item.rank, item.sort_at = REMINDED, min(at for _, at in due)
-    elif case.phase != CLOSED_PHASE:
-        item.rank, item.sort_at = WAITING, item.state_since
-    else:
-        item.rank, item.sort_at = None, None
-    session.add(item)
-    session.flush()
+        return URGENT, min(urgent)
+    if due:
+        return REMINDED, min(at for _, at in due)
+    if case.phase != CLOSED_PHASE:
+        return WAITING, None
+    return None, None
+
+
+def _placed(
+    case_id: int, rank: int | None, sort_at: datetime | None, since: datetime
+) -> dict[str, Any]:
+    """The work item's columns: a ``WAITING`` case sorts by ``since``."""
+    if rank == WAITING:
+        sort_at = since
+    return {"case_id": case_id, "rank": rank, "sort_at": sort_at, "state_since": since}
 
 
 # -- reading a page ---------------------------------------------------------------
