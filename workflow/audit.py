@@ -61,6 +61,10 @@ SAVE_CASE = update(CASES).where(
 INSERT_EVENT = insert(core_table(AuditEvent))
 """Built once: the audit event of every write (nothing reads it back in the write)."""
 
+TRANSITIONS = "carepath_transitions"
+"""``session.info`` key: the column values of the transition events appended in the session's
+transaction, for whoever reports them once it commits (``api.logs``)."""
+
 
 def save_case(session: Session, case: Case, now: datetime, **values: Any) -> None:
     """Write ``values`` to the case and bump its version, only if nobody else did meanwhile.
@@ -110,6 +114,8 @@ def append_event(
     head = seal(case.audit_hash, values)
     session.connection().execute(INSERT_EVENT, values)
     set_committed_value(case, "audit_hash", head)
+    if kind == "transition":
+        session.info.setdefault(TRANSITIONS, []).append(values)
 
 
 def list_events(session: Session, case_id: int) -> list[AuditEvent]:
