@@ -14,15 +14,14 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from models.reminders import ESCALATION, OPEN_STATUSES, PENDING, Reminder
 from models.tables import Case
 from schedules.rules import Change, Policy
 from workflow import worklist
-from workflow.audit import core_table
+from workflow.audit import store
 from workflow.casefacts import CaseFacts
 from workflow.definition import CLINICIAN, COORDINATOR
 
@@ -93,27 +92,9 @@ def schedule(
         created_at=now,
         updated_at=now,
     )
-    stored(session, reminder)
+    store(session, reminder)
     existing.append(reminder)
     return reminder
-
-
-REMINDERS = core_table(Reminder)
-INSERT_REMINDER = insert(REMINDERS)
-"""Built once: a transition that moves the case on schedules a reminder."""
-INSERTED = tuple(column.key for column in REMINDERS.c if not column.primary_key)
-
-
-def stored(session: Session, reminder: Reminder) -> None:
-    """Insert a new ``reminder`` with a Core statement, and keep it in the session as a row
-    read back would be (a later change to it is an UPDATE)."""
-    values = {name: getattr(reminder, name) for name in INSERTED}
-    result = session.connection().execute(INSERT_REMINDER, values)
-    key = result.inserted_primary_key
-    assert key is not None  # one row inserted
-    reminder.id = key[0]
-    make_transient_to_detached(reminder)
-    session.add(reminder)
 
 
 def cancel_satisfied(

@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Insert, Table, bindparam, insert, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
@@ -64,6 +66,43 @@ INSERT_EVENT = insert(core_table(AuditEvent))
 TRANSITIONS = "carepath_transitions"
 """``session.info`` key: the column values of the transition events appended in the session's
 transaction, for whoever reports them once it commits (``api.logs``)."""
+
+
+_INSERTS: dict[str, tuple[Insert, tuple[str, ...]]] = {}
+
+
+def _insert_of(table: Table) -> tuple[Insert, tuple[str, ...]]:
+    """The INSERT of a new row of ``table``, built once, and the columns it takes."""
+    if table.name not in _INSERTS:
+        names = tuple(column.key for column in table.c if not column.primary_key)
+        _INSERTS[table.name] = (insert(table), names)
+    return _INSERTS[table.name]
+
+
+def store(session: Session, row: SQLModel) -> None:
+    """Write a new or changed ``row`` now, with whatever else the session holds unwritten.
+
+    A new row is a Core INSERT built once per table, and the row is then kept
+    in the session as a row read back would be (a later change to it is an
+    UPDATE); a row the session holds already goes through the ORM's flush.
+    """
+    if not sa_inspect(row).transient:
+        session.add(row)
+        session.flush()
+        return
+    session.flush()  # what the session holds unwritten goes first (nothing, on the hot path)
+    table = core_table(type(row))
+    statement, names = _insert_of(table)
+    values = {name: getattr(row, name) for name in names}
+    for column in table.primary_key.columns:  # a key the row brings with it (not an id)
+        if getattr(row, column.key) is not None:
+            values[column.key] = getattr(row, column.key)
+    key = session.connection().execute(statement, values).inserted_primary_key
+    assert key is not None  # one row inserted
+    for column, value in zip(table.primary_key.columns, key, strict=True):
+        setattr(row, column.key, value)
+    make_transient_to_detached(row)
+    session.add(row)
 
 
 def save_case(session: Session, case: Case, now: datetime, **values: Any) -> None:
