@@ -17,7 +17,7 @@ from schedules import policies
 from schedules.policies import POLICIES, POLICY_BY_KIND
 from tests.conftest import add_user
 from tests.workflow.conftest import Clinic
-from workflow import cases, hooks, worklist
+from workflow import cases, hooks, places, worklist
 
 DAY = timedelta(days=1)
 
@@ -450,7 +450,7 @@ def test_hold_cancels_an_escalated_reminder_and_ends_its_escalation(clinic, remi
     assert reminders.dispatch(shipment.due_at + 2 * DAY).escalated == 1
     (escalation,) = reminders.rows(case_id, kind="escalation")
     with session_scope(clinic.engine) as session:
-        assert session.get_one(WorkItem, case_id).rank == worklist.URGENT
+        assert session.get_one(WorkItem, case_id).rank == places.URGENT
 
     clinic.now = shipment.due_at + 3 * DAY
     clinic.fire(case_id, "hold")
@@ -460,7 +460,7 @@ def test_hold_cancels_an_escalated_reminder_and_ends_its_escalation(clinic, remi
     assert set(reminders.pending(case_id)) == {"hold_review"}
     with session_scope(clinic.engine) as session:
         item = session.get_one(WorkItem, case_id)
-        assert (item.rank, item.state_since) == (worklist.REMINDED, clinic.now)
+        assert (item.rank, item.state_since) == (places.REMINDED, clinic.now)
 
 
 def test_resuming_into_evaluation_restarts_its_seven_days(clinic, reminders):
