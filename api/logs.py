@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from models.tables import AuditEvent
+from workflow.audit import TRANSITIONS
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode()
@@ -176,7 +176,6 @@ def _request_id(scope: dict[str, Any]) -> str:
 # -- transitions, logged once committed ------------------------------------------------
 
 transition_logger = logging.getLogger("carepath.transition")
-_PENDING = "carepath_transitions"
 _observers: list[Callable[[str], None]] = []
 
 
@@ -186,35 +185,28 @@ def on_transition(observer: Callable[[str], None]) -> None:
         _observers.append(observer)
 
 
-def _collect(session: Session, _context: Any) -> None:
-    events = [e for e in session.new if isinstance(e, AuditEvent) and e.kind == "transition"]
-    if events:
-        session.info.setdefault(_PENDING, []).extend(events)
-
-
 def _committed(session: Session) -> None:
-    for audit in session.info.pop(_PENDING, ()):
-        trigger = audit.trigger or "(none)"
+    for audit in session.info.pop(TRANSITIONS, ()):
+        trigger = audit["trigger"] or "(none)"
         extra = {
             "trigger": trigger,
-            "case_id": audit.case_id,
-            "from_state": audit.from_state,
-            "to_state": audit.to_state,
-            "actor_role": audit.actor_role,
+            "case_id": audit["case_id"],
+            "from_state": audit["from_state"],
+            "to_state": audit["to_state"],
+            "actor_role": audit["actor_role"],
         }
-        args = (trigger, audit.from_state, audit.to_state)
+        args = (trigger, audit["from_state"], audit["to_state"])
         log_info(transition_logger, "transition %s: %s -> %s", args, extra)
         for observer in _observers:
             observer(trigger)
 
 
 def _rolled_back(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    session.info.pop(TRANSITIONS, None)
 
 
 def install_transition_log() -> None:
     """Log every transition any session commits, wherever it was fired (idempotent)."""
-    if not event.contains(Session, "after_flush", _collect):
-        event.listen(Session, "after_flush", _collect)
+    if not event.contains(Session, "after_commit", _committed):
         event.listen(Session, "after_commit", _committed)
         event.listen(Session, "after_rollback", _rolled_back)

@@ -37,7 +37,7 @@ from schedules.notifiers import Delivery, Notifier, default_notifiers
 from schedules.policies import POLICY_BY_KIND
 from schedules.rules import scaled
 from schedules.scheduling import cancel, schedule_next
-from workflow import worklist
+from workflow import places
 from workflow.audit import lock_case
 from workflow.unit import write_transaction
 
@@ -276,7 +276,7 @@ class Dispatcher:
                 values["sent_at"] = now
             if _finish(session, delivery, now, **values):
                 _schedule_next(session, case, delivery, now)
-                worklist.refresh(session, case, now)
+                places.refresh(session, case, now)
                 delivered = True
             else:
                 delivered = False
@@ -327,8 +327,8 @@ class Dispatcher:
                 )
                 # A recurring reminder goes on: an outage must not end the series.
                 _schedule_next(session, case, delivery, now)
-                worklist.end_escalations(session, session.get_one(Reminder, delivery.id), now)
-                worklist.refresh(session, case, now)
+                places.end_escalations(session, session.get_one(Reminder, delivery.id), now)
+                places.refresh(session, case, now)
             return "failed"
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from models.tables import User
 from models.types import utcnow
 from schedules.policies import POLICIES
 from schedules.rules import Policy, scaled
-from workflow import worklist
+from workflow import places
 from workflow.audit import lock_case
 from workflow.unit import write_transaction
 
@@ -133,6 +133,6 @@ class Escalator:
                 )
             )
             session.flush()
-            worklist.refresh(session, case, now)
+            places.refresh(session, case, now)
             logger.info("reminder %s (%s): escalated", reminder_id, policy.kind)
             return True

@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from models.reminders import CANCELLED, ESCALATION, OPEN_STATUSES, PENDING, Reminder
+from models.reminders import ESCALATION, OPEN_STATUSES, PENDING, Reminder
 from models.tables import Case
 from schedules.rules import Change, Policy
-from workflow import worklist
+from workflow import places
+from workflow.audit import store
 from workflow.casefacts import CaseFacts
 from workflow.definition import CLINICIAN, COORDINATOR
 
@@ -54,10 +55,7 @@ def open_reminders(session: Session, case_id: int | None) -> list[Reminder]:
 
 def cancel(session: Session, reminder: Reminder, now: datetime) -> None:
     """Cancel an open reminder, and its escalation, at once (so a new one may be inserted)."""
-    reminder.status, reminder.next_attempt_at, reminder.updated_at = CANCELLED, None, now
-    session.add(reminder)
-    session.flush()
-    worklist.end_escalations(session, reminder, now)
+    places.cancel(session, reminder, now)
 
 
 def schedule(
@@ -94,8 +92,7 @@ def schedule(
         created_at=now,
         updated_at=now,
     )
-    session.add(reminder)
-    session.flush()
+    store(session, reminder)
     existing.append(reminder)
     return reminder
 
@@ -163,7 +160,7 @@ def schedule_next(
     pending = [r for r in open_reminders(session, case.id) if r.status == PENDING]
     due = policy.next_due(previous.due_at, facts, now)
     reminder = schedule(session, case, policy, due, now, pending, previous.taper_id)
-    worklist.refresh(session, case, now)
+    places.refresh(session, case, now)
     return reminder
 
 
@@ -186,7 +183,7 @@ class ReminderListener:
         entered = case.state if case.state != from_state else None
         still_open = apply(session, Change(facts=facts, now=now, entered=entered), self.policies)
         readdress(session, case, still_open, now)
-        worklist.refresh(session, case, now, transitioned=True, open_reminders=still_open)
+        places.refresh(session, case, now, transitioned=True, open_reminders=still_open)
 
     def on_fact(
         self,
@@ -201,4 +198,4 @@ class ReminderListener:
         change = Change(facts=facts, now=now, fact=fact, record=record)
         still_open = apply(session, change, self.policies)
         readdress(session, case, still_open, now)
-        worklist.refresh(session, case, now, open_reminders=still_open)
+        places.refresh(session, case, now, open_reminders=still_open)

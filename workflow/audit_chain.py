@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,14 +47,19 @@ def canonical_time(value: datetime) -> str:
 
 
 def canonical(event: AuditEvent) -> bytes:
-    """The event's hashed fields as JSON: sorted keys, no spaces, timestamps in one format.
+    """The event's hashed fields as JSON: sorted keys, no spaces, timestamps in one format."""
+    return canonical_fields({name: getattr(event, name) for name in HASHED_FIELDS})
+
+
+def canonical_fields(values: Mapping[str, Any]) -> bytes:
+    """``canonical`` of an event given as its column values (``HASHED_FIELDS``, at least).
 
     ``data`` goes through JSON once first, so that the hash is the same before
     the event is stored and after it is read back (``{1: x}`` is ``{"1": x}``).
     """
-    fields: dict[str, Any] = {name: getattr(event, name) for name in HASHED_FIELDS}
-    fields["at"] = canonical_time(event.at)
-    fields["data"] = json.loads(json.dumps(event.data))
+    fields: dict[str, Any] = {name: values[name] for name in HASHED_FIELDS}
+    fields["at"] = canonical_time(values["at"])
+    fields["data"] = json.loads(json.dumps(values["data"]))
     return json.dumps(
         fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode()
@@ -65,11 +70,12 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical(event)).hexdigest()
 
 
-def seal(case: Case, event: AuditEvent) -> None:
-    """Chain ``event`` to the case's newest event, and make it the case's new head."""
-    event.prev_hash = case.audit_hash
-    event.hash = event_hash(event)
-    case.audit_hash = event.hash
+def seal(head: str | None, values: dict[str, Any]) -> str:
+    """Chain the event ``values`` to the case's newest event ``head``: sets its ``prev_hash``
+    and ``hash``, and returns the hash, the case's new head."""
+    values["prev_hash"] = head
+    values["hash"] = hashlib.sha256(canonical_fields(values)).hexdigest()
+    return str(values["hash"])
 
 
 @dataclass(frozen=True)

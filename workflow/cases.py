@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session, col, select
 
 from models.facts import CaseChange
@@ -73,6 +74,7 @@ def create_case(
     append_event(
         session, case, actor, now, kind="transition", trigger="create", to_state=INITIAL, data={}
     )
+    flag_modified(case, "audit_hash")  # the chain's first head, stored with the case's next flush
     hooks.transition(session, case, trigger="create", from_state=None, now=now, facts=write.facts)
     return case
 

@@ -30,7 +30,7 @@ from models.schemas import TransitionBody
 from models.settings import Settings, settings
 from models.tables import Case
 from workflow import effects, hooks, voiding
-from workflow.audit import append_event, lock_case, record_id, save_case
+from workflow.audit import append_event, lock_case, record_id, save_case, store
 from workflow.casefacts import CaseFacts
 from workflow.definition import (
     FACT_BY_NAME,
@@ -94,8 +94,7 @@ class CaseWrite:
         ``changes`` are columns of the case; a write that changes no value passes none.
         """
         columns = self.changes.columns(record)  # before this flush forgets them
-        self.session.add(record)
-        self.session.flush()
+        store(self.session, record)
         data = {"fact": fact, "id": record_id(record), "record": record.model_dump(mode="json")}
         self._audited(changes or {}, actor or self.actor, kind="fact", data=data)
         self.facts.forget()

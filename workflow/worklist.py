@@ -3,8 +3,8 @@
 Order: an open ``safety_review`` or ``escalation``; then open reminders by
 how long overdue (earliest due first, so due ones follow overdue ones); then
 open cases with no open reminder, longest in their state first. Each case's
-place is kept in ``work_items`` by ``refresh`` whenever its reminders or its
-state change, so a page is one index walk and its cost grows with the page,
+place is kept in ``work_items`` by ``workflow.places.refresh`` whenever its
+reminders or its state change, so a page is one index walk and its cost grows with the page,
 not with the number of cases. What blocks each trigger comes from
 ``workflow.cases.list_triggers``: the same guards as ``/transitions``.
 
@@ -24,78 +24,16 @@ from sqlmodel import Session, col, select
 
 from models.reminders import (
     ACKNOWLEDGED,
-    CANCELLED,
-    ESCALATION,
     OPEN_STATUSES,
-    URGENT_KINDS,
     Reminder,
     WorkItem,
 )
-from models.tables import CLOSED_PHASE, AuditEvent, Case
+from models.tables import Case
 from workflow.audit import append_event, lock_case, save_case
 from workflow.cases import TriggerOption, list_triggers
 from workflow.definition import CLINICIAN, Actor
 from workflow.errors import Conflict, Forbidden, NotFound, ValidationFailed
-
-URGENT, REMINDED, WAITING = 0, 1, 2
-"""The worklist's ranks: urgent reminders, other open reminders, open cases with none."""
-
-
-# -- keeping each case's place ----------------------------------------------------
-
-
-def last_transition_at(session: Session, case_id: int) -> datetime | None:
-    """When the case's last transition event happened: when it entered its state."""
-    query = (
-        select(AuditEvent.at)
-        .where(AuditEvent.case_id == case_id, AuditEvent.kind == "transition")
-        .order_by(col(AuditEvent.id).desc())
-        .limit(1)
-    )
-    return session.exec(query).first()
-
-
-def refresh(
-    session: Session,
-    case: Case,
-    now: datetime,
-    *,
-    transitioned: bool = False,
-    open_reminders: list[Reminder] | None = None,
-) -> None:
-    """Recompute the case's place on the worklist; ``transitioned``: it just made a transition.
-
-    ``open_reminders``: the case's open reminders, if the caller has them already.
-    """
-    assert case.id is not None  # a stored case
-    item = session.get(WorkItem, case.id)
-    if item is None:
-        since = now if transitioned else last_transition_at(session, case.id) or now
-        item = WorkItem(case_id=case.id, state_since=since)
-    elif transitioned:
-        item.state_since = now
-    if open_reminders is not None:
-        due = [(r.kind, r.due_at) for r in open_reminders if r.status in OPEN_STATUSES]
-    else:
-        due = list(
-            session.exec(
-                select(Reminder.kind, Reminder.due_at).where(
-                    Reminder.case_id == case.id, col(Reminder.status).in_(OPEN_STATUSES)
-                )
-            ).all()
-        )
-    urgent = [at for kind, at in due if kind in URGENT_KINDS]
-    if urgent:
-        item.rank, item.sort_at = URGENT, min(urgent)
-    elif due:
-        item.rank, item.sort_at = REMINDED, min(at for _, at in due)
-    elif case.phase != CLOSED_PHASE:
-        item.rank, item.sort_at = WAITING, item.state_since
-    else:
-        item.rank, item.sort_at = None, None
-    session.add(item)
-    session.flush()
-
+from workflow.places import WAITING, end_escalations, refresh
 
 # -- reading a page ---------------------------------------------------------------
 
@@ -292,7 +230,6 @@ def acknowledge(session: Session, *, reminder_id: int, actor: Actor, now: dateti
     reminder.acknowledged_at, reminder.acknowledged_by = now, actor.id
     session.add(reminder)
     end_escalations(session, reminder, now)
-    save_case(session, case, now)
     append_event(
         session,
         case,
@@ -301,18 +238,6 @@ def acknowledge(session: Session, *, reminder_id: int, actor: Actor, now: dateti
         kind="fact",
         data={"fact": "reminder_acknowledge", "id": reminder_id, "kind": reminder.kind},
     )
+    save_case(session, case, now, audit_hash=case.audit_hash)
     refresh(session, case, now)
     return reminder
-
-
-def end_escalations(session: Session, original: Reminder, now: datetime) -> None:
-    """Cancel the open escalation of a reminder that is no longer open."""
-    query = select(Reminder).where(
-        col(Reminder.escalates) == original.id,
-        col(Reminder.kind) == ESCALATION,
-        col(Reminder.status).in_(OPEN_STATUSES),
-    )
-    for escalation in session.exec(query):
-        escalation.status, escalation.next_attempt_at, escalation.updated_at = CANCELLED, None, now
-        session.add(escalation)
-    session.flush()

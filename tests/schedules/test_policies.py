@@ -10,14 +10,14 @@ from sqlalchemy.exc import IntegrityError
 
 from models.db import session_scope
 from models.facts import AdverseEvent, Taper
-from models.reminders import CANCELLED, PENDING, SENT, Reminder
+from models.reminders import CANCELLED, PENDING, SENT, Reminder, WorkItem
 from models.schemas import CaseAssignment
 from models.settings import Settings
 from schedules import policies
 from schedules.policies import POLICIES, POLICY_BY_KIND
 from tests.conftest import add_user
 from tests.workflow.conftest import Clinic
-from workflow import cases, hooks, worklist
+from workflow import cases, hooks, places, worklist
 
 DAY = timedelta(days=1)
 
@@ -447,6 +447,26 @@ def test_hold_swaps_the_state_reminder_for_a_hold_review_and_resume_swaps_back(c
     clinic.fire(case_id, "resume")
     assert reminders.get(pending["hold_review"].id).status == CANCELLED
     assert reminders.pending(case_id)["shipment_pending"].due_at == resumed_at + 2 * DAY
+
+
+def test_hold_cancels_an_escalated_reminder_and_ends_its_escalation(clinic, reminders):
+    case_id = clinic.case_in("delivery.prescribed")
+    shipment = reminders.pending(case_id)["shipment_pending"]
+    reminders.dispatch(shipment.due_at)
+    assert reminders.dispatch(shipment.due_at + 2 * DAY).escalated == 1
+    (escalation,) = reminders.rows(case_id, kind="escalation")
+    with session_scope(clinic.engine) as session:
+        assert session.get_one(WorkItem, case_id).rank == places.URGENT
+
+    clinic.now = shipment.due_at + 3 * DAY
+    clinic.fire(case_id, "hold")
+    assert reminders.get(shipment.id).status == CANCELLED
+    assert reminders.get(escalation.id).status == CANCELLED
+    assert reminders.get(escalation.id).updated_at == clinic.now
+    assert set(reminders.pending(case_id)) == {"hold_review"}
+    with session_scope(clinic.engine) as session:
+        item = session.get_one(WorkItem, case_id)
+        assert (item.rank, item.state_since) == (places.REMINDED, clinic.now)
 
 
 def test_resuming_into_evaluation_restarts_its_seven_days(clinic, reminders):
