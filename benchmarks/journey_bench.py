@@ -76,6 +76,8 @@ PRESCRIPTION = {
     "formulation": "ketamine 100 mg troche",
     "units_per_dose": 1,
 }
+SHIPMENT = {"quantity_units": 1, "lot": "BENCH-LOT-1"}
+"""One dose's units: the dose takes them all, so ``discharge`` finds nothing at home."""
 CONTACT = {"name": "Sam Rivera", "relationship": "spouse", "phone": "555-0100"}
 DEMO = {
     "CAREPATH_OBSERVATION_MINUTES": "0",
@@ -102,7 +104,7 @@ class Journeys:
 
 
 def journey_scenario(
-    coordinator: Token, clinician: Token, tally: Journeys, run_id: str
+    coordinator: Token, clinician: Token, tally: Journeys, run_id: str, *, dispenses: bool = True
 ) -> Scenario:
     """One patient after another, through the whole course of care."""
     serial = itertools.count()
@@ -150,7 +152,7 @@ def journey_scenario(
                 yield step("POST", f"/tapers/{taper_id}/confirm", done, cl)
                 yield step("POST", "/interaction-screenings", {}, cl)
                 yield step("POST", "/transitions/prescribe", PRESCRIPTION, cl)
-                yield step("POST", "/transitions/ship", None, co)
+                yield step("POST", "/transitions/ship", SHIPMENT if dispenses else None, co)
                 yield step("POST", "/transitions/confirm_delivery", None, co)
                 yield step("POST", "/emergency-contacts", CONTACT, co)
                 monitor = yield step("POST", "/monitors", monitor_body(now), co)
@@ -270,27 +272,30 @@ def main() -> None:
             env = {**admin, **DEMO, "CAREPATH_DATABASE_URL": sqlite_url(tmp / f"bench{n}.db")}
             if revision is None:
                 name, cli, cwd = "carepath", uv_run("carepath"), ROOT
+                dispenses = True
             else:
                 source = source_at(tmp / f"at{n}", revision)
                 name, cli, cwd = f"carepath @{revision}", [sys.executable, "-m", "api.cli"], source
                 env["PYTHONPATH"] = str(source)
+                # Before the controlled-substance record (issue 13) `ship` took no units.
+                dispenses = "quantity_units" in (source / "models" / "schemas.py").read_text()
             staff = (
                 cli_user(cli, env, cwd, "bench-coordinator", "coordinator"),
                 cli_user(cli, env, cwd, "bench-clinician", "clinician", "CA"),
             )
-            targets.append((name, [*cli, *serve], env, cwd, staff))
+            targets.append((name, [*cli, *serve], env, cwd, staff, dispenses))
         servers = []
-        for name, argv, server_env, cwd, _ in targets:
+        for name, argv, server_env, cwd, *_ in targets:
             slug = "".join(c if c.isalnum() else "-" for c in name)
             servers.append(stack.enter_context(Server(slug, argv, tmp, server_env, cwd=cwd)))
         figures = {name: Figures(name) for name, *_ in targets}
         for n in range(args.rounds):
-            for (name, *_, staff), server in zip(targets, servers, strict=True):
+            for (name, *_, staff, dispenses), server in zip(targets, servers, strict=True):
                 tally = Journeys()
                 run_id = f"{n}{secrets.token_hex(3)}"
                 result = run(
                     server.url,
-                    journey_scenario(*staff, tally, run_id),
+                    journey_scenario(*staff, tally, run_id, dispenses=dispenses),
                     name=f"round {n + 1} {name}",
                     connections=args.connections,
                     seconds=args.seconds,

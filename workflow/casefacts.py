@@ -455,7 +455,13 @@ class CaseFacts:
 
     @property
     def open_clearances(self) -> list[DoseClearance]:
-        """The clearances granted and not yet used, cancelled or void (at most one, by rule)."""
+        """The clearances granted and not yet used, cancelled or void (at most one, by rule).
+
+        A case never approved has none and reads nothing: a clearance is granted only
+        with a dose's units on hand (``units.on_hand``), and units follow ``approve``.
+        """
+        if not self.approved:
+            return []
         return self._read("open_clearances", self._all(OPEN_CLEARANCES), [])
 
     @property
@@ -498,7 +504,13 @@ class CaseFacts:
     @property
     def units_on_hand(self) -> int:
         """Units of ketamine at the patient's home (SPEC.md 4.5): received - taken - returned,
-        disposed of and lost, summed from the records in one statement."""
+        disposed of and lost, summed from the records in one statement.
+
+        A case never approved has none and reads nothing: every dispense follows
+        ``approve`` (``ship`` leaves ``prescribed``; a refill needs a dosing state).
+        """
+        if not self.approved:
+            return 0
         first = self._first(UNITS_ON_HAND)
         return self._read("units_on_hand", lambda session: int(first(session) or 0), 0)
 

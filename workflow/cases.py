@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
@@ -125,14 +125,19 @@ def list_cases(
     return rows, (rows[-1].id if more and rows else None)
 
 
+UNITS_OF_CASES = select_columns(col(Case.id), units_on_hand_of(col(Case.id))).where(
+    col(Case.id).in_(bindparam("case_ids", expanding=True))
+)
+"""Built once: a page of cases reads its units in this one statement (building it cost a
+``GET`` of one case more than the rest of its work)."""
+
+
 def units_on_hand(session: Session, case_ids: Sequence[int]) -> dict[int, int]:
     """The units on hand (SPEC.md 4.5) of each of ``case_ids``, in one statement."""
     if not case_ids:
         return {}
-    query = select_columns(col(Case.id), units_on_hand_of(col(Case.id))).where(
-        col(Case.id).in_(case_ids)
-    )
-    return {int(case_id): int(units) for case_id, units in session.execute(query).all()}
+    rows = session.execute(UNITS_OF_CASES, {"case_ids": list(case_ids)}).all()
+    return {int(case_id): int(units) for case_id, units in rows}
 
 
 @writes(lambda kwargs: kwargs["trigger"])

@@ -181,3 +181,26 @@ def test_the_dose_window_reads_use_their_index(engine, now, statement, index):
         else:
             plan = [row[-1] for row in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
             assert any(index in line for line in plan), plan
+
+
+def test_units_and_clearances_are_read_only_for_a_case_that_was_approved(
+    clinic, case_in, monkeypatch
+):
+    """Every dispense follows ``approve``, and a clearance needs units: a case never approved
+    has neither, and reads nothing for them."""
+    evaluating, dosing = case_in("evaluation"), case_in("integration")
+    read: dict[int, tuple[int, int, list[str]]] = {}
+    for case_id in (evaluating, dosing):
+        with session_scope(clinic.engine) as session:
+            facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
+            seen: list[int] = []
+
+            def both(facts: CaseFacts = facts, seen: list[int] = seen) -> None:
+                seen.extend((facts.units_on_hand, len(facts.open_clearances)))
+
+            with monkeypatch.context() as patched:
+                loaded = loads_during(patched, both)
+            read[case_id] = (seen[0], seen[1], loaded)
+    assert read[evaluating] == (0, 0, [])
+    assert read[dosing] == (clinic.units(dosing), 0, ["units_on_hand", "open_clearances"])
+    assert read[dosing][0] > 0

@@ -914,7 +914,8 @@ def test_assessments_baseline_boundary(days, met):
 
 
 def prescribed_facts(units_per_dose: int | None, on_hand: int) -> CaseFacts:
-    """A case in monitoring with ``on_hand`` units at home (no prescription for None)."""
+    """A case in monitoring, approved a month ago, with ``on_hand`` units at home (no
+    prescription for None)."""
     prescription = None if units_per_dose is None else {"units_per_dose": units_per_dose}
     case = Case(
         id=1,
@@ -923,6 +924,7 @@ def prescribed_facts(units_per_dose: int | None, on_hand: int) -> CaseFacts:
         state="monitoring",
         phase="monitoring",
         prescription=prescription,
+        approved_at=NOW - timedelta(days=30),
     )
     return CaseFacts(case=case, now=NOW, preloaded={"units_on_hand": on_hand})
 
