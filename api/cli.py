@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from api import audit_cli, auth, cli_users
+from api import audit_cli, auth, cli_users, cpu
 from api.logs import configure_logging
 from models.db import DatabaseUnusable, check_database, describe_url, get_engine
 from models.migrate import SchemaBehind
@@ -85,6 +85,13 @@ def serve(args: argparse.Namespace) -> int:
 
     from api.main import create_app
 
+    try:  # first, before any thread starts: a new thread runs where its starter may
+        kept_on = cpu.keep_on_one(
+            args.cpu if args.cpu is not None else cpu.parse(settings.serve_cpu)
+        )
+    except ValueError as exc:
+        print(f"carepath: --cpu: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     try:
         if settings.admin_token:  # a short token is refused before the database is touched
             auth.check_bootstrap_token(settings.admin_token)
@@ -109,6 +116,8 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(sig, _stop_cleanly)
     logging.getLogger().setLevel(args.log_level.upper())
     logger.info("serving on http://%s:%s", args.host, args.port)
+    where = f"kept on CPU {kept_on}" if kept_on is not None else "not kept on one CPU"
+    logger.info("%s (CAREPATH_SERVE_CPU, --cpu)", where, extra={"cpu": kept_on})
     config = uvicorn.Config(app, log_config=None, access_log=False, log_level=args.log_level)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
@@ -140,12 +149,26 @@ def db_current(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_choice(text: str) -> str | int:
+    """``--cpu``: ``auto``, ``off`` or a CPU number."""
+    try:
+        return cpu.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _register_serve(commands: Commands) -> None:
     p = commands.add_parser("serve", help="run the API and the reminder scheduler")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-scheduler", action="store_true", help="serve the API alone")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--cpu",
+        type=_cpu_choice,
+        default=None,
+        help="keep the server on one CPU: auto (default, CAREPATH_SERVE_CPU), a number, or off",
+    )
     p.set_defaults(func=serve)
 
 

@@ -202,6 +202,12 @@ class Server:
             return ""
 
 
+def pinned(argv: list[str], cpu: int | None) -> list[str]:
+    """``argv`` run on one CPU (``taskset``) when ``cpu`` is given: every server alike, as
+    ``carepath serve`` keeps itself on one CPU (``api.cpu``)."""
+    return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
+
+
 def uv_run(*args: str) -> list[str]:
     """Run a command in the project's environment without syncing it first."""
     return ["uv", "run", "--no-sync", *args]

@@ -53,6 +53,7 @@ from harness import (
     machine_info,
     markdown_table,
     on_sigterm_raise_interrupt,
+    pinned,
     print_machine,
     sqlite_url,
     temp_dir,
@@ -340,6 +341,12 @@ def parse_args() -> argparse.Namespace:
         help="also serve the code with these patches applied, in order (comma-separated "
         "paths), on a copy of the data; repeatable",
     )
+    parser.add_argument(
+        "--pin",
+        type=int,
+        metavar="CPU",
+        help="run every server (the baseline and older revisions too) on this one CPU",
+    )
     parser.add_argument("--save", action="store_true", help=f"write {RESULTS.name}")
     parser.add_argument(
         "--profile",
@@ -377,6 +384,9 @@ def measure(args: argparse.Namespace, phases: list[tuple[str, Server, Scenario]]
     return figures
 
 
+BASELINE_APP = "benchmarks/baseline_app.py"
+
+
 def main() -> None:
     args = parse_args()
     on_sigterm_raise_interrupt()
@@ -391,7 +401,7 @@ def main() -> None:
         baseline = servers.enter_context(
             Server(
                 "baseline",
-                uv_run("python", "benchmarks/baseline_app.py", "--port", "{port}", *baseline_db),
+                pinned(uv_run("python", BASELINE_APP, "--port", "{port}", *baseline_db), args.pin),
                 tmp,
             )
         )
@@ -409,6 +419,7 @@ def main() -> None:
             targets.append((f"carepath{label}", f" [{label}]", argv, variant_env, source))
         carepaths = []
         for name, label, argv, server_env, cwd in targets:
+            argv = pinned(argv, args.pin)
             server = servers.enter_context(Server(name, argv, tmp, server_env, cwd=cwd))
             carepaths.append(carepath_phases(server, label, args, staff, case_ids))
         # Interleave the variants endpoint by endpoint, so both see the same noise.

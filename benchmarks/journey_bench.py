@@ -42,6 +42,7 @@ from harness import (
     Server,
     markdown_table,
     on_sigterm_raise_interrupt,
+    pinned,
     print_machine,
     sqlite_url,
     temp_dir,
@@ -259,6 +260,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--at", action="append", default=[], metavar="REV")
+    parser.add_argument(
+        "--pin", type=int, metavar="CPU", help="run every server on this one CPU (taskset)"
+    )
     args = parser.parse_args()
     on_sigterm_raise_interrupt()
     print_machine()
@@ -287,6 +291,7 @@ def main() -> None:
         servers = []
         for name, argv, server_env, cwd, *_ in targets:
             slug = "".join(c if c.isalnum() else "-" for c in name)
+            argv = pinned(argv, args.pin)
             servers.append(stack.enter_context(Server(slug, argv, tmp, server_env, cwd=cwd)))
         figures = {name: Figures(name) for name, *_ in targets}
         for n in range(args.rounds):

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     """A request body over this many bytes is a 413, refused before it is read whole."""
     idempotency_hours: float = Field(default=24.0, gt=0)
     """How long a POST's ``Idempotency-Key`` and its response are kept for replays."""
+    serve_cpu: str = Field(default="auto", pattern=r"^(auto|off|[0-9]{1,4})$")
+    """The CPU ``carepath serve`` keeps itself on: ``auto`` (the one it starts on), a
+    number, or ``off`` (``api.cpu`` says why)."""
 
     # Clinical thresholds (SPEC.md section 3 and 4).
     adult_age_years: int = Field(default=18, ge=0)

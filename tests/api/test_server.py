@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -36,6 +37,28 @@ def wait_for_health(base: str, server: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"no /health within {STARTUP_TIMEOUT}s:\n{log.read_text()[-3000:]}")
 
 
+def serving_process(pid: int) -> int:
+    """The Python process serving under ``uv run`` (pid): uv's child, or uv itself."""
+    tasks = Path(f"/proc/{pid}/task")
+    children = [c for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+    return int(children[0]) if children else pid
+
+
+def assert_kept_on_one_cpu(pid: int, log: Path) -> None:
+    """Every thread of the server runs on the CPU its start-up line names (``api.cpu``)."""
+    said = [json.loads(line) for line in log.read_text().splitlines() if '"cpu"' in line]
+    assert len(said) == 1, log.read_text()[-3000:]
+    if len(os.sched_getaffinity(0)) < 2:  # one CPU already: nothing to keep it to
+        assert said[0]["cpu"] is None
+        return
+    kept_on = said[0]["cpu"]
+    assert kept_on in os.sched_getaffinity(0)
+    server = serving_process(pid)
+    threads = [int(task) for task in os.listdir(f"/proc/{server}/task")]
+    assert len(threads) > 1  # the event loop's, and the thread pool's or the database's
+    assert {frozenset(os.sched_getaffinity(t)) for t in threads} == {frozenset({kept_on})}
+
+
 @pytest.mark.slow
 def test_carepath_serve_starts_answers_and_stops_on_sigterm(tmp_path):
     uv = shutil.which("uv")
@@ -58,6 +81,7 @@ def test_carepath_serve_starts_answers_and_stops_on_sigterm(tmp_path):
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_health(base, server, log)
+        assert_kept_on_one_cpu(server.pid, log)
         users = httpx.get(f"{base}/api/v1/users", headers={"Authorization": f"Bearer {token}"})
         assert users.status_code == 200 and users.json()["items"][0]["name"] == "admin"
         assert httpx.get(f"{base}/api/v1/users").status_code == 401

@@ -1,0 +1,71 @@
+"""``carepath serve`` keeps itself on one CPU (``api.cpu``): the choice, and the real thing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from api import cli, cpu
+from tests.api.test_cli import run
+
+
+@pytest.mark.parametrize(
+    ("text", "choice"),
+    [("auto", "auto"), (" AUTO ", "auto"), ("off", "off"), ("0", 0), ("17", 17)],
+)
+def test_a_choice_is_auto_off_or_a_number(text, choice):
+    assert cpu.parse(text) == choice
+
+
+@pytest.mark.parametrize("text", ["", "-1", "1.5", "all", "0,1"])
+def test_anything_else_is_refused(text):
+    with pytest.raises(ValueError, match="auto, off or a CPU number"):
+        cpu.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("choice", "allowed", "current", "kept_on"),
+    [
+        ("auto", {0, 1}, 1, 1),  # where it runs
+        ("auto", {0, 1, 2, 3}, 2, 2),
+        ("auto", {2, 3}, None, 2),  # /proc does not say: the first it may use
+        ("auto", {2, 3}, 0, 2),  # a stale reading outside the set: likewise
+        ("auto", {5}, 5, None),  # one CPU already: nothing to do
+        ("off", {0, 1}, 0, None),
+        (1, {0, 1}, 0, 1),
+        (0, {0}, 0, 0),
+    ],
+)
+def test_the_cpu_chosen(choice, allowed, current, kept_on):
+    assert cpu.choose(choice, allowed, current) == kept_on
+
+
+def test_a_cpu_the_process_may_not_use_is_refused():
+    with pytest.raises(ValueError, match=r"CPU 4 is not one this process may run on \(0, 1\)"):
+        cpu.choose(4, {0, 1}, 0)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux's /proc only")
+def test_the_cpu_running_on_is_one_the_process_may_use():
+    assert cpu.running_on() in os.sched_getaffinity(0)
+
+
+def test_serve_refuses_a_cpu_it_may_not_use_before_anything_starts(capsys, monkeypatch):
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("CPU affinity is Linux's")
+    started = []
+    monkeypatch.setattr(cli, "prepare_database", lambda: started.append("database"))
+    beyond = max(os.sched_getaffinity(0)) + 1
+    status, out, err = run(capsys, "serve", "--cpu", str(beyond))
+    assert (status, out, started) == (2, "", [])
+    assert f"--cpu: CPU {beyond} is not one this process may run on" in err
+    assert os.sched_getaffinity(0) != {beyond}
+
+
+def test_serve_refuses_a_malformed_cpu_as_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--cpu", "both"])
+    assert exited.value.code == 2
+    assert "auto, off or a CPU number" in capsys.readouterr().err
