@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 
 AUTO, OFF = "auto", "off"
@@ -77,16 +78,20 @@ def keep_on_one(choice: str | int) -> int | None:
     cpu = choose(choice, os.sched_getaffinity(0), running_on())
     if cpu is None:
         return None
-    for task in _threads():
+    try:
+        os.sched_setaffinity(0, {cpu})  # this thread, and every thread it starts from now
+    except OSError:
+        return None  # not allowed here (a container's policy): left where it may run
+    for task in _other_threads():
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             os.sched_setaffinity(task, {cpu})
     return cpu
 
 
-def _threads() -> list[int]:
-    """This process's thread ids (the process's own first)."""
+def _other_threads() -> list[int]:
+    """The ids of this process's threads already running, but for this one."""
     try:
-        tasks = sorted(int(name) for name in os.listdir("/proc/self/task"))
+        tasks = [int(name) for name in os.listdir("/proc/self/task")]
     except OSError:
-        return [0]
-    return [0, *tasks]
+        return []
+    return [task for task in tasks if task != threading.get_native_id()]

@@ -69,3 +69,31 @@ def test_serve_refuses_a_malformed_cpu_as_a_usage_error(capsys):
         cli.main(["serve", "--cpu", "both"])
     assert exited.value.code == 2
     assert "auto, off or a CPU number" in capsys.readouterr().err
+
+
+def test_a_process_not_allowed_to_choose_its_cpu_is_left_where_it_may_run(monkeypatch):
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("CPU affinity is Linux's")
+    asked: list[int] = []
+
+    def refuse(_task: int, cpus: set[int]) -> None:
+        asked.extend(cpus)
+        raise PermissionError("not in this container")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _task: {0, 1})
+    monkeypatch.setattr(cpu, "running_on", lambda: 1)
+    assert cpu.keep_on_one("auto") is None
+    assert asked == [1]  # it tried the CPU it runs on, once, and gave up
+
+
+def test_every_thread_already_running_is_moved_too(monkeypatch):
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("CPU affinity is Linux's")
+    moved: list[tuple[int, frozenset[int]]] = []
+    monkeypatch.setattr(os, "sched_setaffinity", lambda task, cpus: moved.append((task, cpus)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _task: {0, 1, 2})
+    monkeypatch.setattr(cpu, "running_on", lambda: 2)
+    monkeypatch.setattr(cpu, "_other_threads", lambda: [101, 102])
+    assert cpu.keep_on_one("auto") == 2
+    assert moved == [(0, {2}), (101, {2}), (102, {2})]
