@@ -85,12 +85,13 @@ def serve(args: argparse.Namespace) -> int:
 
     from api.main import create_app
 
+    source = "--cpu" if args.cpu is not None else "CAREPATH_SERVE_CPU"
     try:  # first, before any thread starts: a new thread runs where its starter may
         kept_on = cpu.keep_on_one(
             args.cpu if args.cpu is not None else cpu.parse(settings.serve_cpu)
         )
     except ValueError as exc:
-        print(f"carepath: --cpu: {exc}", file=sys.stderr)
+        print(f"carepath: {source}: {exc}", file=sys.stderr)
         return USAGE_ERROR
     try:
         if settings.admin_token:  # a short token is refused before the database is touched

@@ -97,3 +97,13 @@ def test_every_thread_already_running_is_moved_too(monkeypatch):
     monkeypatch.setattr(cpu, "_other_threads", lambda: [101, 102])
     assert cpu.keep_on_one("auto") == 2
     assert moved == [(0, {2}), (101, {2}), (102, {2})]
+
+
+def test_serve_names_the_setting_when_the_cpu_came_from_it(capsys, monkeypatch):
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("CPU affinity is Linux's")
+    beyond = max(os.sched_getaffinity(0)) + 1
+    monkeypatch.setattr(cli.settings, "serve_cpu", str(beyond))
+    status, _, err = run(capsys, "serve")
+    assert status == 2
+    assert f"CAREPATH_SERVE_CPU: CPU {beyond} is not one this process may run on" in err
