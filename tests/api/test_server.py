@@ -77,6 +77,7 @@ def test_carepath_serve_starts_answers_and_stops_on_sigterm(tmp_path):
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # uv and the server it starts: one group to end
         )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -89,6 +90,7 @@ def test_carepath_serve_starts_answers_and_stops_on_sigterm(tmp_path):
         assert server.wait(timeout=30) == 0, log.read_text()[-3000:]
     finally:
         if server.poll() is None:
-            server.kill()
+            # A failed assertion: kill uv's whole group, or its server would outlive the test.
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     assert "Application shutdown complete" in log.read_text()
