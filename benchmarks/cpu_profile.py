@@ -431,8 +431,9 @@ async def run(args: argparse.Namespace, app: Any, staff: Staff, case_ids: list[i
     print_profile(stats, sum(len(v) for v in measured.cpu.values()), args.top)
 
 
-def main() -> None:
-    args = parse_args()
+def start_quietly() -> Any:
+    """Print the machine's line and log as ``carepath serve`` does, into ``/dev/null``;
+    returns that file, to close at the end."""
     info = machine_info()
     print(f"{info['date']}, {info['nproc']} cores, load {info['loadavg']}, Python {info['python']}")
     configure_logging()
@@ -440,6 +441,12 @@ def main() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(devnull)
+    return devnull
+
+
+def main() -> None:
+    args = parse_args()
+    devnull = start_quietly()
     with temp_dir("carepath-cpu-") as tmp:
         engine, staff, case_ids = prepare(tmp, args.cases)
         try:

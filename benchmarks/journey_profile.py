@@ -22,21 +22,19 @@ os.environ.update(DEMO)
 import argparse
 import asyncio
 import cProfile
-import logging
 import pstats
 import statistics
 from collections import defaultdict
 from typing import Any
 
 import httpx
-from cpu_profile import Meter, print_profile, threads_inlined
-from harness import machine_info, markdown_table, temp_dir
+from cpu_profile import Meter, print_profile, start_quietly, threads_inlined
+from harness import markdown_table, temp_dir
 from journey_bench import Journeys, Token, journey_scenario
 from load import Status
 from seed import migrate
 
 from api import auth
-from api.logs import configure_logging
 from api.main import create_app
 from models.db import make_engine, session_scope
 from models.schemas import UserCreate
@@ -106,13 +104,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--save")
     args = parser.parse_args()
-    info = machine_info()
-    print(f"{info['date']}, {info['nproc']} cores, load {info['loadavg']}, Python {info['python']}")
-    configure_logging()
-    devnull = open(os.devnull, "w")  # noqa: SIM115 (open for the whole run)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(devnull)
+    devnull = start_quietly()
     with temp_dir("carepath-journey-profile-") as tmp:
         engine = make_engine(f"sqlite:///{tmp / 'profile.db'}")
         migrate(engine)
