@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Row
 
 from models.db import session_scope
-from models.facts import CareSession
+from models.facts import Assessment, CareSession
 from models.tables import Case
 from tests.conftest import ON_POSTGRES
 from workflow.casefacts import DOSES_SINCE, OPEN_CLEARANCES, OPEN_CLEARANCES_SINCE, CaseFacts
@@ -84,6 +85,39 @@ def test_latest_assessment_is_the_newest_taken_by_now(clinic):
         latest = facts.latest_assessment("phq9")
         assert latest is not None and (latest.id, latest.score) == (newest.id, 15)
         assert facts.latest_assessment("gad7") is None
+
+
+def test_reads_are_rows_and_what_a_service_writes_back_is_an_orm_object(clinic, case_in):
+    """The guards' reads come back as read-only rows: one that a service tried to change
+    would fail at once. The history, profile and medication list stay ORM objects in the
+    session, for the services that change them."""
+    case_id = case_in("evaluation", meds=("Xanax",))
+    clinic.assess(case_id, "phq9", 12)
+    with session_scope(clinic.engine) as session:
+        facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
+        latest = facts.latest_assessment("phq9")
+        assert isinstance(latest, Row) and latest.score == 12
+        with pytest.raises(AttributeError):
+            latest.score = 13  # type: ignore[misc]
+        assert facts.history is not None and facts.history in session
+        assert facts.medications and all(m in session for m in facts.medications)
+
+
+def test_a_read_sees_what_the_session_holds_unwritten_unless_autoflush_is_held(clinic):
+    """As an ORM query would: the session's pending rows are flushed before a read."""
+    case_id = clinic.open_case()
+    clinic.assess(case_id, "phq9", 12, taken_at=clinic.now - timedelta(days=1))
+    with session_scope(clinic.engine) as session:
+        facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
+        pending = Assessment(
+            case_id=case_id, instrument="phq9", score=20, taken_at=clinic.now, created_at=clinic.now
+        )
+        session.add(pending)
+        with session.no_autoflush:
+            assert facts.latest_assessment("phq9").score == 12
+        facts.forget()
+        assert facts.latest_assessment("phq9").score == 20
+        session.rollback()
 
 
 def test_without_a_session_the_view_is_empty(now):
