@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
@@ -22,7 +22,7 @@ from models.tables import Case
 from schedules.rules import Change, Policy
 from workflow import places
 from workflow.audit import store
-from workflow.casefacts import CaseFacts
+from workflow.casefacts import CaseFacts, rows
 from workflow.definition import CLINICIAN, COORDINATOR
 
 logger = logging.getLogger(__name__)
@@ -49,13 +49,16 @@ OPEN_OF_CASE = (
 
 
 def open_reminders(session: Session, case_id: int | None) -> list[Reminder]:
-    """The case's open reminders (pending or sent), oldest first."""
-    return list(session.exec(OPEN_OF_CASE, params={"case_id": case_id}).all())
+    """The case's open reminders (pending or sent), oldest first, as read-only rows: every
+    write reads them, and ``cancel`` and ``readdress`` change them with one UPDATE each."""
+    found = rows(session, OPEN_OF_CASE, {"case_id": case_id}).all()
+    return cast("list[Reminder]", list(found))  # rows, read by Reminder's column names
 
 
-def cancel(session: Session, reminder: Reminder, now: datetime) -> None:
-    """Cancel an open reminder, and its escalation, at once (so a new one may be inserted)."""
-    places.cancel(session, reminder, now)
+def cancel(session: Session, reminder: Reminder, now: datetime) -> set[int]:
+    """Cancel an open reminder, and its escalation, at once (so a new one may be inserted);
+    the ids of the reminders it ended."""
+    return places.cancel(session, reminder, now)
 
 
 def schedule(
@@ -78,9 +81,10 @@ def schedule(
     current = [r for r in existing if r.kind == policy.kind and r.taper_id == taper_id]
     if current and not policy.restarts:
         return current[0]
+    ended: set[int] = set()
     for reminder in current:
-        cancel(session, reminder, now)
-        existing.remove(reminder)
+        ended |= cancel(session, reminder, now)
+    existing[:] = [r for r in existing if r.id not in ended]
     assert case.id is not None  # a case the workflow has written
     reminder = Reminder(
         case_id=case.id,
@@ -105,12 +109,13 @@ def cancel_satisfied(
     Returns the reminders still open.
     """
     still_open = []
+    ended: set[int] = set()
     for reminder in open_reminders(session, facts.case.id):
-        if reminder.status not in OPEN_STATUSES:  # an escalation ended with its original
+        if reminder.id in ended:  # an escalation ended with its original
             continue
         policy = policies.get(reminder.kind)
         if policy is not None and policy.satisfied(facts, reminder):
-            cancel(session, reminder, now)
+            ended |= cancel(session, reminder, now)
         else:
             still_open.append(reminder)
     return still_open
@@ -145,8 +150,7 @@ def readdress(session: Session, case: Case, reminders: list[Reminder], now: date
             continue
         wanted = assignee(case, reminder.recipient_role)
         if reminder.recipient_id != wanted:
-            reminder.recipient_id, reminder.updated_at = wanted, now
-            session.add(reminder)
+            places.readdress(session, reminder, wanted, now)
 
 
 def schedule_next(

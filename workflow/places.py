@@ -170,19 +170,45 @@ def end_escalations(session: Session, original: Reminder, now: datetime) -> None
     _ended(session, END_ESCALATIONS, original, now)
 
 
-def cancel(session: Session, reminder: Reminder, now: datetime) -> None:
-    """Cancel an open reminder, and its open escalation, in one statement."""
-    _ended(session, CANCEL, reminder, now)
-    _set_ended(reminder, now)
+def cancel(session: Session, reminder: Reminder, now: datetime) -> set[int]:
+    """Cancel an open reminder, and its open escalation, in one statement; the ids it ended.
+
+    ``reminder`` may be an ORM object or a read-only row of one (``schedules.scheduling``).
+    """
+    return _ended(session, CANCEL, reminder, now)
 
 
-def _ended(session: Session, statement: Any, original: Reminder, now: datetime) -> None:
-    """Run ``statement`` for ``original``; the rows it ended that this session holds say so."""
-    ended = session.connection().execute(statement, {"b_id": original.id, "b_now": now})
-    for reminder_id in ended.scalars():
+def _ended(session: Session, statement: Any, original: Reminder, now: datetime) -> set[int]:
+    """Run ``statement`` for ``original``; the rows it ended that this session holds say so.
+    Returns the ids of the reminders it ended."""
+    ended = set(
+        session.connection().execute(statement, {"b_id": original.id, "b_now": now}).scalars()
+    )
+    for reminder_id in ended:
         row = session.identity_map.get(session.identity_key(Reminder, reminder_id))
         if row is not None:
             _set_ended(row, now)
+    return ended
+
+
+READDRESS = (
+    update(REMINDERS)
+    .where(REMINDERS.c.id == bindparam("b_id"))
+    .values(recipient_id=bindparam("b_recipient"), updated_at=bindparam("b_now"))
+)
+"""Built once: an open reminder follows the case's assignment (``schedules.scheduling``)."""
+
+
+def readdress(
+    session: Session, reminder: Reminder, recipient_id: int | None, now: datetime
+) -> None:
+    """Address the open ``reminder`` (an ORM object or a row of one) to ``recipient_id``."""
+    params = {"b_id": reminder.id, "b_recipient": recipient_id, "b_now": now}
+    session.connection().execute(READDRESS, params)
+    loaded = session.identity_map.get(session.identity_key(Reminder, reminder.id))
+    if loaded is not None:
+        set_committed_value(loaded, "recipient_id", recipient_id)
+        set_committed_value(loaded, "updated_at", now)
 
 
 def _set_ended(reminder: Reminder, now: datetime) -> None:

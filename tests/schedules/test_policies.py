@@ -416,6 +416,31 @@ def test_a_checkin_needs_both_a_phq9_and_an_isi_after_the_first_dose(clinic, rem
     assert reminders.pending(case_id)["checkin_due"].due_at == late + 12 * DAY
 
 
+def test_a_checkin_ends_an_escalated_checkin_reminder_and_its_escalation(clinic, reminders):
+    """A check-in restarts ``checkin_due``: the escalated reminders it replaces end with their
+    escalations, and the case leaves the top of the worklist."""
+    case_id = dosable(clinic)
+    clinic.dose(case_id)
+    clinic.tick(hours=1)
+    clinic.session(case_id, "integration")  # the dose's follow-up is done
+    checkin = reminders.pending(case_id)["checkin_due"]
+    reminders.dispatch(checkin.due_at)
+    assert reminders.dispatch(checkin.due_at + 3 * DAY).escalated == 1
+    (escalation,) = reminders.rows(case_id, kind="escalation")
+    assert escalation.escalates == checkin.id
+    with session_scope(clinic.engine) as session:
+        assert session.get_one(WorkItem, case_id).rank == places.URGENT
+
+    clinic.now = checkin.due_at + 3 * DAY + HOUR
+    clinic.assess(case_id, "phq9", 10)
+    clinic.assess(case_id, "isi", 12)
+    assert reminders.get(checkin.id).status == CANCELLED
+    assert reminders.get(escalation.id).status == CANCELLED
+    assert reminders.pending(case_id)["checkin_due"].due_at == clinic.now + 7 * DAY
+    with session_scope(clinic.engine) as session:
+        assert session.get_one(WorkItem, case_id).rank == places.REMINDED
+
+
 def test_a_sent_checkin_is_followed_weekly_then_every_12_days(clinic, reminders):
     case_id = dosable(clinic)
     first = clinic.dose(case_id).completed_at
