@@ -300,7 +300,9 @@ def print_profile(stats: pstats.Stats, requests: int, top: int) -> None:
         [package, f"{tt / requests * 1000:.3f}", f"{tt / total:.1%}"]
         for package, tt in sorted(by_package.items(), key=lambda item: -item[1])
     ]
+    calls = sum(nc for (_cc, nc, _tt, _ct, _callers) in raw.values())
     print(f"\nProfiled: {total / requests * 1000:.2f} ms of CPU per request under cProfile")
+    print(f"Python function calls per request: {calls / requests:.0f} (the load does not move it)")
     print("\nOwn time by package (profiled ms per request, share)")
     print(markdown_table(["package", "ms/req", "share"], rows))
     ours = {f"{top}/" for top in OURS}
