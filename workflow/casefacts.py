@@ -306,6 +306,9 @@ class CaseFacts:
     preloaded: dict[str, Any] = field(default_factory=dict)
     dose_request: DoseRequest | None = None
     """While a dose clearance is judged, its reading and monitor (``workflow.dose_guards``)."""
+    writable: bool = True
+    """False for a view that only reads (``GET transitions``): every read answers with rows,
+    those a write would change included."""
 
     # -- plumbing ------------------------------------------------------------
 
@@ -344,11 +347,15 @@ class CaseFacts:
 
     def _entity(self, statement: Any, **params: Any) -> Callable[[Session], Any]:
         """The first ORM object of a read a service may change and write back, or None."""
+        if not self.writable:
+            return self._first(statement, **params)
         values = self._params(params)
         return lambda session: session.exec(statement, params=values).first()
 
     def _entities(self, statement: Any, **params: Any) -> Callable[[Session], list[Any]]:
         """Every ORM object of a read a service may change and write back."""
+        if not self.writable:
+            return self._all(statement, **params)
         values = self._params(params)
         return lambda session: list(session.exec(statement, params=values).all())
 

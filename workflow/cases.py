@@ -239,7 +239,7 @@ def list_triggers(
 ) -> list[TriggerOption]:
     """Every trigger from the case's state, with its unmet requirements for ``actor``."""
     case = get_case(session, case_id)
-    facts = CaseFacts(case=case, now=now, actor=actor, rules=rules, session=session)
+    facts = CaseFacts(case=case, now=now, actor=actor, rules=rules, session=session, writable=False)
     options = []
     for definition in triggers_from(case.state, case.held_from):
         dest = destination(definition, case.state, case.held_from)

@@ -103,6 +103,16 @@ def test_reads_are_rows_and_what_a_service_writes_back_is_an_orm_object(clinic, 
         assert facts.medications and all(m in session for m in facts.medications)
 
 
+def test_a_view_that_only_reads_answers_every_read_with_rows(clinic, case_in):
+    case_id = case_in("evaluation", meds=("Xanax",))
+    with session_scope(clinic.engine) as session:
+        case = session.get(Case, case_id)
+        facts = CaseFacts(case=case, now=clinic.now, session=session, writable=False)
+        assert isinstance(facts.history, Row) and isinstance(facts.profile, Row)
+        assert facts.medications and all(isinstance(m, Row) for m in facts.medications)
+        assert [o for o in session if o is not case] == []
+
+
 def test_a_read_sees_what_the_session_holds_unwritten_unless_autoflush_is_held(clinic):
     """As an ORM query would: the session's pending rows are flushed before a read."""
     case_id = clinic.open_case()
