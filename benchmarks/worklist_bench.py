@@ -45,12 +45,12 @@ from workflow.worklist import cursor_for, worklist
 
 PAGE = 50
 CLINICIAN = Actor(id=None, role="clinician", license_states=("CA",))
-MIGRATION = Path(__file__).parents[1] / "models/migrations/versions/0003_reminders.py"
+MIGRATION = Path(__file__).parents[1] / "models/migrations/versions/0007_reminders.py"
 
 
 def backfill_statements() -> tuple[str, ...]:
-    """The worklist backfill of migration 0003_reminders, run again after the bulk load."""
-    spec = importlib.util.spec_from_file_location("migration_0003_reminders", MIGRATION)
+    """The worklist backfill of migration 0007_reminders, run again after the bulk load."""
+    spec = importlib.util.spec_from_file_location("migration_0007_reminders", MIGRATION)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -78,10 +78,11 @@ def seed(engine: Engine, count: int) -> None:
                 medication_list_version, referrals, created_at, updated_at)
             SELECT 'bench-' || n, 'CA', {state}, {phase}, 1, 0, {referrals}, {stamp}, {stamp}
             FROM {_series(dialect, "count")}""",
+        # The worklist never reads the audit chain: each event gets a placeholder hash.
         f"""INSERT INTO audit_events (case_id, at, actor_id, actor_role, kind, trigger,
-                from_state, to_state, data)
+                from_state, to_state, data, hash)
             SELECT 1 + n, {stamp}, NULL, 'coordinator', 'transition', 'create', NULL,
-                'evaluation', {json}
+                'evaluation', {json}, '{"0" * 64}'
             FROM {_series(dialect, "count")}""",
         reminder.format(
             kind="'safety_review'",
