@@ -6,11 +6,12 @@ events. A write's cost therefore does not grow with the history already on
 the case. Each answer is read once per write and kept until ``forget``.
 
 A read answers with read-only rows (SQLAlchemy Core rows, read by the
-model's column names), at a third of the CPU of ORM objects; the reads a
+model's column names), at less than half the CPU of ORM objects; the reads a
 service changes and writes back (the history, the profile, the medication
-list, the open clearances, a dispense on its way) answer with ORM objects.
-A row cannot be changed or added to the session: a service that tried would
-fail at once, never write silently.
+list, the open clearances, a dispense on its way) answer with ORM objects,
+except in a view that only reads (``writable=False``). A row cannot be
+changed or added to the session: a service that tried would fail at once,
+never write silently.
 
 Tests may build the view without a database: ``preloaded`` maps a read's key
 (a property's name, or ``"latest_assessment:phq9"`` for a read with an
