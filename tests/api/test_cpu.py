@@ -52,16 +52,25 @@ def test_the_cpu_running_on_is_one_the_process_may_use():
     assert cpu.running_on() in os.sched_getaffinity(0)
 
 
+def affinity(monkeypatch, allowed: set[int], running: int | None) -> list[tuple[int, set[int]]]:
+    """The OS's affinity calls, faked (present on any OS: ``raising=False``): the process may
+    run on ``allowed`` and runs on ``running``; returns the list ``sched_setaffinity`` fills."""
+    moved: list[tuple[int, set[int]]] = []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _task: set(allowed), raising=False)
+    monkeypatch.setattr(
+        os, "sched_setaffinity", lambda task, cpus: moved.append((task, cpus)), raising=False
+    )
+    monkeypatch.setattr(cpu, "running_on", lambda: running)
+    return moved
+
+
 def test_serve_refuses_a_cpu_it_may_not_use_before_anything_starts(capsys, monkeypatch):
-    if not hasattr(os, "sched_getaffinity"):
-        pytest.skip("CPU affinity is Linux's")
+    moved = affinity(monkeypatch, {0, 1}, 0)
     started = []
     monkeypatch.setattr(cli, "prepare_database", lambda: started.append("database"))
-    beyond = max(os.sched_getaffinity(0)) + 1
-    status, out, err = run(capsys, "serve", "--cpu", str(beyond))
-    assert (status, out, started) == (2, "", [])
-    assert f"--cpu: CPU {beyond} is not one this process may run on" in err
-    assert os.sched_getaffinity(0) != {beyond}
+    status, out, err = run(capsys, "serve", "--cpu", "2")
+    assert (status, out, started, moved) == (2, "", [], [])
+    assert "--cpu: CPU 2 is not one this process may run on (0, 1)" in err
 
 
 def test_serve_refuses_a_malformed_cpu_as_a_usage_error(capsys):
@@ -72,8 +81,7 @@ def test_serve_refuses_a_malformed_cpu_as_a_usage_error(capsys):
 
 
 def test_a_process_not_allowed_to_choose_its_cpu_is_left_where_it_may_run(monkeypatch):
-    if not hasattr(os, "sched_setaffinity"):
-        pytest.skip("CPU affinity is Linux's")
+    affinity(monkeypatch, {0, 1}, 1)
     asked: list[int] = []
 
     def refuse(_task: int, cpus: set[int]) -> None:
@@ -81,29 +89,20 @@ def test_a_process_not_allowed_to_choose_its_cpu_is_left_where_it_may_run(monkey
         raise PermissionError("not in this container")
 
     monkeypatch.setattr(os, "sched_setaffinity", refuse)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _task: {0, 1})
-    monkeypatch.setattr(cpu, "running_on", lambda: 1)
     assert cpu.keep_on_one("auto") is None
     assert asked == [1]  # it tried the CPU it runs on, once, and gave up
 
 
 def test_every_thread_already_running_is_moved_too(monkeypatch):
-    if not hasattr(os, "sched_setaffinity"):
-        pytest.skip("CPU affinity is Linux's")
-    moved: list[tuple[int, frozenset[int]]] = []
-    monkeypatch.setattr(os, "sched_setaffinity", lambda task, cpus: moved.append((task, cpus)))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _task: {0, 1, 2})
-    monkeypatch.setattr(cpu, "running_on", lambda: 2)
+    moved = affinity(monkeypatch, {0, 1, 2}, 2)
     monkeypatch.setattr(cpu, "_other_threads", lambda: [101, 102])
     assert cpu.keep_on_one("auto") == 2
     assert moved == [(0, {2}), (101, {2}), (102, {2})]
 
 
 def test_serve_names_the_setting_when_the_cpu_came_from_it(capsys, monkeypatch):
-    if not hasattr(os, "sched_getaffinity"):
-        pytest.skip("CPU affinity is Linux's")
-    beyond = max(os.sched_getaffinity(0)) + 1
-    monkeypatch.setattr(cli.settings, "serve_cpu", str(beyond))
+    moved = affinity(monkeypatch, {0, 1}, 0)
+    monkeypatch.setattr(cli.settings, "serve_cpu", "2")
     status, _, err = run(capsys, "serve")
-    assert status == 2
-    assert f"CAREPATH_SERVE_CPU: CPU {beyond} is not one this process may run on" in err
+    assert (status, moved) == (2, [])
+    assert "CAREPATH_SERVE_CPU: CPU 2 is not one this process may run on" in err
