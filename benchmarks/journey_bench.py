@@ -11,8 +11,16 @@ contact and a treatment monitor; a preparation session, a dose clearance, the
 dose record (with observation and the post-dose window set to 0, so that a
 dose needs no real two hours) and an integration session; ``start_monitoring``;
 a follow-up PHQ-9 and ISI; an adverse event and its resolution; ``discharge``.
-A journey counts when every step answered as expected (a revision before the
-profile and consent routes breaks every journey at its second step).
+A journey counts when every step answered as expected.
+
+A revision from before contract version 2 (no profile route: the code as the
+write-path issue found it, a0e8263) takes its patients through that
+contract's course instead, the 26 requests the issue measured: the history in
+its own fields; no profile, consent, emergency contact or treatment monitor;
+the benzodiazepine on the list still active, stopped by the taper's
+confirmation; a clearance with ``monitor_present``; ``prescribe`` with a dose
+and a route, ``ship`` with no body. That is less work a journey than today's
+31 requests, so a ratio against it understates today's code.
 
 ``--at REV`` serves carepath as of a git revision too, on a copy of the same
 database, measured in the same run, alternating round by round, so both see
@@ -105,7 +113,13 @@ class Journeys:
 
 
 def journey_scenario(
-    coordinator: Token, clinician: Token, tally: Journeys, run_id: str, *, dispenses: bool = True
+    coordinator: Token,
+    clinician: Token,
+    tally: Journeys,
+    run_id: str,
+    *,
+    dispenses: bool = True,
+    contract: int = 2,
 ) -> Scenario:
     """One patient after another, through the whole course of care."""
     serial = itertools.count()
@@ -197,7 +211,7 @@ def journey_scenario(
                 )
                 yield step("POST", "/transitions/discharge", None, cl)
 
-            steps = journey()
+            steps = journey() if contract >= 2 else contract_1(step, co, cl)
             answer = None
             ok = True
             while True:
@@ -216,6 +230,62 @@ def journey_scenario(
                 tally.done += 1
 
     return scenario
+
+
+HISTORY_1 = {
+    key: value
+    for key, value in HISTORY.items()
+    if key not in {"psychosis_or_mania_history", "aneurysm_avm_or_ich", "recent_mi_or_stroke"}
+}
+"""The history as contract version 1 took it (it refuses a field it does not know)."""
+
+
+def contract_1(step, co, cl):
+    """Contract version 1's course of care: the 25 steps after ``create`` (see the docstring)."""
+    now = datetime.now(UTC)
+    yield step("PUT", "/history", HISTORY_1, cl)
+    for instrument, score in (("phq9", 17), ("gad7", 12), ("isi", 21)):
+        body = {"instrument": instrument, "score": score, "taken_at": iso(now)}
+        if instrument == "phq9":
+            body["item9"] = 0
+        yield step("POST", "/assessments", body, co)
+    yield step("POST", "/vitals", {"systolic": 124, "diastolic": 80, "taken_at": iso(now)}, co)
+    med = yield step("POST", "/medications", {"name": "alprazolam"}, co)
+    yield step("POST", "/transitions/approve", None, cl, (409,))
+    yield step("POST", "/interaction-screenings", {}, cl)
+    plan = {"medication_id": med.response.json()["id"], "plan": "0.25 mg less a week"}
+    taper = yield step("POST", "/tapers", plan, cl)
+    yield step("POST", "/transitions/approve", None, cl)
+    stopped = (now - timedelta(days=10)).date().isoformat()
+    taper_id = taper.response.json()["id"]
+    yield step("POST", f"/tapers/{taper_id}/confirm", {"last_dose_on": stopped}, cl)
+    yield step("POST", "/interaction-screenings", {}, cl)
+    yield step("POST", "/transitions/prescribe", {"dose_mg": 100, "route": "sublingual"}, cl)
+    yield step("POST", "/transitions/ship", None, co)
+    yield step("POST", "/transitions/confirm_delivery", None, co)
+    prep = {"kind": "preparation", "completed_at": iso(datetime.now(UTC))}
+    yield step("POST", "/sessions", prep, co)
+    reading = {"systolic": 122, "diastolic": 78, "monitor_present": True}
+    clearance = yield step("POST", "/dose-clearances", reading, co)
+    dose = {
+        "kind": "dosing",
+        "clearance_id": clearance.response.json()["id"],
+        "completed_at": iso(datetime.now(UTC)),
+    }
+    yield step("POST", "/sessions", dose, co)
+    after = {"kind": "integration", "completed_at": iso(datetime.now(UTC))}
+    yield step("POST", "/sessions", after, co)
+    yield step("POST", "/transitions/start_monitoring", None, co)
+    for instrument, score in (("phq9", 8), ("isi", 10)):
+        body = {"instrument": instrument, "score": score, "taken_at": iso(datetime.now(UTC))}
+        if instrument == "phq9":
+            body["item9"] = 0
+        yield step("POST", "/assessments", body, co)
+    event = {"kind": "nausea", "severity": "mild", "description": "After the dose."}
+    ae = yield step("POST", "/adverse-events", event, co)
+    resolve = {"note": "Settled by the next day."}
+    yield step("POST", f"/adverse-events/{ae.response.json()['id']}/resolve", resolve, cl)
+    yield step("POST", "/transitions/discharge", None, cl)
 
 
 @dataclass(frozen=True)
@@ -276,18 +346,20 @@ def main() -> None:
             env = {**admin, **DEMO, "CAREPATH_DATABASE_URL": sqlite_url(tmp / f"bench{n}.db")}
             if revision is None:
                 name, cli, cwd = "carepath", uv_run("carepath"), ROOT
-                dispenses = True
+                dispenses, contract = True, 2
             else:
                 source = source_at(tmp / f"at{n}", revision)
                 name, cli, cwd = f"carepath @{revision}", [sys.executable, "-m", "api.cli"], source
                 env["PYTHONPATH"] = str(source)
                 # Before the controlled-substance record (issue 13) `ship` took no units.
                 dispenses = "quantity_units" in (source / "models" / "schemas.py").read_text()
+                routes = (source / "api" / "routers").glob("*.py")
+                contract = 2 if any('"/profile"' in r.read_text() for r in routes) else 1
             staff = (
                 cli_user(cli, env, cwd, "bench-coordinator", "coordinator"),
                 cli_user(cli, env, cwd, "bench-clinician", "clinician", "CA"),
             )
-            targets.append((name, [*cli, *serve], env, cwd, staff, dispenses))
+            targets.append((name, [*cli, *serve], env, cwd, staff, dispenses, contract))
         servers = []
         for name, argv, server_env, cwd, *_ in targets:
             slug = "".join(c if c.isalnum() else "-" for c in name)
@@ -295,12 +367,13 @@ def main() -> None:
             servers.append(stack.enter_context(Server(slug, argv, tmp, server_env, cwd=cwd)))
         figures = {name: Figures(name) for name, *_ in targets}
         for n in range(args.rounds):
-            for (name, *_, staff, dispenses), server in zip(targets, servers, strict=True):
+            for target, server in zip(targets, servers, strict=True):
+                name, *_, staff, dispenses, contract = target
                 tally = Journeys()
                 run_id = f"{n}{secrets.token_hex(3)}"
                 result = run(
                     server.url,
-                    journey_scenario(*staff, tally, run_id, dispenses=dispenses),
+                    journey_scenario(*staff, tally, run_id, dispenses=dispenses, contract=contract),
                     name=f"round {n + 1} {name}",
                     connections=args.connections,
                     seconds=args.seconds,
