@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.engine import Row
 
+from models.db import session_scope
 from models.schemas import CaseCreate, TransitionBody
+from models.tables import Case
 from tests.workflow.conftest import body_for
 from workflow import cases
 from workflow.definition import TRIGGER_BY_NAME, TRIGGERS, may_fire
@@ -273,6 +276,20 @@ def test_list_triggers_writes_nothing(clinic, case_in):
     before = clinic.snapshot(case_id)
     clinic.call(cases.list_triggers, case_id=case_id, actor=clinic.clinician)
     assert clinic.snapshot(case_id) == before
+
+
+def test_a_view_that_only_reads_takes_the_case_as_a_row_unless_the_session_has_it(clinic, case_in):
+    """``list_triggers`` reads the case as a read-only row (nothing it could write back),
+    or uses the one the session has loaded already (the worklist, the case page)."""
+    case_id = case_in("evaluation")
+    with session_scope(clinic.engine) as session:
+        row = cases.read_case(session, case_id)
+        assert isinstance(row, Row) and (row.id, row.state) == (case_id, "evaluation")
+        assert list(session) == []
+        loaded = session.get(Case, case_id)
+        assert cases.read_case(session, case_id) is loaded
+        with pytest.raises(NotFound):
+            cases.read_case(session, case_id + 1000)
 
 
 def test_the_role_is_checked_before_the_state(clinic, case_in):
