@@ -48,11 +48,15 @@ from models.facts import (
     Taper,
     Vital,
 )
+from models.schemas import INSTRUMENT_MAX
 from models.settings import Settings, settings
 from models.tables import Case
 from workflow.definition import Actor
 
 T = TypeVar("T")
+
+ALL_LATEST = "latest_assessment:*"
+"""The read key of the newest score of every instrument (``CaseFacts.latest_assessment``)."""
 
 CASE: BindParameter[Any] = bindparam("case_id")
 NOW: BindParameter[Any] = bindparam("now")
@@ -86,6 +90,20 @@ HISTORY = select(History).where(History.case_id == CASE)
 LATEST_ASSESSMENT = _newest(
     Assessment, Assessment.instrument == INSTRUMENT, col(Assessment.taken_at) <= NOW
 )
+INSTRUMENTS = tuple(INSTRUMENT_MAX)
+"""Every instrument a score is recorded for (PHQ-9, GAD-7, ISI)."""
+LATEST_ASSESSMENTS = union_all(
+    *(
+        select_columns(
+            _newest(
+                Assessment, Assessment.instrument == name, col(Assessment.taken_at) <= NOW
+            ).subquery(name)
+        )
+        for name in INSTRUMENTS
+    )
+)
+"""The newest score of each instrument in one statement: one index lookup each, as
+``LATEST_ASSESSMENT`` makes, with one round trip for all (the guards ask for two or three)."""
 LATEST_ASSESSMENT_BEFORE = _newest(
     Assessment, Assessment.instrument == INSTRUMENT, col(Assessment.taken_at) < SINCE
 )
@@ -368,9 +386,19 @@ class CaseFacts:
         return self._read("history", self._entity(HISTORY), None)
 
     def latest_assessment(self, instrument: str) -> Assessment | None:
-        """The newest score of ``instrument`` taken at or before now."""
+        """The newest score of ``instrument`` taken at or before now.
+
+        The first ask reads the newest of every instrument at once
+        (``LATEST_ASSESSMENTS``): a guard that asks for one asks for the others.
+        """
+        key = f"latest_assessment:{instrument}"
+        if key not in self.preloaded and instrument in INSTRUMENTS and self.session is not None:
+            query = self._all(LATEST_ASSESSMENTS)
+            newest = {row.instrument: row for row in self._load(ALL_LATEST, query, self.session)}
+            for name in INSTRUMENTS:
+                self.preloaded.setdefault(f"latest_assessment:{name}", newest.get(name))
         query = self._first(LATEST_ASSESSMENT, instrument=instrument)
-        return self._read(f"latest_assessment:{instrument}", query, None)
+        return self._read(key, query, None)
 
     def latest_assessment_before(self, instrument: str, before: datetime) -> Assessment | None:
         """The newest score of ``instrument`` taken before ``before``."""

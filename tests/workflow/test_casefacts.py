@@ -12,7 +12,13 @@ from models.db import session_scope
 from models.facts import Assessment, CareSession
 from models.tables import Case
 from tests.conftest import ON_POSTGRES
-from workflow.casefacts import DOSES_SINCE, OPEN_CLEARANCES, OPEN_CLEARANCES_SINCE, CaseFacts
+from workflow.casefacts import (
+    ALL_LATEST,
+    DOSES_SINCE,
+    OPEN_CLEARANCES,
+    OPEN_CLEARANCES_SINCE,
+    CaseFacts,
+)
 
 
 def loads_during(monkeypatch, action) -> list[str]:
@@ -85,6 +91,24 @@ def test_latest_assessment_is_the_newest_taken_by_now(clinic):
         latest = facts.latest_assessment("phq9")
         assert latest is not None and (latest.id, latest.score) == (newest.id, 15)
         assert facts.latest_assessment("gad7") is None
+
+
+def test_the_newest_score_of_every_instrument_is_one_read(clinic, monkeypatch):
+    """The guards ask for two or three instruments' newest scores: one statement reads all,
+    each the newest of its own instrument, and none is read again."""
+    case_id = clinic.open_case()
+    clinic.assess(case_id, "phq9", 12, taken_at=clinic.now - timedelta(days=2))
+    phq9 = clinic.assess(case_id, "phq9", 15, taken_at=clinic.now - timedelta(days=1))
+    isi = clinic.assess(case_id, "isi", 20)
+    with session_scope(clinic.engine) as session:
+        facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
+
+        def newest() -> list[object]:
+            return [facts.latest_assessment(i) for i in ("phq9", "gad7", "isi", "phq9")]
+
+        found: list[object] = []
+        assert loads_during(monkeypatch, lambda: found.extend(newest())) == [ALL_LATEST]
+        assert [a.id if a is not None else None for a in found] == [phq9.id, None, isi.id, phq9.id]
 
 
 def test_reads_are_rows_and_what_a_service_writes_back_is_an_orm_object(clinic, case_in):
