@@ -145,11 +145,7 @@ def journey_scenario(
                 yield step("PUT", "/profile", PROFILE, co)
                 consent = {"version": "2026-1", "signed_at": iso(now), "method": "electronic"}
                 yield step("POST", "/consents", consent, co)
-                for instrument, score in (("phq9", 17), ("gad7", 12), ("isi", 21)):
-                    body = {"instrument": instrument, "score": score, "taken_at": iso(now)}
-                    if instrument == "phq9":
-                        body["item9"] = 0  # required on a PHQ-9 (SPEC.md 4.2)
-                    yield step("POST", "/assessments", body, co)
+                yield from scores(step, co, BASELINE)
                 vital = {"systolic": 124, "diastolic": 80, "taken_at": iso(now)}
                 yield step("POST", "/vitals", vital, co)
                 # Stopped ten days ago, past its 7-day washout: a taper confirmed today
@@ -193,23 +189,7 @@ def journey_scenario(
                 yield step("POST", "/sessions", dose, co)
                 after = {"kind": "integration", "completed_at": iso(datetime.now(UTC))}
                 yield step("POST", "/sessions", after, co)
-                yield step("POST", "/transitions/start_monitoring", None, co)
-                for instrument, score in (("phq9", 8), ("isi", 10)):
-                    body = {
-                        "instrument": instrument,
-                        "score": score,
-                        "taken_at": iso(datetime.now(UTC)),
-                    }
-                    if instrument == "phq9":
-                        body["item9"] = 0
-                    yield step("POST", "/assessments", body, co)
-                event = {"kind": "nausea", "severity": "mild", "description": "After the dose."}
-                ae = yield step("POST", "/adverse-events", event, co)
-                resolve = {"note": "Settled by the next day."}
-                yield step(
-                    "POST", f"/adverse-events/{ae.response.json()['id']}/resolve", resolve, cl
-                )
-                yield step("POST", "/transitions/discharge", None, cl)
+                yield from monitoring_to_discharge(step, co, cl)
 
             steps = journey() if contract >= 2 else contract_1(step, co, cl)
             answer = None
@@ -244,11 +224,7 @@ def contract_1(step, co, cl):
     """Contract version 1's course of care: the 25 steps after ``create`` (see the docstring)."""
     now = datetime.now(UTC)
     yield step("PUT", "/history", HISTORY_1, cl)
-    for instrument, score in (("phq9", 17), ("gad7", 12), ("isi", 21)):
-        body = {"instrument": instrument, "score": score, "taken_at": iso(now)}
-        if instrument == "phq9":
-            body["item9"] = 0
-        yield step("POST", "/assessments", body, co)
+    yield from scores(step, co, BASELINE)
     yield step("POST", "/vitals", {"systolic": 124, "diastolic": 80, "taken_at": iso(now)}, co)
     med = yield step("POST", "/medications", {"name": "alprazolam"}, co)
     yield step("POST", "/transitions/approve", None, cl, (409,))
@@ -275,12 +251,28 @@ def contract_1(step, co, cl):
     yield step("POST", "/sessions", dose, co)
     after = {"kind": "integration", "completed_at": iso(datetime.now(UTC))}
     yield step("POST", "/sessions", after, co)
-    yield step("POST", "/transitions/start_monitoring", None, co)
-    for instrument, score in (("phq9", 8), ("isi", 10)):
+    yield from monitoring_to_discharge(step, co, cl)
+
+
+BASELINE = (("phq9", 17), ("gad7", 12), ("isi", 21))
+FOLLOW_UP = (("phq9", 8), ("isi", 10))
+
+
+def scores(step, co, scored):
+    """One assessment per (instrument, score), taken now; a PHQ-9 with its item 9
+    (required on a PHQ-9 by SPEC.md 4.2, accepted by contract version 1)."""
+    for instrument, score in scored:
         body = {"instrument": instrument, "score": score, "taken_at": iso(datetime.now(UTC))}
         if instrument == "phq9":
             body["item9"] = 0
         yield step("POST", "/assessments", body, co)
+
+
+def monitoring_to_discharge(step, co, cl):
+    """The steps both contracts share from ``start_monitoring`` on: the follow-up scores,
+    an adverse event and its resolution, ``discharge``."""
+    yield step("POST", "/transitions/start_monitoring", None, co)
+    yield from scores(step, co, FOLLOW_UP)
     event = {"kind": "nausea", "severity": "mild", "description": "After the dose."}
     ae = yield step("POST", "/adverse-events", event, co)
     resolve = {"note": "Settled by the next day."}
