@@ -325,6 +325,14 @@ def main() -> None:
     parser.add_argument(
         "--pin", type=int, metavar="CPU", help="run every server on this one CPU (taskset)"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve each version as N processes on one database, process k on CPU k "
+        "(as README's scale-out runs them), the connections dealt among them",
+    )
     args = parser.parse_args()
     on_sigterm_raise_interrupt()
     print_machine()
@@ -352,11 +360,15 @@ def main() -> None:
                 cli_user(cli, env, cwd, "bench-clinician", "clinician", "CA"),
             )
             targets.append((name, [*cli, *serve], env, cwd, staff, dispenses, contract))
-        servers = []
+        servers: list[list[Server]] = []
         for name, argv, server_env, cwd, *_ in targets:
             slug = "".join(c if c.isalnum() else "-" for c in name)
-            argv = pinned(argv, args.pin)
-            servers.append(stack.enter_context(Server(slug, argv, tmp, server_env, cwd=cwd)))
+            group = []
+            for k in range(args.processes):
+                cpu = args.pin if args.processes == 1 else k % (os.cpu_count() or 1)
+                process = Server(f"{slug}-{k}", pinned(argv, cpu), tmp, server_env, cwd=cwd)
+                group.append(stack.enter_context(process))
+            servers.append(group)
         figures = {name: Figures(name) for name, *_ in targets}
         for n in range(args.rounds):
             for target, server in zip(targets, servers, strict=True):
@@ -364,13 +376,13 @@ def main() -> None:
                 tally = Journeys()
                 run_id = f"{n}{secrets.token_hex(3)}"
                 result = run(
-                    server.url,
+                    [process.url for process in server],
                     journey_scenario(*staff, tally, run_id, dispenses=dispenses, contract=contract),
                     name=f"round {n + 1} {name}",
                     connections=args.connections,
                     seconds=args.seconds,
                     warmup=args.warmup,
-                    server_pid=server.pid,
+                    server_pid=[process.pid for process in server],
                 )
                 print(result.summary(), f"journeys {tally.done}", flush=True)
                 if tally.broken:

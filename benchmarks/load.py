@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +89,7 @@ class LoadResult:
 
 
 async def drive(
-    base_url: str,
+    base_url: str | Sequence[str],
     scenario: Scenario,
     *,
     name: str = "load",
@@ -98,17 +98,22 @@ async def drive(
     warmup: float = 2.0,
     max_requests: int | None = None,
     timeout: float = 30.0,
-    server_pid: int | None = None,
+    server_pid: int | Sequence[int] | None = None,
 ) -> LoadResult:
-    """Run ``scenario`` on ``connections`` keep-alive connections and measure it."""
+    """Run ``scenario`` on ``connections`` keep-alive connections and measure it.
+
+    Several ``base_url``s are several processes of one server: the connections are
+    dealt among them in turn, as a load balancer would, and ``server_pid`` lists them
+    all (their CPU is summed)."""
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
     result = LoadResult(name)
     # One single-connection client per worker, not one client with a pool of
     # ``connections``: httpcore's pool checks every connection of the pool on
     # every request, which halved the driver's throughput (profiled).
     one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     clients = [
-        httpx.AsyncClient(base_url=base_url, limits=one, timeout=timeout)
-        for _ in range(connections)
+        httpx.AsyncClient(base_url=urls[n % len(urls)], limits=one, timeout=timeout)
+        for n in range(connections)
     ]
     counted = 0
     start = time.perf_counter()
@@ -161,11 +166,12 @@ async def drive(
     return result
 
 
-def _server_cpu(pid: int | None) -> float:
-    return cpu_seconds(pid) if pid else 0.0
+def _server_cpu(pid: int | Sequence[int] | None) -> float:
+    pids = [pid] if isinstance(pid, int) else list(pid or ())
+    return sum(cpu_seconds(p) for p in pids if p)
 
 
-def run(base_url: str, scenario: Scenario, **kwargs: Any) -> LoadResult:
+def run(base_url: str | Sequence[str], scenario: Scenario, **kwargs: Any) -> LoadResult:
     """``drive`` from synchronous code."""
     return asyncio.run(drive(base_url, scenario, **kwargs))
 
