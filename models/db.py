@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
+import queue
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
 from models import facts, idempotency, reminders, tables  # noqa: F401  (registers every table)
 from models.settings import settings
+
+logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 40
@@ -147,9 +154,10 @@ def read_only(engine: Engine) -> Engine:
 class _QueuedLock:
     """A lock that counts the threads waiting for it (the SQLite writer queue's depth)."""
 
-    def __init__(self) -> None:
+    def __init__(self, turn: _FileTurn | None = None) -> None:
         self._lock = threading.Lock()
         self.waiting = 0
+        self.turn = turn
 
     def __enter__(self) -> None:
         self.waiting += 1  # under the GIL; a gauge may be off by one for an instant
@@ -157,10 +165,117 @@ class _QueuedLock:
             self._lock.acquire()
         finally:
             self.waiting -= 1
+        if self.turn is not None:
+            try:
+                self.turn.acquire()
+            except BaseException:
+                self._lock.release()
+                raise
 
     def __exit__(self, *_exc: object) -> None:
-        self._lock.release()
+        try:
+            if self.turn is not None:
+                self.turn.release()
+        finally:
+            self._lock.release()
 
+
+class _FileTurn:
+    """The processes writing one SQLite file take turns on an ``flock`` of a file beside it.
+
+    Between processes SQLite's own lock is all there is, and a process that
+    finds it taken polls, as ``write_lock`` says: two ``carepath serve`` on one
+    file took a whole course of care to a p99 of 865 ms that way
+    (``benchmarks/README.md``). The kernel wakes a process waiting on ``flock``
+    as soon as the holder lets go. The wait stays bounded, as SQLite's is: after
+    the busy timeout it is SQLite's "database is locked" (a 503).
+
+    Only the thread holding its process's turn (``_QueuedLock``) waits here, and
+    Python cannot give up a blocking ``flock``: a daemon thread makes the
+    blocking call on a duplicate of the file descriptor, while the writer waits
+    for it with a timeout. A writer that gives up closes its descriptor; the
+    duplicate is closed as soon as that ``flock`` returns, which lets go of the
+    lock again.
+
+    The lock helps SQLite's, never replaces it: a process that does not take
+    it (a migration) still waits on SQLite's own lock, and so does every writer
+    when the file cannot be opened (it is made with the database's permissions,
+    as SQLite makes its ``-wal``, and one made by another user may be closed to
+    this one): a warning says so, once.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path, self.timeout = path, timeout
+        self.usable = True
+        self._held = -1
+        self._waits: queue.SimpleQueue[tuple[int, _Wait]] = queue.SimpleQueue()
+        self._waiter: threading.Thread | None = None
+
+    def acquire(self) -> None:
+        if not self.usable:
+            return
+        database = self.path.removesuffix(WRITERS_SUFFIX)
+        try:
+            mode = os.stat(database).st_mode & 0o666 if os.path.exists(database) else 0o600
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+        except OSError as exc:
+            self.usable = False
+            name = Path(self.path).name
+            logger.warning("writers wait on SQLite's own lock: cannot open %s (%s)", name, exc)
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                self._wait(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+        except BaseException:
+            os.close(fd)
+            raise
+        self._held = fd
+
+    def release(self) -> None:
+        fd, self._held = self._held, -1
+        if fd >= 0:
+            os.close(fd)  # the lock goes with the file's last descriptor
+
+    def _wait(self, fd: int) -> None:
+        if self._waiter is None or not self._waiter.is_alive():
+            self._waiter = threading.Thread(
+                target=self._wait_in_turn, name="carepath-writer-turn", daemon=True
+            )
+            self._waiter.start()
+        wait = _Wait()
+        self._waits.put((os.dup(fd), wait))
+        if not wait.done.wait(self.timeout):
+            raise OperationalError(
+                "(waiting for the writers' turn)", None, sqlite3.OperationalError(LOCKED)
+            )
+        if wait.error is not None:
+            raise wait.error
+
+    def _wait_in_turn(self) -> None:
+        while True:
+            fd, wait = self._waits.get()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                wait.error = exc
+            finally:
+                os.close(fd)
+                wait.done.set()
+
+
+@dataclass
+class _Wait:
+    done: threading.Event = field(default_factory=threading.Event)
+    error: OSError | None = None
+
+
+LOCKED = "database is locked"
+"""SQLite's message when its lock stays taken past the busy timeout; ours too."""
 
 _WRITE_LOCKS: dict[str, _QueuedLock] = {}
 """One lock per SQLite database file in this process, whichever engine writes to it."""
@@ -171,19 +286,30 @@ def writers_waiting() -> int:
     return sum(lock.waiting for lock in list(_WRITE_LOCKS.values()))
 
 
+WRITERS_SUFFIX = "-writers"
+"""The file beside a SQLite database whose ``flock`` its writing processes take turns on."""
+
+
 def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
-    """Hold around a whole write transaction: this process's writers take turns.
+    """Hold around a whole write transaction: writers take turns, in the process and across.
 
     SQLite lets one writer in at a time, and the others poll for the lock
     (sleeping 1 ms, then longer, up to 100 ms): under load the lock sits idle
     between polls, and whoever polls at the right moment wins, so some
     requests wait for seconds. Waiting on a lock in the process instead hands
-    over at once. Other databases lock rows, not the database: no lock here.
+    over at once; so does waiting on ``_FileTurn`` between processes. Other
+    databases lock rows, not the database: no lock here.
     """
     engine = bind.engine
     if engine.dialect.name != "sqlite":
         return nullcontext()
-    return _WRITE_LOCKS.setdefault(engine.url.database or ":memory:", _QueuedLock())
+    database = engine.url.database or ":memory:"
+    lock = _WRITE_LOCKS.get(database)
+    if lock is None:
+        plain_file = _is_file_database(str(engine.url)) and not database.startswith("file:")
+        turn = _FileTurn(database + WRITERS_SUFFIX, SQLITE_BUSY_TIMEOUT_MS / 1000)
+        lock = _WRITE_LOCKS.setdefault(database, _QueuedLock(turn if plain_file else None))
+    return lock
 
 
 @lru_cache(maxsize=1)
