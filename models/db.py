@@ -214,10 +214,8 @@ class _FileTurn:
     def acquire(self) -> None:
         if not self.usable:
             return
-        database = self.path.removesuffix(WRITERS_SUFFIX)
         try:
-            mode = os.stat(database).st_mode & 0o666 if os.path.exists(database) else 0o600
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+            fd = self._open()
         except OSError as exc:
             self.usable = False
             name = Path(self.path).name
@@ -235,6 +233,14 @@ class _FileTurn:
             os.close(fd)
             raise
         self._held = fd
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            database = self.path.removesuffix(WRITERS_SUFFIX)
+            mode = os.stat(database).st_mode & 0o666 if os.path.exists(database) else 0o600
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
 
     def release(self) -> None:
         fd, self._held = self._held, -1
