@@ -24,7 +24,9 @@ and a route, ``ship`` with no body. That is less work a journey than today's
 
 ``--at REV`` serves carepath as of a git revision too, on a copy of the same
 database, measured in the same run, alternating round by round, so both see
-the same noise on a shared machine.
+the same noise on a shared machine. ``--processes N`` serves each version as
+N processes on its one database, process k on CPU k, as README's scale-out
+runs them; the connections are dealt among them in turn.
 
     uv run python benchmarks/journey_bench.py --seconds 20 --rounds 2 --at 3055159
 """
