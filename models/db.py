@@ -163,14 +163,14 @@ class _QueuedLock:
         self.waiting += 1  # under the GIL; a gauge may be off by one for an instant
         try:
             self._lock.acquire()
-        finally:
-            self.waiting -= 1
-        if self.turn is not None:
             try:
-                self.turn.acquire()
+                if self.turn is not None:  # and the process's turn among processes
+                    self.turn.acquire()
             except BaseException:
                 self._lock.release()
                 raise
+        finally:
+            self.waiting -= 1
 
     def __exit__(self, *_exc: object) -> None:
         try:
@@ -288,7 +288,8 @@ _WRITE_LOCKS: dict[str, _QueuedLock] = {}
 
 
 def writers_waiting() -> int:
-    """How many of this process's writers wait on ``write_lock`` right now."""
+    """How many of this process's writers wait on ``write_lock`` right now: for their turn in
+    the process, or (one at a time) for the process's turn among processes."""
     return sum(lock.waiting for lock in list(_WRITE_LOCKS.values()))
 
 

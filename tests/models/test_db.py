@@ -87,9 +87,11 @@ def test_a_writer_waits_for_another_processs_turn_and_holds_its_own(tmp_path):
     thread.start()
     try:
         assert not entered.wait(0.5), "a writer went in during another process's turn"
+        assert writers_waiting() == 1  # the gauge counts a writer waiting for another process
         os.close(other)  # the other process is done
         assert entered.wait(5), "the writer was not woken when the other process let go"
         assert not _turn_is_free(database), "the writer's turn does not hold off other processes"
+        assert writers_waiting() == 0
     finally:
         leave.set()
         thread.join(5)
