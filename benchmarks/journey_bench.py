@@ -26,7 +26,11 @@ and a route, ``ship`` with no body. That is less work a journey than today's
 database, measured in the same run, alternating round by round, so both see
 the same noise on a shared machine. ``--processes N`` serves each version as
 N processes on its one database, process k on CPU k, as README's scale-out
-runs them; the connections are dealt among them in turn.
+runs them; the connections are dealt among them in turn. ``--as-shipped``
+serves an ``--at`` revision without the server's C parts (httptools, uvloop)
+when its own ``pyproject.toml`` does not ask for them, as it ran on its day;
+without it, every revision runs in this checkout's environment, and the
+ratio compares the code alone.
 
     uv run python benchmarks/journey_bench.py --seconds 20 --rounds 2 --at 3055159
 """
@@ -317,6 +321,33 @@ class Figures:
     rounds: list[tuple[LoadResult, int]] = field(default_factory=list)
 
 
+C_PARTS = ("httptools", "uvloop")
+"""What uvicorn uses when it finds them (``uvicorn[standard]``), and carepath asks for since
+46ed5f9: a revision from before ran on uvicorn's pure-Python parts."""
+
+
+def not_asked_for(revision: str, modules: tuple[str, ...]) -> list[str]:
+    """Those of ``modules`` that the revision's own ``pyproject.toml`` does not name."""
+    shown = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{revision}:pyproject.toml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [module for module in modules if module not in shown.stdout]
+
+
+def hide_modules(target: Path, modules: list[str]) -> Path:
+    """A directory that, first on ``PYTHONPATH``, makes each of ``modules`` fail to import,
+    as if not installed: uvicorn then falls back to its pure-Python parts."""
+    for module in modules:
+        package = target / module
+        package.mkdir(parents=True)
+        message = f"{module}: not a dependency of the revision served"
+        (package / "__init__.py").write_text(f"raise ImportError({message!r})\n")
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -334,6 +365,12 @@ def main() -> None:
         metavar="N",
         help="serve each version as N processes on one database, process k on CPU k "
         "(as README's scale-out runs them), the connections dealt among them",
+    )
+    parser.add_argument(
+        "--as-shipped",
+        action="store_true",
+        help="serve each --at revision without the server's C parts (httptools, uvloop) when "
+        "its own pyproject.toml does not ask for them: as it ran, not only its code",
     )
     args = parser.parse_args()
     on_sigterm_raise_interrupt()
@@ -353,6 +390,12 @@ def main() -> None:
                 source = source_at(tmp / f"at{n}", revision)
                 name, cli, cwd = f"carepath @{revision}", [sys.executable, "-m", "api.cli"], source
                 env["PYTHONPATH"] = str(source)
+                if args.as_shipped:
+                    hidden = not_asked_for(revision, C_PARTS)
+                    if hidden:
+                        shim = hide_modules(tmp / f"hidden{n}", hidden)
+                        env["PYTHONPATH"] = f"{shim}{os.pathsep}{source}"
+                        name += f" without {', '.join(hidden)}"
                 # Before the controlled-substance record (issue 13) `ship` took no units.
                 dispenses = "quantity_units" in (source / "models" / "schemas.py").read_text()
                 routes = (source / "api" / "routers").glob("*.py")
