@@ -204,8 +204,9 @@ class _FileTurn:
     this one): a warning says so, once.
     """
 
-    def __init__(self, path: str, timeout: float) -> None:
-        self.path, self.timeout = path, timeout
+    def __init__(self, database: str, timeout: float) -> None:
+        self.database, self.path = database, database + WRITERS_SUFFIX
+        self.timeout = timeout
         self.usable = True
         self._held = -1
         self._waits: queue.SimpleQueue[tuple[int, _Wait]] = queue.SimpleQueue()
@@ -238,8 +239,8 @@ class _FileTurn:
         try:
             return os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
-            database = self.path.removesuffix(WRITERS_SUFFIX)
-            mode = os.stat(database).st_mode & 0o666 if os.path.exists(database) else 0o600
+            exists = os.path.exists(self.database)
+            mode = os.stat(self.database).st_mode & 0o666 if exists else 0o600
             return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
 
     def release(self) -> None:
@@ -314,8 +315,8 @@ def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
     lock = _WRITE_LOCKS.get(database)
     if lock is None:
         plain_file = _is_file_database(str(engine.url)) and not database.startswith("file:")
-        turn = _FileTurn(database + WRITERS_SUFFIX, SQLITE_BUSY_TIMEOUT_MS / 1000)
-        lock = _WRITE_LOCKS.setdefault(database, _QueuedLock(turn if plain_file else None))
+        turn = _FileTurn(database, SQLITE_BUSY_TIMEOUT_MS / 1000) if plain_file else None
+        lock = _WRITE_LOCKS.setdefault(database, _QueuedLock(turn))
     return lock
 
 

@@ -111,16 +111,20 @@ def _sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
+def sqlite_copy(template: Path, directory: Path) -> str:
+    """The URL of a copy of the migrated SQLite ``template`` in ``directory``."""
+    path = directory / "carepath.db"
+    for suffix in ("", "-wal"):
+        if Path(f"{template}{suffix}").exists():
+            shutil.copyfile(f"{template}{suffix}", f"{path}{suffix}")
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
 def database_url(tmp_path, _postgres_engine, request) -> str:
     """The URL of this test's database: migrated to head, with no rows."""
     if _postgres_engine is None:
-        path = tmp_path / "carepath.db"
-        template = request.getfixturevalue("_sqlite_template")
-        for suffix in ("", "-wal"):
-            if Path(f"{template}{suffix}").exists():
-                shutil.copyfile(f"{template}{suffix}", f"{path}{suffix}")
-        return f"sqlite:///{path}"
+        return sqlite_copy(request.getfixturevalue("_sqlite_template"), tmp_path)
     url = _postgres_engine.url.render_as_string(hide_password=False)
     empty_tables(url)
     return url

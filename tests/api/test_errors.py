@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sqlite3
 
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from models.db import WRITERS_SUFFIX, write_lock
 from tests.api.helpers import Api, assert_problem, case_url, open_case
 from workflow import records
 
@@ -218,26 +215,3 @@ def test_locked_database_is_503_with_retry_after(api: Api, monkeypatch):
     response = api.call("coordinator", "POST", case_url(case_id, "/vitals"), json=vital)
     assert_problem(response, 503, "unavailable")
     assert int(response.headers["retry-after"]) >= 1
-
-
-def test_a_write_not_given_its_turn_among_processes_is_503_and_writes_nothing(
-    api: Api, engine, monkeypatch
-):
-    """On SQLite another process writing the file holds the writers' turn past the busy
-    timeout (shortened here): the write is a 503, and nothing of it is kept."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the writers' turn is SQLite's: PostgreSQL locks the case's row")
-    case_id = open_case(api)
-    monkeypatch.setattr(write_lock(engine).turn, "timeout", 0.3)
-    other = os.open(f"{engine.url.database}{WRITERS_SUFFIX}", os.O_RDWR)
-    try:
-        fcntl.flock(other, fcntl.LOCK_EX)  # another process's turn
-        vital = {"systolic": 120, "diastolic": 80, "taken_at": api.ago(hours=1)}
-        response = api.call("coordinator", "POST", case_url(case_id, "/vitals"), json=vital)
-        assert_problem(response, 503, "unavailable")
-        assert int(response.headers["retry-after"]) >= 1
-    finally:
-        os.close(other)
-    case = api.call("coordinator", "GET", case_url(case_id))
-    assert case.headers["etag"] == '"1"'
-    assert api.get("coordinator", case_url(case_id, "/vitals"))["items"] == []

@@ -23,6 +23,7 @@ from models.db import (
     write_lock,
     writers_waiting,
 )
+from tests.models.turns import other_process_turn
 
 
 def test_a_sqlite_engine_never_makes_a_caller_wait_for_a_connection(tmp_path):
@@ -50,14 +51,6 @@ def test_an_in_memory_sqlite_engine_keeps_its_own_pool():
 # -- the writers' turn between processes (models.db._FileTurn) ---------------------------
 
 
-def _other_process_turn(database: Path) -> int:
-    """The writers' turn taken as another process takes it: an ``flock`` on a description of
-    the file of its own (two descriptions' flocks exclude each other, in one process too)."""
-    fd = os.open(f"{database}{WRITERS_SUFFIX}", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
-
-
 def _turn_is_free(database: Path) -> bool:
     fd = os.open(f"{database}{WRITERS_SUFFIX}", os.O_RDWR)
     try:
@@ -75,7 +68,7 @@ def test_a_writer_waits_for_another_processs_turn_and_holds_its_own(tmp_path):
     with engine.begin() as connection:  # the database exists, private, before any write
         connection.execute(text("CREATE TABLE t (n INTEGER)"))
     lock = write_lock(engine)
-    other = _other_process_turn(database)
+    other = other_process_turn(database)
     entered, leave = threading.Event(), threading.Event()
 
     def writer() -> None:
@@ -105,7 +98,7 @@ def test_a_turn_not_given_within_the_busy_timeout_is_database_is_locked(tmp_path
     engine = make_engine(f"sqlite:///{database}")
     lock = write_lock(engine)
     lock.turn.timeout = 0.3
-    other = _other_process_turn(database)
+    other = other_process_turn(database)
     with pytest.raises(OperationalError, match="database is locked"), lock:
         pytest.fail("went in during another process's turn")
     assert writers_waiting() == 0
