@@ -231,14 +231,16 @@ def report(figures: dict[str, Figures], memory: dict[str, dict[str, int]]) -> di
 
 
 @contextlib.contextmanager
-def maybe_sampled(directory: Path | None, pid: int, label: str) -> Iterator[Path | None]:
+def maybe_sampled(
+    directory: Path | None, pid: int, label: str, gil: bool = False
+) -> Iterator[Path | None]:
     """py-spy samples of the server while the block runs, if asked for."""
     if directory is None:
         yield None
         return
     directory.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
-    with profiling.sampled(pid, directory / f"{slug}.txt") as samples:
+    with profiling.sampled(pid, directory / f"{slug}.txt", gil=gil) as samples:
         yield samples
 
 

@@ -30,9 +30,12 @@ runs them; the connections are dealt among them in turn. ``--as-shipped``
 serves an ``--at`` revision without the server's C parts (httptools, uvloop)
 when its own ``pyproject.toml`` does not ask for them, as it ran on its day;
 without it, every revision runs in this checkout's environment, and the
-ratio compares the code alone.
+ratio compares the code alone. ``--profile DIR`` samples the first process
+of each version with py-spy while it is under load (only the thread holding
+the GIL: the process's Python CPU), and prints where its samples are.
 
     uv run python benchmarks/journey_bench.py --seconds 20 --rounds 2 --at 3055159
+    uv run --with py-spy python benchmarks/journey_bench.py --rounds 1 --profile /tmp/journey
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import profiling
 from harness import (
     ROOT,
     Server,
@@ -62,7 +66,7 @@ from harness import (
     temp_dir,
     uv_run,
 )
-from http_bench import source_at
+from http_bench import maybe_sampled, source_at
 from load import LoadResult, Request, Scenario, run
 
 HISTORY = {
@@ -372,7 +376,18 @@ def main() -> None:
         help="serve each --at revision without the server's C parts (httptools, uvloop) when "
         "its own pyproject.toml does not ask for them: as it ran, not only its code",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample each version's first process with py-spy into DIR (uv run --with py-spy)",
+    )
+    parser.add_argument("--profile-top", type=int, default=30)
     args = parser.parse_args()
+    if args.profile and not profiling.available():
+        parser.error(
+            "--profile needs py-spy: uv run --with py-spy python benchmarks/journey_bench.py"
+        )
     on_sigterm_raise_interrupt()
     print_machine()
     with temp_dir("carepath-journey-") as tmp, contextlib.ExitStack() as stack:
@@ -420,16 +435,22 @@ def main() -> None:
                 name, *_, staff, dispenses, contract = target
                 tally = Journeys()
                 run_id = f"{n}{secrets.token_hex(3)}"
-                result = run(
-                    [process.url for process in server],
-                    journey_scenario(*staff, tally, run_id, dispenses=dispenses, contract=contract),
-                    name=f"round {n + 1} {name}",
-                    connections=args.connections,
-                    seconds=args.seconds,
-                    warmup=args.warmup,
-                    server_pid=[process.pid for process in server],
-                )
+                sampling = maybe_sampled(args.profile, server[0].pid, f"{n + 1}-{name}", gil=True)
+                with sampling as samples:
+                    result = run(
+                        [process.url for process in server],
+                        journey_scenario(
+                            *staff, tally, run_id, dispenses=dispenses, contract=contract
+                        ),
+                        name=f"round {n + 1} {name}",
+                        connections=args.connections,
+                        seconds=args.seconds,
+                        warmup=args.warmup,
+                        server_pid=[process.pid for process in server],
+                    )
                 print(result.summary(), f"journeys {tally.done}", flush=True)
+                if samples is not None:
+                    profiling.print_summary(samples, top=args.profile_top)
                 if tally.broken:
                     print(f"  unexpected answers: {sorted(set(tally.broken))[:8]}", flush=True)
                 figures[name].rounds.append((result, tally.done))

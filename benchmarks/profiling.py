@@ -22,9 +22,12 @@ def available() -> bool:
 
 
 @contextlib.contextmanager
-def sampled(pid: int, output: Path, rate: int = 250) -> Iterator[Path]:
-    """Record ``pid`` with py-spy while the block runs (without pausing it)."""
+def sampled(pid: int, output: Path, rate: int = 250, gil: bool = False) -> Iterator[Path]:
+    """Record ``pid`` with py-spy while the block runs (without pausing it); with ``gil``,
+    only the thread holding the GIL (where one process's Python CPU goes), not threads
+    waiting on a lock, a queue or ``fdatasync``."""
     argv = ["py-spy", "record", "--pid", str(pid), "--rate", str(rate)]
+    argv += ["--gil"] if gil else []
     argv += ["--format", "raw", "--nonblocking", "--output", str(output)]
     spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
