@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from models.facts import DoseClearance
@@ -95,8 +96,10 @@ class Tracker:
 
     @classmethod
     def attach(cls, session: Session) -> Tracker:
+        """A tracker that sees every flush of ``session`` from now on, for as long as the
+        session lives (``_before_any_flush``, one listener for every session, finds it)."""
         tracker = cls()
-        event.listen(session, "before_flush", tracker._before_flush)
+        session.info.setdefault(TRACKERS, []).append(tracker)
         return tracker
 
     def _before_flush(self, session: Session, context: Any, instances: Any) -> None:
@@ -114,6 +117,18 @@ class Tracker:
             self.flushed.pop(id(record), None)
             return None
         return now | self.flushed.pop(id(record), set())
+
+
+TRACKERS = "carepath_voiding_trackers"
+"""``session.info`` key: the session's trackers (one a write; a service's own fact is another)."""
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _before_any_flush(session: Session, context: Any, instances: Any) -> None:
+    # One listener for every session, registered once: listening on each write's session
+    # cost an ``event.listen`` a write (27 us on the benchmark machine).
+    for tracker in session.info.get(TRACKERS, ()):
+        tracker._before_flush(session, context, instances)
 
 
 Rule = Callable[[Change], str | None]
