@@ -21,7 +21,7 @@ from models.reminders import ESCALATION, OPEN_STATUSES, PENDING, Reminder
 from models.tables import Case
 from schedules.rules import Change, Policy
 from workflow import places
-from workflow.casefacts import CaseFacts, rows
+from workflow.casefacts import CaseFacts, one_of, rows
 from workflow.definition import CLINICIAN, COORDINATOR
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def assignee(case: Case, role: str) -> int | None:
 
 OPEN_OF_CASE = (
     select(Reminder)
-    .where(Reminder.case_id == bindparam("case_id"), col(Reminder.status).in_(OPEN_STATUSES))
+    .where(Reminder.case_id == bindparam("case_id"), one_of(Reminder.status, OPEN_STATUSES))
     .order_by(col(Reminder.id))
 )
 """Built once: every write to a case reads its open reminders."""
