@@ -206,6 +206,15 @@ LATEST_EVENT_OF_KIND = (
     .order_by(col(AdverseEvent.onset_at).desc(), col(AdverseEvent.id).desc())
     .limit(1)
 )
+IDEATION = "suicidal_ideation"
+OPEN_EVENTS_AND_IDEATION = union_all(
+    select_columns(literal("open").label("part"), OPEN_ADVERSE_EVENTS.subquery("open_events")),
+    select_columns(literal("latest").label("part"), LATEST_EVENT_OF_KIND.subquery("ideation")),
+)
+"""The open adverse events and the latest suicidal ideation (``kind``), resolved or not, in one
+statement: ``resume`` asks for both, for a hold's two suicide-risk rules."""
+EVENTS = "open_adverse_events+latest_ideation"
+"""The read key of ``OPEN_EVENTS_AND_IDEATION``."""
 EVENT_OF_ASSESSMENT = select(AdverseEvent.id).where(
     AdverseEvent.assessment_id == ASSESSMENT, AdverseEvent.kind == KIND
 )
@@ -543,16 +552,32 @@ class CaseFacts:
 
     @property
     def open_adverse_events(self) -> list[AdverseEvent]:
-        """The adverse events not yet resolved."""
+        """The adverse events not yet resolved, oldest first."""
+        self._read_events()
         return self._read("open_adverse_events", self._all(OPEN_ADVERSE_EVENTS), [])
 
     # -- suicide risk and adverse events ------------------------------------------------------
 
     def latest_event(self, kind: str) -> AdverseEvent | None:
         """The adverse event of ``kind`` with the latest ``onset_at``, resolved or not."""
+        if kind == IDEATION:
+            self._read_events()
         return self._read(
             f"latest_event:{kind}", self._first(LATEST_EVENT_OF_KIND, kind=kind), None
         )
+
+    def _read_events(self) -> None:
+        """The open events and the latest suicidal ideation, both read at the first ask for
+        either (``OPEN_EVENTS_AND_IDEATION``)."""
+        keys = ("open_adverse_events", f"latest_event:{IDEATION}")
+        if self.session is None or all(key in self.preloaded for key in keys):
+            return
+        query = self._all(OPEN_EVENTS_AND_IDEATION, kind=IDEATION)
+        found = self._load(EVENTS, query, self.session)
+        open_events = sorted((row for row in found if row.part == "open"), key=lambda e: e.id)
+        latest = next((row for row in found if row.part == "latest"), None)
+        self.preloaded.setdefault(keys[0], open_events)
+        self.preloaded.setdefault(keys[1], latest)
 
     def has_event_for(self, assessment_id: int, kind: str) -> bool:
         """Whether an adverse event of ``kind`` already names this assessment."""

@@ -15,6 +15,7 @@ from tests.conftest import ON_POSTGRES
 from workflow.casefacts import (
     ALL_LATEST,
     DOSES_SINCE,
+    EVENTS,
     OPEN_CLEARANCES,
     OPEN_CLEARANCES_SINCE,
     CaseFacts,
@@ -45,7 +46,7 @@ def test_a_trigger_without_guards_reads_only_what_its_record_needs(clinic, case_
 def test_a_guarded_trigger_reads_only_what_its_guards_need(clinic, case_in, monkeypatch):
     case_id = case_in("on_hold", held_from="evaluation")
     loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "resume"))
-    assert loaded == ["open_adverse_events", "latest_event:suicidal_ideation"]
+    assert loaded == [EVENTS]  # the open events and the latest ideation, in one statement
 
 
 def test_the_ongoing_set_reads_each_fact_once_and_no_collection_of_readings(
@@ -55,8 +56,7 @@ def test_the_ongoing_set_reads_each_fact_once_and_no_collection_of_readings(
     loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "resume"))
     assert sorted(loaded) == sorted(
         [
-            "open_adverse_events",
-            "latest_event:suicidal_ideation",
+            EVENTS,
             "profile",
             "history",
             "blood_pressure_mean:30.0",
@@ -154,6 +154,30 @@ def test_a_read_sees_what_the_session_holds_unwritten_unless_autoflush_is_held(c
         session.rollback()
 
 
+def test_the_open_events_and_the_latest_ideation_are_one_read(clinic, monkeypatch):
+    """Oldest first, the resolved left out; the latest ideation by onset, resolved or not."""
+    case_id = clinic.open_case()
+    hours = [clinic.now - timedelta(hours=n) for n in (5, 4, 3, 2)]
+    older = clinic.adverse_event(case_id, "suicidal_ideation", onset_at=hours[0])
+    nausea = clinic.adverse_event(case_id, "nausea", onset_at=hours[1])
+    latest = clinic.adverse_event(case_id, "suicidal_ideation", onset_at=hours[3])
+    dizziness = clinic.adverse_event(case_id, "dizziness", onset_at=hours[2])
+    clinic.resolve(case_id, latest.id)
+    with session_scope(clinic.engine) as session:
+        facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
+
+        def read_both() -> None:
+            assert [e.id for e in facts.open_adverse_events] == [older.id, nausea.id, dizziness.id]
+            assert facts.latest_event("suicidal_ideation").id == latest.id
+            assert facts.latest_event("nausea").id == nausea.id  # another kind: its own read
+
+        assert loads_during(monkeypatch, read_both) == [EVENTS, "latest_event:nausea"]
+    with session_scope(clinic.engine) as session:
+        facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
+        assert facts.latest_event("suicidal_ideation").id == latest.id  # asked first
+        assert [e.id for e in facts.open_adverse_events] == [older.id, nausea.id, dizziness.id]
+
+
 def test_without_a_session_the_view_is_empty(now):
     facts = CaseFacts(
         case=Case(id=1, patient_ref="p", patient_state="CA", state="x", phase="x"), now=now
@@ -201,7 +225,7 @@ def test_a_clearance_reads_bounded_facts_only(clinic, case_in, monkeypatch):
         "latest_screening",
         "medications",
         "tapers",
-        "open_adverse_events",
+        EVENTS,
         "session_stats",
     }
     assert dose_reads == {
