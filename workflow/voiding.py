@@ -120,7 +120,7 @@ class Tracker:
 
 
 TRACKERS = "carepath_voiding_trackers"
-"""``session.info`` key: the session's trackers (one a write; a service's own fact is another)."""
+"""``session.info`` key: the session's trackers, one for each write made in it."""
 
 
 @event.listens_for(OrmSession, "before_flush")
