@@ -212,7 +212,9 @@ OPEN_EVENTS_AND_IDEATION = union_all(
     select_columns(literal("latest").label("part"), LATEST_EVENT_OF_KIND.subquery("ideation")),
 )
 """The open adverse events and the latest suicidal ideation (``kind``), resolved or not, in one
-statement: ``resume`` asks for both, for a hold's two suicide-risk rules."""
+statement: ``resume`` asks for both, for a hold's two suicide-risk rules; any other state
+reads the open events alone."""
+HELD = "on_hold"
 EVENTS = "open_adverse_events+latest_ideation"
 """The read key of ``OPEN_EVENTS_AND_IDEATION``."""
 EVENT_OF_ASSESSMENT = select(AdverseEvent.id).where(
@@ -553,7 +555,8 @@ class CaseFacts:
     @property
     def open_adverse_events(self) -> list[AdverseEvent]:
         """The adverse events not yet resolved, oldest first."""
-        self._read_events()
+        if self.case.state == HELD:  # resume, the one trigger held from, asks for both
+            self._read_events()
         return self._read("open_adverse_events", self._all(OPEN_ADVERSE_EVENTS), [])
 
     # -- suicide risk and adverse events ------------------------------------------------------

@@ -154,8 +154,10 @@ def test_a_read_sees_what_the_session_holds_unwritten_unless_autoflush_is_held(c
         session.rollback()
 
 
-def test_the_open_events_and_the_latest_ideation_are_one_read(clinic, monkeypatch):
-    """Oldest first, the resolved left out; the latest ideation by onset, resolved or not."""
+def test_a_held_case_reads_its_open_events_and_latest_ideation_in_one(clinic, monkeypatch):
+    """Oldest first, the resolved left out; the latest ideation by onset, resolved or not.
+    Only a held case reads both at once (``resume`` asks for both); another reads the open
+    events alone."""
     case_id = clinic.open_case()
     hours = [clinic.now - timedelta(hours=n) for n in (5, 4, 3, 2)]
     older = clinic.adverse_event(case_id, "suicidal_ideation", onset_at=hours[0])
@@ -163,6 +165,7 @@ def test_the_open_events_and_the_latest_ideation_are_one_read(clinic, monkeypatc
     latest = clinic.adverse_event(case_id, "suicidal_ideation", onset_at=hours[3])
     dizziness = clinic.adverse_event(case_id, "dizziness", onset_at=hours[2])
     clinic.resolve(case_id, latest.id)
+    assert clinic.case(case_id).state == "on_hold"  # suicidal ideation holds the case
     with session_scope(clinic.engine) as session:
         facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
 
@@ -176,6 +179,13 @@ def test_the_open_events_and_the_latest_ideation_are_one_read(clinic, monkeypatc
         facts = CaseFacts(case=session.get(Case, case_id), now=clinic.now, session=session)
         assert facts.latest_event("suicidal_ideation").id == latest.id  # asked first
         assert [e.id for e in facts.open_adverse_events] == [older.id, nausea.id, dizziness.id]
+    other = clinic.open_case()
+    clinic.adverse_event(other, "nausea")
+    with session_scope(clinic.engine) as session:
+        facts = CaseFacts(case=session.get(Case, other), now=clinic.now, session=session)
+        assert facts.case.state == "evaluation"
+        read = loads_during(monkeypatch, lambda: facts.open_adverse_events)
+        assert read == ["open_adverse_events"]
 
 
 def test_without_a_session_the_view_is_empty(now):
@@ -225,7 +235,7 @@ def test_a_clearance_reads_bounded_facts_only(clinic, case_in, monkeypatch):
         "latest_screening",
         "medications",
         "tapers",
-        EVENTS,
+        "open_adverse_events",
         "session_stats",
     }
     assert dose_reads == {
