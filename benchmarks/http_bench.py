@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -230,20 +230,6 @@ def report(figures: dict[str, Figures], memory: dict[str, dict[str, int]]) -> di
     return endpoints
 
 
-@contextlib.contextmanager
-def maybe_sampled(
-    directory: Path | None, pid: int, label: str, gil: bool = False
-) -> Iterator[Path | None]:
-    """py-spy samples of the server while the block runs, if asked for."""
-    if directory is None:
-        yield None
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
-    with profiling.sampled(pid, directory / f"{slug}.txt", gil=gil) as samples:
-        yield samples
-
-
 def patched_source(target: Path, patches: list[Path]) -> Path:
     """A copy of carepath's packages with ``patches`` applied, to serve from instead."""
     target.mkdir()
@@ -350,16 +336,9 @@ def parse_args() -> argparse.Namespace:
         help="run every server (the baseline and older revisions too) on this one CPU",
     )
     parser.add_argument("--save", action="store_true", help=f"write {RESULTS.name}")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="DIR",
-        help="sample each server with py-spy into DIR (uv run --with py-spy ...)",
-    )
-    parser.add_argument("--profile-top", type=int, default=25)
+    profiling.add_options(parser, "each server", top=25)
     args = parser.parse_args()
-    if args.profile and not profiling.available():
-        parser.error("--profile needs py-spy: uv run --with py-spy python benchmarks/http_bench.py")
+    profiling.check_options(parser, args)
     return args
 
 
@@ -368,7 +347,7 @@ def measure(args: argparse.Namespace, phases: list[tuple[str, Server, Scenario]]
     figures = {name: Figures(name) for name, _, _ in phases}
     for n in range(args.rounds):
         for name, server, scenario in phases:
-            with maybe_sampled(args.profile, server.pid, f"{n + 1}-{name}") as samples:
+            with profiling.maybe_sampled(args.profile, server.pid, f"{n + 1}-{name}") as samples:
                 result = run(
                     server.url,
                     scenario,

@@ -66,7 +66,7 @@ from harness import (
     temp_dir,
     uv_run,
 )
-from http_bench import maybe_sampled, source_at
+from http_bench import source_at
 from load import LoadResult, Request, Scenario, run
 
 HISTORY = {
@@ -376,18 +376,9 @@ def main() -> None:
         help="serve each --at revision without the server's C parts (httptools, uvloop) when "
         "its own pyproject.toml does not ask for them: as it ran, not only its code",
     )
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="DIR",
-        help="sample each version's first process with py-spy into DIR (uv run --with py-spy)",
-    )
-    parser.add_argument("--profile-top", type=int, default=30)
+    profiling.add_options(parser, "each version's first process (the GIL holder)", top=30)
     args = parser.parse_args()
-    if args.profile and not profiling.available():
-        parser.error(
-            "--profile needs py-spy: uv run --with py-spy python benchmarks/journey_bench.py"
-        )
+    profiling.check_options(parser, args)
     on_sigterm_raise_interrupt()
     print_machine()
     with temp_dir("carepath-journey-") as tmp, contextlib.ExitStack() as stack:
@@ -435,7 +426,9 @@ def main() -> None:
                 name, *_, staff, dispenses, contract = target
                 tally = Journeys()
                 run_id = f"{n}{secrets.token_hex(3)}"
-                sampling = maybe_sampled(args.profile, server[0].pid, f"{n + 1}-{name}", gil=True)
+                sampling = profiling.maybe_sampled(
+                    args.profile, server[0].pid, f"{n + 1}-{name}", gil=True
+                )
                 with sampling as samples:
                     result = run(
                         [process.url for process in server],

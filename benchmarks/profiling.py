@@ -8,6 +8,7 @@ gives, for each function, the share of busy samples it appears in
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import shutil
 import signal
@@ -39,6 +40,38 @@ def sampled(pid: int, output: Path, rate: int = 250, gil: bool = False) -> Itera
         except subprocess.TimeoutExpired:
             spy.kill()
             spy.wait()
+
+
+def add_options(parser: argparse.ArgumentParser, sampled: str, top: int) -> None:
+    """``--profile DIR`` and ``--profile-top N``; ``sampled`` says which processes."""
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help=f"sample {sampled} with py-spy into DIR (uv run --with py-spy ...)",
+    )
+    parser.add_argument("--profile-top", type=int, default=top)
+
+
+def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse ``--profile`` without py-spy on the PATH, saying how to run with it."""
+    if args.profile and not available():
+        command = f"uv run --with py-spy python benchmarks/{parser.prog}"
+        parser.error(f"--profile needs py-spy: {command}")
+
+
+@contextlib.contextmanager
+def maybe_sampled(
+    directory: Path | None, pid: int, label: str, gil: bool = False
+) -> Iterator[Path | None]:
+    """py-spy samples of ``pid`` into ``directory`` while the block runs, if one is given."""
+    if directory is None:
+        yield None
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
+    with sampled(pid, directory / f"{slug}.txt", gil=gil) as samples:
+        yield samples
 
 
 def _frames(stack: str) -> list[str]:
