@@ -83,18 +83,15 @@ def update_medication(
     if data.drug_class is not None:
         _set_class(medication, data, actor)
     if data.status == "stopped" and medication.status != "stopped":
-        guarded = _guarded_classes(medication)
-        if guarded and actor.role != CLINICIAN:
-            raise Forbidden(
-                f"Only a clinician may stop {medication.name} ({', '.join(guarded)}): "
-                "a taper-required or blocking medication."
-            )
+        _only_a_clinician_stops(medication, actor, "stop")
         medication.stopped_on = _not_future(data.stopped_on or _today(now), now, "stopped_on")
         medication.status = "stopped"
     elif data.status == "active" and medication.status != "active":
         medication.status, medication.stopped_on = "active", None
         _end_tapers(session, medication, now)
-    elif data.status == "stopped" and data.stopped_on is not None:
+    elif data.status == "stopped" and data.stopped_on not in (None, medication.stopped_on):
+        # The stop date starts the washout: moving it is stopping again.
+        _only_a_clinician_stops(medication, actor, "change the stop date of")
         medication.stopped_on = _not_future(data.stopped_on, now, "stopped_on")
     _classify(medication)
     changes = {}
@@ -104,6 +101,17 @@ def update_medication(
     write.record("medication_update", medication, changes)
     safety.after_medication(write, medication, was_active=before[0] == "active")
     return medication
+
+
+def _only_a_clinician_stops(medication: Medication, actor: Actor, action: str) -> None:
+    """Refuse anyone but a clinician who would stop a taper-required or blocking medication,
+    or move the day it was stopped (SPEC.md 4.3)."""
+    guarded = _guarded_classes(medication)
+    if guarded and actor.role != CLINICIAN:
+        raise Forbidden(
+            f"Only a clinician may {action} {medication.name} ({', '.join(guarded)}): "
+            "a taper-required or blocking medication."
+        )
 
 
 def _set_class(medication: Medication, data: MedicationUpdate, actor: Actor) -> None:

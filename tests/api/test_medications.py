@@ -62,3 +62,29 @@ def test_bad_names_are_stored_as_unknown(api: Api):
     for name in ["\u0301" * 200, "?!...", "10 mg tablet", "X\u0430nax", "\u963f\u666e\u5511\u4ed1"]:
         med = add(api, case_id, {"name": name})
         assert med["drug_classes"] == ["unknown"], name
+
+
+def test_only_a_clinician_moves_the_stop_date_of_a_blocking_medication(api: Api):
+    # The stop date starts the washout: moving it back would end an MAOI's 14 days
+    # early, so it is a clinician's, as stopping it is (SPEC.md 4.3).
+    case_id = open_case(api)
+    maoi = add(api, case_id, {"name": "phenelzine"})
+    url = case_url(case_id, f"/medications/{maoi['id']}")
+    today = api.clock.now.date().isoformat()
+    api.call("clinician", "PATCH", url, json={"status": "stopped", "stopped_on": today})
+    version = api.get("coordinator", case_url(case_id))["version"]
+    backdated = {"status": "stopped", "stopped_on": api.ago(days=60)[:10]}
+    refused = api.call("coordinator", "PATCH", url, json=backdated, expect=403)
+    assert "change the stop date of phenelzine" in refused.json()["detail"]
+    listed = api.items("coordinator", case_url(case_id, "/medications"))
+    assert [m["stopped_on"] for m in listed if m["id"] == maoi["id"]] == [today]
+    assert api.get("coordinator", case_url(case_id))["version"] == version
+    # Sending the date it already has changes nothing, and is no stop.
+    same = {"status": "stopped", "stopped_on": today}
+    assert api.call("coordinator", "PATCH", url, json=same).json()["stopped_on"] == today
+    moved = api.call("clinician", "PATCH", url, json=backdated).json()
+    assert moved["stopped_on"] == backdated["stopped_on"]
+    # A medication that is neither taper-required nor blocking: the coordinator may.
+    plain = add(api, case_id, {"name": "ibuprofen", "status": "stopped", "stopped_on": today})
+    plain_url = case_url(case_id, f"/medications/{plain['id']}")
+    assert api.call("coordinator", "PATCH", plain_url, json=backdated).status_code == 200
