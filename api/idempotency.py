@@ -9,6 +9,9 @@ the stored response and gets it again, changing nothing; one with a different
 body is a 422. A first request that fails with a 5xx, or raises, gives its
 claim up so that a retry runs afresh. Rows are kept ``idempotency_hours``.
 
+A response's ``token`` (a user's, shown once and stored only as its hash,
+SPEC.md section 1) is never kept: its replay comes without it.
+
 A process killed between the write's commit and the storing of its response
 leaves the claim without a response: requests with that key then get a 409
 until the key expires, rather than a second write.
@@ -39,6 +42,8 @@ from models.settings import settings
 KEY_HEADER = b"idempotency-key"
 VALID_KEY = re.compile(r"^[\x20-\x7e]{1,200}$")
 REPLAYED_HEADERS = frozenset({b"content-type", b"etag", b"location"})
+SECRET_FIELDS = ("token",)
+"""Left out of a response's body when it is kept: a user's token is shown only once."""
 POLL_SECONDS = 0.02
 WAIT_SECONDS = 30.0
 """How long a request waits for the first one with its key to finish."""
@@ -251,8 +256,21 @@ class Idempotency:
             for name, value in start.get("headers", ())
             if name.lower() in REPLAYED_HEADERS
         ]
-        body = b"".join(chunks).decode("utf-8", errors="replace")
+        body = _kept_body(b"".join(chunks))
         await anyio.to_thread.run_sync(store.store, row_id, Stored(start["status"], kept, body))
+
+
+def _kept_body(body: bytes) -> str:
+    """The body as it is stored: a JSON object without its ``SECRET_FIELDS``."""
+    if any(f'"{name}"'.encode() in body for name in SECRET_FIELDS):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            kept = {k: v for k, v in parsed.items() if k not in SECRET_FIELDS}
+            body = json.dumps(kept, separators=(",", ":")).encode()
+    return body.decode("utf-8", errors="replace")
 
 
 async def _user_id(tokens: auth.TokenLookup, authorization: bytes | None) -> int | None:
@@ -308,7 +326,8 @@ KEY_PARAMETER = {
     "description": (
         "1 to 200 printable characters. A retry with the same key and body within "
         "`idempotency_hours` gets the first response again and changes nothing; "
-        "the same key with another body is a 422."
+        "the same key with another body is a 422. A response that carried a token "
+        "comes again without it: a token is shown once."
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$"},
 }

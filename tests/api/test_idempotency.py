@@ -176,3 +176,28 @@ def test_a_body_too_deep_for_json_is_hashed_as_bytes(api: Api):
     headers = api.headers("coordinator", {"Idempotency-Key": "deep"})
     response = api.client.post("/api/v1/cases", content=body, headers=headers)
     assert_problem(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_a_token_is_never_kept_for_a_replay(api: Api, engine, rotate: bool):
+    # SPEC.md section 1: a token is shown once and stored only as its hash.
+    from sqlmodel import Session, select
+
+    from models.idempotency import IdempotencyKey
+
+    created = post(api, "/api/v1/users", {"name": "nurse.two", "role": "clinician"}, "u", "admin")
+    path = f"/api/v1/users/{created.json()['id']}/token" if rotate else "/api/v1/users"
+    body = None if rotate else {"name": "nurse.two", "role": "clinician"}
+    first = post(api, path, body, "u", "admin") if rotate else created
+    token = first.json()["token"]
+    assert first.status_code == (200 if rotate else 201) and token
+    with Session(engine) as session:
+        kept = [row.body or "" for row in session.exec(select(IdempotencyKey)).all()]
+    assert kept and not any(token in body for body in kept)
+    again = post(api, path, body, "u", "admin")
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.status_code == first.status_code
+    shown = {k: v for k, v in first.json().items() if k != "token"}
+    assert again.json() == shown
+    users = [u for u in items(api.get("admin", "/api/v1/users")) if u["name"] == "nurse.two"]
+    assert len(users) == 1
