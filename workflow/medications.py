@@ -257,13 +257,15 @@ def confirm_taper(write: CaseWrite, *, taper_id: int, data: TaperConfirm) -> Tap
     medication = get_record(session, case_id, Medication, taper.medication_id)
     last_dose_on = _check_last_dose(taper, medication, data.last_dose_on, write.rules, now)
     taper.confirmed_at, taper.confirmed_by, taper.last_dose_on = now, actor.id, last_dose_on
-    changes = {}
-    if medication.status != "stopped":
-        medication.status, medication.updated_at = "stopped", now
-        changes["medication_list_version"] = case.medication_list_version + 1
+    before = (medication.status, medication.stopped_on)
+    medication.status = "stopped"
     # The last dose is the stop date, unless an earlier one is recorded.
     if medication.stopped_on is None or medication.stopped_on > last_dose_on:
         medication.stopped_on = last_dose_on
+    changes = {}
+    if (medication.status, medication.stopped_on) != before:  # the list changed
+        medication.updated_at = now
+        changes["medication_list_version"] = case.medication_list_version + 1
     write.record("taper_confirm", taper, changes)
     return taper
 

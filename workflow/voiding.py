@@ -143,6 +143,12 @@ def _adverse_event(change: Change) -> str | None:
     return f"adverse event #{change.record.id} recorded" if change.changed else None
 
 
+def _medication_list(change: Change) -> str | None:
+    """A fact of another kind that changed the medication list (a taper confirmed stops its
+    medication): the list's version says so."""
+    return "the medication list changed" if change.sets("medication_list_version") else None
+
+
 def _patient_state(change: Change) -> str | None:
     return "the case's patient_state changed" if change.sets("patient_state") else None
 
@@ -157,6 +163,7 @@ FACT_RULES: dict[str, Rule] = {
     "adverse_event": _adverse_event,
     "medication": _when_changed("the medication list changed"),
     "medication_update": _when_changed("the medication list changed"),
+    "taper_confirm": _medication_list,
     "history": _when_changed("the clinical history changed"),
     "profile": _when_changed("the patient profile changed"),
     "case_update": _patient_state,
