@@ -209,6 +209,9 @@ class Idempotency:
         path = scope["path"] + (
             "?" + scope["query_string"].decode() if scope["query_string"] else ""
         )
+        if "\x00" in path:  # no route has one, and PostgreSQL text cannot hold it
+            await self.app(scope, replay_receive, send)
+            return
         claim = Claim(user_id, "POST", path[:2000], key, body_hash(body))
         store = KeyStore(app_state.engine)
         deadline = asyncio.get_running_loop().time() + WAIT_SECONDS

@@ -67,8 +67,21 @@ Timestamp = Annotated[
 How far it may lie in the future depends on the clock, and how far in the
 past on the case: the services check both (``workflow.records.not_future``).
 """
-Date = Annotated[date, BeforeValidator(_not_a_number)]
-"""A calendar date as an ISO string (``2026-11-02``), never a number."""
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _a_date(value: Any) -> Any:
+    """A calendar date is ``YYYY-MM-DD`` (or, from Python, a date): never a number, nor a
+    timestamp that pydantic would cut to its day."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_ONLY.match(value):
+        raise ValueError("must be an ISO 8601 date like 2026-11-02, not a number or a time")
+    return value
+
+
+Date = Annotated[date, BeforeValidator(_a_date)]
+"""A calendar date as an ISO string (``2026-11-02``), never a number or a timestamp."""
 StrictBool = Annotated[bool, Field(strict=True)]
 """A JSON ``true`` or ``false``: never ``"yes"``, ``1`` or ``"true"``."""
 
@@ -80,7 +93,8 @@ USState = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["CA"])]
 NO_NUL = r"^[^\x00]*$"
 """PostgreSQL text cannot hold a NUL character; refuse it at the door on every database."""
 Text = Annotated[str, Field(min_length=1, max_length=4000, pattern=NO_NUL)]
-RecordId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+RecordId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+"""The id of a record, as a JSON integer: never ``"1"`` or ``true``."""
 Role = Literal["admin", "coordinator", "clinician"]
 Diagnosis = Literal["depression", "anxiety", "ptsd", "other"]
 Instrument = Literal["phq9", "gad7", "isi"]
@@ -126,7 +140,7 @@ def _check_state(code: str) -> str:
 
 class LicenseIn(Body):
     state: USState
-    expires_on: date | None = Field(
+    expires_on: Date | None = Field(
         default=None, description="The last day the licence is valid; none: no expiry."
     )
 
@@ -339,7 +353,7 @@ class MedicationCreate(Body):
     status: MedicationStatus = Field(
         default="active", description="`stopped` for a medication the patient already stopped."
     )
-    stopped_on: date | None = Field(
+    stopped_on: Date | None = Field(
         default=None, description="When a `stopped` medication was last taken (default today)."
     )
 
@@ -352,7 +366,7 @@ class MedicationCreate(Body):
 
 class MedicationUpdate(Body):
     status: MedicationStatus | None = Field(default=None, description="`active` or `stopped`.")
-    stopped_on: date | None = Field(
+    stopped_on: Date | None = Field(
         default=None, description="With status `stopped`: the last day taken (default today)."
     )
     drug_class: DrugClass | None = Field(

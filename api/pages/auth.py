@@ -99,4 +99,7 @@ def set_login_cookie(request: Request, response: Response, token: str) -> None:
 def login_token_matches(request: Request, form: FormInput) -> bool:
     """Whether the sign-in form's token is the one its cookie carries."""
     cookie, given = request.cookies.get(LOGIN_CSRF_COOKIE), form.values.get("csrf_token")
-    return bool(cookie and given) and secrets.compare_digest(str(cookie), str(given))
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+    return bool(cookie and given) and secrets.compare_digest(
+        str(cookie).encode(), str(given).encode()
+    )

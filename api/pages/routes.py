@@ -8,6 +8,7 @@ the case page again with the service's own message next to the form.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.deps import CaseId, Now, RecordId, TriggerName
+from api.deps import MAX_ID, CaseId, Now, RecordId, TriggerName
 from api.pages import sessions, views, worklist
 from api.pages.auth import (
     CheckedUser,
@@ -193,9 +194,20 @@ def acknowledge(
     return RedirectResponse(target, status_code=303)
 
 
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
+def _whole_number(value: str) -> int | None:
+    """A form's id or version: ASCII digits a database integer holds (``str.isdigit`` takes
+    "²" and 5,000 digits alike), else None."""
+    if _DIGITS.match(value) and int(value) <= MAX_ID:
+        return int(value)
+    return None
+
+
 def _record_id(form: FormInput) -> int:
-    value = form.values.get("record_id", "")
-    return int(value) if value.isdigit() else 0
+    """The form's ``record_id``; 0, which no record has, if it is not one."""
+    return _whole_number(form.values.get("record_id", "")) or 0
 
 
 def _submit(
@@ -217,7 +229,7 @@ def _submit(
                 case_id=case_id,
                 actor=user.actor,
                 now=now,
-                expected_version=int(version) if version.isdigit() else None,
+                expected_version=_whole_number(version),
             )
     except ValidationError as exc:
         failure = views.Failure(key, "Please correct:", errors=field_errors(exc))

@@ -124,4 +124,5 @@ def _signed_in(row: WebSession, user: User) -> SignedIn:
 
 def csrf_matches(signed: SignedIn, given: str | None) -> bool:
     """Whether a form's CSRF token is this session's."""
-    return given is not None and secrets.compare_digest(given, signed.csrf_token)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+    return given is not None and secrets.compare_digest(given.encode(), signed.csrf_token.encode())

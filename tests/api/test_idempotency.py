@@ -201,3 +201,19 @@ def test_a_token_is_never_kept_for_a_replay(api: Api, engine, rotate: bool):
     assert again.json() == shown
     users = [u for u in items(api.get("admin", "/api/v1/users")) if u["name"] == "nurse.two"]
     assert len(users) == 1
+
+
+def test_a_path_with_a_nul_is_the_app_s_404_and_keeps_no_key(api: Api, engine):
+    # PostgreSQL text cannot hold a NUL: the key is not looked up for a path no route has.
+    from sqlmodel import Session, select
+
+    from models.idempotency import IdempotencyKey
+
+    case_id = open_case(api)
+    before = api.snapshot(case_id)
+    for path in (case_url(case_id, "/transitions/hold%00"), "/api/v1/nope%00"):
+        response = post(api, path, {"reason": "Away."}, "nul", role="clinician")
+        assert_problem(response, 404, "not_found")
+    with Session(engine) as session:
+        assert session.exec(select(IdempotencyKey)).all() == []
+    assert api.snapshot(case_id) == before

@@ -118,6 +118,43 @@ def test_a_form_without_the_sessions_csrf_token_is_refused(client, tokens, api: 
     assert client.get("/app/worklist").status_code == 200  # still signed in
 
 
+def test_a_csrf_token_that_is_not_ascii_is_refused_not_a_500(client, tokens, api: Api):
+    form = client.get("/app/login")
+    assert "csrf_token" in form.text
+    response = client.post("/app/login", data={"token": tokens["coordinator"], "csrf_token": "é"})
+    assert response.status_code == 403
+    case_id = open_case(api)
+    signed_in_csrf(client, tokens["coordinator"])
+    before = api.snapshot(case_id)
+    body = {"instrument": "gad7", "score": "9", "taken_at": api.ago(hours=1)[:16]}
+    response = client.post(
+        f"/app/cases/{case_id}/facts/assessment", data={**body, "csrf_token": "é" * 43}
+    )
+    assert response.status_code == 403
+    assert api.snapshot(case_id) == before
+
+
+@pytest.mark.parametrize("number", ["²", "9" * 5000, str(2**63), "-1"])
+def test_a_form_s_record_id_or_version_that_is_no_id_changes_nothing(
+    client, tokens, api: Api, number
+):
+    case_id = open_case(api)
+    event = api.post(
+        "coordinator",
+        case_url(case_id, "/adverse-events"),
+        {"kind": "nausea", "severity": "mild", "description": "After the dose."},
+    )
+    csrf = signed_in_csrf(client, tokens["clinician"])
+    before = api.snapshot(case_id)
+    resolve = {"csrf_token": csrf, "record_id": number, "note": "Settled."}
+    response = client.post(f"/app/cases/{case_id}/facts/adverse_event_resolve", data=resolve)
+    assert response.status_code == 404
+    assert api.snapshot(case_id) == before
+    resolve = {**resolve, "record_id": str(event["id"]), "version": number}
+    response = client.post(f"/app/cases/{case_id}/facts/adverse_event_resolve", data=resolve)
+    assert response.status_code == 200 and "Saved" in response.text
+
+
 def test_a_session_ends_after_the_idle_time(client, tokens, clock):
     signed_in_csrf(client, tokens["coordinator"])
     idle = settings.session_idle_minutes

@@ -158,6 +158,36 @@ def test_ids_too_big_for_the_database_are_422(api: Api):
     assert_problem(response, 422, "validation_error")
 
 
+@pytest.mark.parametrize("day", [0, 20260102, "2026-01-02T00:00:00Z", "0001-01-01T00:00:00+23:59"])
+def test_a_date_is_an_iso_day_never_a_number_or_a_timestamp(api: Api, day):
+    case_id = open_case(api)
+    before = api.snapshot(case_id)
+    stopped = {"name": "ibuprofen", "status": "stopped", "stopped_on": day}
+    response = api.call("coordinator", "POST", case_url(case_id, "/medications"), json=stopped)
+    assert assert_problem(response, 422, "validation_error")["errors"][0]["loc"] == [
+        "body",
+        "stopped_on",
+    ]
+    assert api.snapshot(case_id) == before
+    licence = {"licenses": [{"state": "CA", "expires_on": day}]}
+    response = api.call("admin", "PATCH", "/api/v1/users/2", json=licence)
+    (error,) = assert_problem(response, 422, "validation_error")["errors"]
+    assert error["loc"][-1] == "expires_on"
+
+
+@pytest.mark.parametrize("given", ["1", True, 1.0])
+def test_a_record_id_in_a_body_is_a_json_integer(api: Api, given):
+    case_id = open_case(api)
+    record_evaluation(api, case_id)
+    med = api.post("coordinator", case_url(case_id, "/medications"), {"name": "alprazolam"})
+    assert med["id"] == 1
+    before = api.snapshot(case_id)
+    taper = {"medication_id": given, "plan": "0.25 mg less a week"}
+    response = api.call("clinician", "POST", case_url(case_id, "/tapers"), json=taper)
+    assert_problem(response, 422, "validation_error")
+    assert api.snapshot(case_id) == before
+
+
 def test_unknown_taper_medication_is_422_from_the_service(api: Api):
     case_id = open_case(api)
     record_evaluation(api, case_id)
