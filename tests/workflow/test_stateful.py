@@ -672,9 +672,11 @@ class Replay:
             last = record["last_dose_on"]
             # stopped_on becomes the last dose unless an earlier one is recorded.
             kept = stopped_on if stopped_on is not None and stopped_on <= last else last
-            # Only stopping an active medication changes the list; the date follows along.
-            if medication[1] != "stopped":
+            # Stopping it, or moving its stop date, changes the list: that voids the open
+            # clearances (SPEC.md 4.4), as a medication update would.
+            if medication[1:] != ["stopped", (kept, classes)]:
                 self.changed(i)
+                self.void_open(e)
             medication[1:] = ["stopped", (kept, classes)]
         elif fact == "dose_clearance":
             self.clearance(record, where)

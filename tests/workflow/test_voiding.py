@@ -106,6 +106,25 @@ def test_a_taper_confirmed_after_the_grant_stops_its_medication_and_voids_it(cli
     assert voided.void and "medication list" in (voided.void_reason or "")
 
 
+def test_a_taper_confirmed_with_an_earlier_last_dose_moves_the_stop_and_voids_it(clinic):
+    # Already stopped, but the confirmed last dose is earlier: the stop date moves.
+    case_id = clinic.case_in("integration", prepared=False)
+    medication = clinic.add_med(case_id, "sertraline")
+    stopped_on = clinic.now.date() - timedelta(days=2)
+    clinic.set_med_status(case_id, medication.id, "stopped", stopped_on=stopped_on)
+    taper = clinic.plan_taper(case_id, medication.id)
+    clinic.screen(case_id)
+    clinic.session(case_id, "preparation")
+    clearance = clinic.clearance(case_id)
+    assert clearance.granted, clearance.unmet
+    version = clinic.case(case_id).medication_list_version
+
+    clinic.confirm_taper(case_id, taper.id, last_dose_on=stopped_on - timedelta(days=3))
+
+    assert clinic.case(case_id).medication_list_version == version + 1
+    assert the(clinic, case_id, clearance.id).void
+
+
 def test_a_taper_confirmed_that_changes_no_medication_voids_nothing(clinic):
     # Stopped before its taper was planned, on the day the taper confirms as its last dose.
     case_id = clinic.case_in("integration", prepared=False)
