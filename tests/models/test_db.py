@@ -8,7 +8,6 @@ import logging
 import os
 import stat
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -103,10 +102,18 @@ def test_a_turn_not_given_within_the_busy_timeout_is_database_is_locked(tmp_path
         pytest.fail("went in during another process's turn")
     assert writers_waiting() == 0
     os.close(other)
-    deadline = time.monotonic() + 5  # the abandoned wait takes the turn, and lets it go
-    while not _turn_is_free(database) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _turn_is_free(database)
+    # The abandoned wait takes the turn once the other process lets go, and lets it go at
+    # once: a third process waiting for the turn gets it. (Not "the turn is free": the
+    # abandoned wait may take it just after any such look.)
+    third = os.open(f"{database}{WRITERS_SUFFIX}", os.O_RDWR)
+    got = threading.Event()
+    taker = threading.Thread(target=lambda: (fcntl.flock(third, fcntl.LOCK_EX), got.set()))
+    taker.start()
+    try:
+        assert got.wait(5), "the abandoned wait kept the turn"
+    finally:
+        taker.join(5)
+        os.close(third)
     with lock:  # this process's queue was let go of too
         assert not _turn_is_free(database)
     engine.dispose()
