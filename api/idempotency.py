@@ -20,6 +20,7 @@ until the key expires, rather than a second write.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import re
@@ -35,7 +36,7 @@ from sqlmodel import Session, col, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import auth
-from models.db import read_only, write_lock
+from models.db import read_only, run_write, write_lock
 from models.idempotency import IdempotencyKey
 from models.settings import settings
 
@@ -216,7 +217,8 @@ class Idempotency:
         store = KeyStore(app_state.engine)
         deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
         while True:
-            result = await anyio.to_thread.run_sync(store.claim, claim, app_state.clock())
+            now = app_state.clock()
+            result = await run_write(store.engine, functools.partial(store.claim, claim, now))
             while result is None and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(POLL_SECONDS)
                 result = await anyio.to_thread.run_sync(store.poll, claim)
@@ -260,7 +262,8 @@ class Idempotency:
             if name.lower() in REPLAYED_HEADERS
         ]
         body = _kept_body(b"".join(chunks))
-        await anyio.to_thread.run_sync(store.store, row_id, Stored(start["status"], kept, body))
+        stored = Stored(start["status"], kept, body)
+        await run_write(store.engine, functools.partial(store.store, row_id, stored))
 
 
 def _kept_body(body: bytes) -> str:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
+import anyio.to_thread
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -23,6 +29,8 @@ from models import facts, idempotency, reminders, tables  # noqa: F401  (registe
 from models.settings import settings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 40
@@ -151,8 +159,11 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY: True})
 
 
-class _QueuedLock:
-    """A lock that counts the threads waiting for it (the SQLite writer queue's depth)."""
+class WriterLock:
+    """A lock that counts the threads waiting for it (the SQLite writer queue's depth).
+
+    A thread takes it as a context manager; an event loop with ``on_loop``.
+    """
 
     def __init__(self, turn: _FileTurn | None = None) -> None:
         self._lock = threading.Lock()
@@ -179,6 +190,43 @@ class _QueuedLock:
         finally:
             self._lock.release()
 
+    def try_enter(self) -> bool:
+        """Take the lock and the process's turn if both are free now; never wait."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self.turn is None or self.turn.try_acquire():
+                return True
+        except BaseException:
+            self._lock.release()
+            raise
+        self._lock.release()
+        return False
+
+    @asynccontextmanager
+    async def on_loop(self) -> AsyncIterator[None]:
+        """Hold the lock on the running event loop, for a write that runs there whole.
+
+        A write in a worker thread shares the interpreter with the loop, and
+        holds SQLite's lock for as long as the two together take: on the loop
+        a whole course of care runs faster (``benchmarks/README.md``). Held here, the loop does nothing else while the
+        write runs, so the lock is held for the write alone. The write must run
+        start to end without yielding to the loop: ``write_lock`` inside it
+        takes nothing more (``holding``).
+
+        The loop's writers take turns in ``_LoopWriters``. When another thread
+        (the reminder dispatcher, the idempotency store) or another process has
+        the lock, the writer waits for it in a worker thread, never on the loop.
+        """
+        async with _loop_writers().turn():
+            if not self.try_enter():
+                await anyio.to_thread.run_sync(self.__enter__)  # not abandoned on cancel
+            try:
+                with holding(self):
+                    yield
+            finally:
+                self.__exit__()
+
 
 class _FileTurn:
     """The processes writing one SQLite file take turns on an ``flock`` of a file beside it.
@@ -190,7 +238,7 @@ class _FileTurn:
     as soon as the holder lets go. The wait stays bounded, as SQLite's is: after
     the busy timeout it is SQLite's "database is locked" (a 503).
 
-    Only the thread holding its process's turn (``_QueuedLock``) waits here, and
+    Only the thread holding its process's turn (``WriterLock``) waits here, and
     Python cannot give up a blocking ``flock``: a daemon thread makes the
     blocking call on a duplicate of the file descriptor, while the writer waits
     for it with a timeout. A writer that gives up closes its descriptor; the
@@ -235,6 +283,25 @@ class _FileTurn:
             raise
         self._held = fd
 
+    def try_acquire(self) -> bool:
+        """``acquire`` if no other process has the turn now; False, holding nothing, if one has."""
+        if not self.usable:
+            return True
+        try:
+            fd = self._open()
+        except OSError:
+            return False  # ``acquire`` says why, once
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._held = fd
+        return True
+
     def _open(self) -> int:
         try:
             return os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
@@ -275,6 +342,64 @@ class _FileTurn:
                 wait.done.set()
 
 
+class _LoopWriters:
+    """An event loop's SQLite writers, one at a time and one a loop iteration, first come first.
+
+    A write on the loop runs start to end without yielding, so two never
+    overlap. Without a queue, every writer whose turn came in one iteration
+    would run in it, back to back, and a ``GET /health`` behind sixty of them
+    would wait for all sixty (a p99 of 132 ms). Here a writer that is done
+    hands the turn on at the next iteration: between two writes the loop
+    serves whatever else is ready. A writer waiting in a worker thread for
+    another thread's or process's turn keeps this one meanwhile, so the rest
+    wait here, not each in a thread of its own.
+    """
+
+    def __init__(self) -> None:
+        self._busy = False
+        self.waiting: deque[asyncio.Future[None]] = deque()
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if self._busy or self.waiting:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiting.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._hand_on()  # the turn came with the cancellation: pass it on
+                else:
+                    self.waiting.remove(waiter)
+                raise
+        self._busy = True
+        try:
+            yield
+        finally:
+            asyncio.get_running_loop().call_soon(self._hand_on)
+
+    def _hand_on(self) -> None:
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the turn is the waiter's: still busy
+                return
+        self._busy = False
+
+
+_LOOP_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWriters] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _loop_writers() -> _LoopWriters:
+    loop = asyncio.get_running_loop()
+    writers = _LOOP_WRITERS.get(loop)
+    if writers is None:
+        writers = _LOOP_WRITERS[loop] = _LoopWriters()
+    return writers
+
+
 @dataclass
 class _Wait:
     done: threading.Event = field(default_factory=threading.Event)
@@ -284,18 +409,53 @@ class _Wait:
 LOCKED = "database is locked"
 """SQLite's message when its lock stays taken past the busy timeout; ours too."""
 
-_WRITE_LOCKS: dict[str, _QueuedLock] = {}
+_WRITE_LOCKS: dict[str, WriterLock] = {}
 """One lock per SQLite database file in this process, whichever engine writes to it."""
 
 
 def writers_waiting() -> int:
     """How many of this process's writers wait on ``write_lock`` right now: for their turn in
-    the process, or (one at a time) for the process's turn among processes."""
-    return sum(lock.waiting for lock in list(_WRITE_LOCKS.values()))
+    the process (on its event loop too), or (one at a time) for the process's turn among
+    processes."""
+    in_threads = sum(lock.waiting for lock in list(_WRITE_LOCKS.values()))
+    return in_threads + sum(len(w.waiting) for w in list(_LOOP_WRITERS.values()))
 
 
 WRITERS_SUFFIX = "-writers"
 """The file beside a SQLite database whose ``flock`` its writing processes take turns on."""
+
+
+_HOLDING: ContextVar[WriterLock | None] = ContextVar("carepath_holding_write_lock", default=None)
+"""The write lock the current context holds already (``holding``)."""
+
+
+def sqlite_writer_lock(bind: Engine | Connection) -> WriterLock | None:
+    """The lock this process's writers to ``bind``'s SQLite database take turns on; None for
+    other databases, which lock rows, not the database."""
+    engine = bind.engine
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database or ":memory:"
+    lock = _WRITE_LOCKS.get(database)
+    if lock is None:
+        plain_file = _is_file_database(str(engine.url)) and not database.startswith("file:")
+        turn = _FileTurn(database, SQLITE_BUSY_TIMEOUT_MS / 1000) if plain_file else None
+        lock = _WRITE_LOCKS.setdefault(database, WriterLock(turn))
+    return lock
+
+
+@contextmanager
+def holding(lock: WriterLock) -> Iterator[None]:
+    """Mark ``lock``, taken, as the current context's: ``write_lock`` inside takes nothing more.
+
+    For a caller that takes the turn its own way (``WriterLock.try_enter``, or
+    waiting for it in a thread) and then runs a write that takes ``write_lock``.
+    """
+    token = _HOLDING.set(lock)
+    try:
+        yield
+    finally:
+        _HOLDING.reset(token)
 
 
 def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
@@ -306,18 +466,24 @@ def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
     between polls, and whoever polls at the right moment wins, so some
     requests wait for seconds. Waiting on a lock in the process instead hands
     over at once; so does waiting on ``_FileTurn`` between processes. Other
-    databases lock rows, not the database: no lock here.
+    databases lock rows, not the database: no lock here. Nor in a context that
+    holds the lock already (``holding``).
     """
-    engine = bind.engine
-    if engine.dialect.name != "sqlite":
+    lock = sqlite_writer_lock(bind)
+    if lock is None or _HOLDING.get() is lock:
         return nullcontext()
-    database = engine.url.database or ":memory:"
-    lock = _WRITE_LOCKS.get(database)
-    if lock is None:
-        plain_file = _is_file_database(str(engine.url)) and not database.startswith("file:")
-        turn = _FileTurn(database, SQLITE_BUSY_TIMEOUT_MS / 1000) if plain_file else None
-        lock = _WRITE_LOCKS.setdefault(database, _QueuedLock(turn))
     return lock
+
+
+async def run_write(bind: Engine, write: Callable[[], T]) -> T:
+    """``write()``, whole write transactions, from the event loop: on SQLite on the loop itself,
+    in its turn (``WriterLock.on_loop``); elsewhere in a worker thread, since a write there
+    makes round trips to the server, which must not hold up the loop."""
+    lock = sqlite_writer_lock(bind)
+    if lock is None:
+        return await anyio.to_thread.run_sync(write)
+    async with lock.on_loop():
+        return write()
 
 
 @lru_cache(maxsize=1)

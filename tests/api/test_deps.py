@@ -1,5 +1,5 @@
 """The request's dependencies and route: its session closed and its connection back in the pool
-by the time the response is sent, and one trip to the thread pool per request."""
+by the time the response is sent, and at most one trip to the thread pool per request."""
 
 from __future__ import annotations
 
@@ -69,13 +69,15 @@ def endpoint_trips(pooled: list[Any]) -> list[Any]:
     return [f for f in pooled if f not in skipped and not isinstance(f, Clock)]
 
 
-def test_a_request_takes_one_trip_to_the_thread_pool(api, pooled):
+def test_a_request_takes_one_trip_to_the_thread_pool_or_none(api, engine, pooled):
     case_id = open_case(api)
     vital = {"systolic": 120, "diastolic": 80, "taken_at": api.ago(hours=1)}
     pooled.clear()
     api.post("coordinator", case_url(case_id, "/vitals"), vital)
-    # The endpoint: its response is validated on the event loop, not in a second trip.
-    assert endpoint_trips(pooled) == [evaluation.record_vital]
+    # The endpoint: its response is validated on the event loop, not in a second trip. On
+    # SQLite a write runs on the event loop itself, when no other thread is writing.
+    on_loop = engine.dialect.name == "sqlite"
+    assert endpoint_trips(pooled) == ([] if on_loop else [evaluation.record_vital])
     pooled.clear()
     assert api.get("clinician", case_url(case_id))["id"] == case_id
     assert endpoint_trips(pooled) == [cases.get_case]

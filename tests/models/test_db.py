@@ -3,12 +3,18 @@ writers take turns, in the process and between processes."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import itertools
 import logging
 import os
 import stat
 import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -19,6 +25,7 @@ from models.db import (
     SQLITE_POOL_SIZE,
     WRITERS_SUFFIX,
     make_engine,
+    sqlite_writer_lock,
     write_lock,
     writers_waiting,
 )
@@ -135,4 +142,111 @@ def test_writers_fall_back_to_sqlites_own_lock_when_the_turns_file_cannot_be_ope
     assert len(warnings) == 1
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 2
+    engine.dispose()
+
+
+# -- the event loop's writers (models.db.WriterLock.on_loop) -------------------------------
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(main())`` in a thread of its own: a session's browser tests keep an event
+    loop running in the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(main())).result(30)
+
+
+def _loop_engine(tmp_path: Path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'loop.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    return engine, sqlite_writer_lock(engine)
+
+
+def test_loop_writers_go_first_come_first_with_the_loop_free_between_two(tmp_path):
+    """Writers queued on the loop write in the order they came, never two in one go: whatever
+    else is ready (a ``GET /health``) runs between them."""
+    engine, lock = _loop_engine(tmp_path)
+    log: list[str] = []
+
+    async def writer(n: int) -> None:
+        async with lock.on_loop():
+            assert isinstance(write_lock(engine), nullcontext)  # held: the write takes no more
+            with write_lock(engine), engine.begin() as connection:
+                connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+            log.append(f"write {n}")
+
+    async def other() -> None:
+        for _ in range(6):
+            log.append("other")
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        await asyncio.gather(writer(1), writer(2), writer(3), other())
+
+    _run(main)
+    writes = [entry for entry in log if entry.startswith("write")]
+    assert writes == ["write 1", "write 2", "write 3"]
+    assert all("other" in (a, b) for a, b in itertools.pairwise(log)), log
+    assert isinstance(write_lock(engine), type(lock))  # the loop let go of it
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 3
+    engine.dispose()
+
+
+def test_a_loop_writer_waits_for_a_threads_turn_off_the_loop(tmp_path):
+    """While another thread writes (the dispatcher), loop writers wait in a worker thread and
+    in the loop's queue, counted by the gauge; the loop goes on serving meanwhile."""
+    engine, lock = _loop_engine(tmp_path)
+    ticks = 0
+    done: list[int] = []
+
+    async def writer(n: int) -> None:
+        async with lock.on_loop():
+            done.append(n)
+
+    async def main() -> None:
+        nonlocal ticks
+        with lock:  # another thread's write, as far as the loop's writers can tell
+            writers = [asyncio.ensure_future(writer(n)) for n in (1, 2)]
+            for _ in range(50):
+                ticks += 1
+                await asyncio.sleep(0.005)
+            assert done == []
+            assert writers_waiting() == 2  # one in a worker thread, one in the loop's queue
+        await asyncio.wait_for(asyncio.gather(*writers), 5)
+
+    _run(main)
+    assert ticks == 50
+    assert done == [1, 2]
+    assert writers_waiting() == 0
+    engine.dispose()
+
+
+def test_a_cancelled_loop_writer_passes_its_turn_on(tmp_path):
+    """Cancelled while queued, or just as the turn came to it: the writers behind still write."""
+    engine, lock = _loop_engine(tmp_path)
+    done: list[str] = []
+    tasks: dict[str, asyncio.Future[None]] = {}
+
+    async def writer(name: str) -> None:
+        async with lock.on_loop():
+            done.append(name)
+        if name == "first":  # after the turn was handed on, before its taker runs
+            asyncio.get_running_loop().call_soon(tasks["handed"].cancel)
+
+    async def main() -> None:
+        with lock:  # another thread's write: "first" waits in a worker thread, the rest here
+            for name in ("first", "queued", "handed"):
+                tasks[name] = asyncio.ensure_future(writer(name))
+            await asyncio.sleep(0.05)
+            tasks["queued"].cancel()
+        await asyncio.wait_for(tasks["first"], 5)
+        for name in ("queued", "handed"):
+            with pytest.raises(asyncio.CancelledError):
+                await tasks[name]
+        await asyncio.wait_for(writer("after"), 5)  # the turn was not lost with them
+
+    _run(main)
+    assert done == ["first", "after"]
+    assert writers_waiting() == 0
     engine.dispose()
