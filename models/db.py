@@ -12,7 +12,13 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from contextlib import (
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+    suppress,
+)
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -163,12 +169,21 @@ class WriterLock:
     """A lock that counts the threads waiting for it (the SQLite writer queue's depth).
 
     A thread takes it as a context manager; an event loop with ``on_loop``.
+    ``alone``: no other process can write the database (it is in memory).
     """
 
-    def __init__(self, turn: _FileTurn | None = None) -> None:
+    def __init__(self, turn: _FileTurn | None = None, *, alone: bool = False) -> None:
         self._lock = threading.Lock()
         self.waiting = 0
         self.turn = turn
+        self.alone = alone
+
+    @property
+    def fits_the_loop(self) -> bool:
+        """Whether every writer of the database takes turns here: then a write holding the
+        lock never waits on SQLite's own (up to its busy timeout), and may run on the event
+        loop. Not so for a ``file:`` URI, or when the turns file cannot be opened."""
+        return self.turn.usable if self.turn is not None else self.alone
 
     def __enter__(self) -> None:
         self.waiting += 1  # under the GIL; a gauge may be off by one for an instant
@@ -207,25 +222,36 @@ class WriterLock:
     async def on_loop(self) -> AsyncIterator[None]:
         """Hold the lock on the running event loop, for a write that runs there whole.
 
-        A write in a worker thread shares the interpreter with the loop, and
-        holds SQLite's lock for as long as the two together take: on the loop
-        a whole course of care runs faster (``benchmarks/README.md``). Held here, the loop does nothing else while the
-        write runs, so the lock is held for the write alone. The write must run
-        start to end without yielding to the loop: ``write_lock`` inside it
-        takes nothing more (``holding``).
+        A write in a worker thread shares the interpreter with the event loop,
+        and holds SQLite's lock for as long as the two together take. On the
+        loop, the loop does nothing else while the write runs (worker threads
+        still do: reads, the pages, the dispatcher), and a whole course of care
+        runs faster (``benchmarks/README.md``). The write must run start to end
+        without yielding to the loop: ``write_lock`` inside it takes nothing
+        more (``holding``).
 
         The loop's writers take turns in ``_LoopWriters``. When another thread
-        (the reminder dispatcher, the idempotency store) or another process has
-        the lock, the writer waits for it in a worker thread, never on the loop.
+        (the reminder dispatcher, a page's form) or another process has the
+        lock, the writer waits for it in a worker thread, never on the loop.
+        Only for a lock that ``fits_the_loop`` (``run_write``).
         """
         async with _loop_writers().turn():
             if not self.try_enter():
-                await anyio.to_thread.run_sync(self.__enter__)  # not abandoned on cancel
+                taken = asyncio.get_running_loop().run_in_executor(None, self.__enter__)
+                try:
+                    await asyncio.shield(taken)
+                except asyncio.CancelledError:
+                    taken.add_done_callback(self._let_go_if_taken)  # the thread still takes it
+                    raise
             try:
                 with holding(self):
                     yield
             finally:
                 self.__exit__()
+
+    def _let_go_if_taken(self, taken: asyncio.Future[None]) -> None:
+        if not taken.cancelled() and taken.exception() is None:
+            self.__exit__()
 
 
 class _FileTurn:
@@ -261,14 +287,8 @@ class _FileTurn:
         self._waiter: threading.Thread | None = None
 
     def acquire(self) -> None:
-        if not self.usable:
-            return
-        try:
-            fd = self._open()
-        except OSError as exc:
-            self.usable = False
-            name = Path(self.path).name
-            logger.warning("writers wait on SQLite's own lock: cannot open %s (%s)", name, exc)
+        fd = self._open_or_give_up()
+        if fd is None:
             return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -285,12 +305,9 @@ class _FileTurn:
 
     def try_acquire(self) -> bool:
         """``acquire`` if no other process has the turn now; False, holding nothing, if one has."""
-        if not self.usable:
+        fd = self._open_or_give_up()
+        if fd is None:
             return True
-        try:
-            fd = self._open()
-        except OSError:
-            return False  # ``acquire`` says why, once
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -301,6 +318,18 @@ class _FileTurn:
             raise
         self._held = fd
         return True
+
+    def _open_or_give_up(self) -> int | None:
+        """A new descriptor of the turns file; None, from now on, if it cannot be opened."""
+        if not self.usable:
+            return None
+        try:
+            return self._open()
+        except OSError as exc:
+            self.usable = False
+            name = Path(self.path).name
+            logger.warning("writers wait on SQLite's own lock: cannot open %s (%s)", name, exc)
+            return None
 
     def _open(self) -> int:
         try:
@@ -370,7 +399,8 @@ class _LoopWriters:
                 if waiter.done() and not waiter.cancelled():
                     self._hand_on()  # the turn came with the cancellation: pass it on
                 else:
-                    self.waiting.remove(waiter)
+                    with suppress(ValueError):  # unless a hand-on has skipped it already
+                        self.waiting.remove(waiter)
                 raise
         self._busy = True
         try:
@@ -392,11 +422,16 @@ _LOOP_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWriters
 )
 
 
+_LOOP_WRITERS_ADDED = threading.Lock()
+"""Held to add a loop to ``_LOOP_WRITERS``, and to read it from another thread (the gauge)."""
+
+
 def _loop_writers() -> _LoopWriters:
     loop = asyncio.get_running_loop()
     writers = _LOOP_WRITERS.get(loop)
     if writers is None:
-        writers = _LOOP_WRITERS[loop] = _LoopWriters()
+        with _LOOP_WRITERS_ADDED:
+            writers = _LOOP_WRITERS[loop] = _LoopWriters()
     return writers
 
 
@@ -418,7 +453,9 @@ def writers_waiting() -> int:
     the process (on its event loop too), or (one at a time) for the process's turn among
     processes."""
     in_threads = sum(lock.waiting for lock in list(_WRITE_LOCKS.values()))
-    return in_threads + sum(len(w.waiting) for w in list(_LOOP_WRITERS.values()))
+    with _LOOP_WRITERS_ADDED:
+        loops = list(_LOOP_WRITERS.values())
+    return in_threads + sum(len(w.waiting) for w in loops)
 
 
 WRITERS_SUFFIX = "-writers"
@@ -440,7 +477,8 @@ def sqlite_writer_lock(bind: Engine | Connection) -> WriterLock | None:
     if lock is None:
         plain_file = _is_file_database(str(engine.url)) and not database.startswith("file:")
         turn = _FileTurn(database, SQLITE_BUSY_TIMEOUT_MS / 1000) if plain_file else None
-        lock = _WRITE_LOCKS.setdefault(database, WriterLock(turn))
+        alone = not _is_file_database(str(engine.url))
+        lock = _WRITE_LOCKS.setdefault(database, WriterLock(turn, alone=alone))
     return lock
 
 
@@ -478,9 +516,11 @@ def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
 async def run_write(bind: Engine, write: Callable[[], T]) -> T:
     """``write()``, whole write transactions, from the event loop: on SQLite on the loop itself,
     in its turn (``WriterLock.on_loop``); elsewhere in a worker thread, since a write there
-    makes round trips to the server, which must not hold up the loop."""
+    makes round trips to the server, which must not hold up the loop. So too on SQLite when
+    some writer may not take the turn (``WriterLock.fits_the_loop``): waiting for SQLite's
+    own lock must not hold up the loop either."""
     lock = sqlite_writer_lock(bind)
-    if lock is None:
+    if lock is None or not lock.fits_the_loop:
         return await anyio.to_thread.run_sync(write)
     async with lock.on_loop():
         return write()

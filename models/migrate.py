@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from models.db import get_engine
+from models.db import get_engine, write_lock
 
 
 class SchemaBehind(RuntimeError):
@@ -25,7 +25,9 @@ def alembic_config(engine: Engine) -> Config:
 
 def _with_connection(engine: Engine, action, *args) -> None:
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    # In the writers' turn, as every write: an API process on the same SQLite file writes
+    # on its event loop, where it must never wait for SQLite's own lock.
+    with write_lock(engine), engine.begin() as connection:
         config.attributes["connection"] = connection
         action(config, *args)
 

@@ -10,6 +10,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -21,10 +22,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
+from models import migrate
 from models.db import (
     SQLITE_POOL_SIZE,
     WRITERS_SUFFIX,
     make_engine,
+    run_write,
     sqlite_writer_lock,
     write_lock,
     writers_waiting,
@@ -222,8 +225,10 @@ def test_a_loop_writer_waits_for_a_threads_turn_off_the_loop(tmp_path):
     engine.dispose()
 
 
-def test_a_cancelled_loop_writer_passes_its_turn_on(tmp_path):
-    """Cancelled while queued, or just as the turn came to it: the writers behind still write."""
+@pytest.mark.parametrize("when", ["just after the hand-on", "just before the hand-on"])
+def test_a_cancelled_loop_writer_passes_its_turn_on(tmp_path, when):
+    """Cancelled while queued, or just as the turn came to it: the writers behind still write,
+    and the cancelled one ends cancelled (the hand-on may have skipped it already)."""
     engine, lock = _loop_engine(tmp_path)
     done: list[str] = []
     tasks: dict[str, asyncio.Future[None]] = {}
@@ -231,8 +236,12 @@ def test_a_cancelled_loop_writer_passes_its_turn_on(tmp_path):
     async def writer(name: str) -> None:
         async with lock.on_loop():
             done.append(name)
-        if name == "first":  # after the turn was handed on, before its taker runs
+        if name != "first":
+            return
+        if when == "just after the hand-on":  # the turn is handed on, its taker not yet run
             asyncio.get_running_loop().call_soon(tasks["handed"].cancel)
+        else:  # the hand-on comes next, and skips the cancelled waiter
+            tasks["handed"].cancel()
 
     async def main() -> None:
         with lock:  # another thread's write: "first" waits in a worker thread, the rest here
@@ -249,4 +258,87 @@ def test_a_cancelled_loop_writer_passes_its_turn_on(tmp_path):
     _run(main)
     assert done == ["first", "after"]
     assert writers_waiting() == 0
+    engine.dispose()
+
+
+def test_a_loop_writer_cancelled_while_a_thread_waits_for_it_lets_the_lock_go(tmp_path):
+    engine, lock = _loop_engine(tmp_path)
+
+    async def writer() -> None:
+        async with lock.on_loop():
+            pytest.fail("wrote after it was cancelled")
+
+    async def main() -> None:
+        with lock:  # another thread's write: the loop writer waits for it in a worker thread
+            task = asyncio.ensure_future(writer())
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        deadline = time.monotonic() + 5
+        while writers_waiting() and time.monotonic() < deadline:  # till the thread takes it
+            await asyncio.sleep(0.01)
+        while not (free := lock.try_enter()) and time.monotonic() < deadline:  # and lets go
+            await asyncio.sleep(0.01)
+        assert free, "the lock the cancelled writer's thread took is kept for good"
+        lock.__exit__()
+
+    _run(main)
+    assert writers_waiting() == 0
+    engine.dispose()
+
+
+def _where_it_writes(engine) -> str:
+    async def main() -> str:
+        def write() -> str:
+            with write_lock(engine), engine.begin() as connection:
+                connection.execute(text("CREATE TABLE IF NOT EXISTS t (n INTEGER)"))
+            try:
+                asyncio.get_running_loop()
+                return "loop"
+            except RuntimeError:
+                return "thread"
+
+        return await run_write(engine, write)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result(30)
+
+
+def test_a_write_runs_on_the_loop_only_where_every_writer_takes_turns(tmp_path):
+    """A file whose turns file opens, or a database in memory: on the loop. A ``file:`` URI
+    (other processes may write it without taking turns), or a file whose turns file cannot
+    be opened: in a worker thread, where waiting for SQLite's own lock holds up nothing."""
+    cases = {
+        "loop": [f"sqlite:///{tmp_path / 'plain.db'}", "sqlite://"],
+        "thread": [f"sqlite:///file:{tmp_path / 'uri.db'}?uri=true"],
+    }
+    (tmp_path / f"closed.db{WRITERS_SUFFIX}").mkdir()  # not a file: cannot be opened
+    cases["thread"].append(f"sqlite:///{tmp_path / 'closed.db'}")
+    for where, urls in cases.items():
+        for url in urls:
+            engine = make_engine(url)
+            _where_it_writes(engine)  # the first write finds out whether the file opens
+            assert _where_it_writes(engine) == where, url
+            engine.dispose()
+
+
+def test_a_migration_takes_the_writers_turn(tmp_path):
+    """API processes on the same SQLite file write on their event loops, which must never wait
+    for SQLite's own lock: a migration waits for the turn, as every writer does."""
+    database = tmp_path / "migrated.db"
+    engine = make_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        connection.execute(text("SELECT 1"))
+    other = other_process_turn(database)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            upgrading = pool.submit(migrate.upgrade, engine)
+            time.sleep(0.3)
+            assert not upgrading.done(), "migrated during another process's turn"
+        finally:
+            os.close(other)
+        upgrading.result(30)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
