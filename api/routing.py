@@ -14,9 +14,8 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from api.deps import SAFE_METHODS
 from models.db import run_write
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _ENGINE: ContextVar[Engine | None] = ContextVar("carepath_route_engine", default=None)
 """The engine of the app serving this request (set by ``ThreadedRoute``'s handler)."""

@@ -287,32 +287,24 @@ class _FileTurn:
         self._waiter: threading.Thread | None = None
 
     def acquire(self) -> None:
-        fd = self._open_or_give_up()
-        if fd is None:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                self._wait(fd)
-            except BaseException:
-                os.close(fd)
-                raise
-        except BaseException:
-            os.close(fd)
-            raise
-        self._held = fd
+        self._take(wait=True)
 
     def try_acquire(self) -> bool:
         """``acquire`` if no other process has the turn now; False, holding nothing, if one has."""
+        return self._take(wait=False)
+
+    def _take(self, *, wait: bool) -> bool:
         fd = self._open_or_give_up()
         if fd is None:
             return True
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    os.close(fd)
+                    return False
+                self._wait(fd)
         except BaseException:
             os.close(fd)
             raise

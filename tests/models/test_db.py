@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -33,6 +33,8 @@ from models.db import (
     writers_waiting,
 )
 from tests.models.turns import other_process_turn
+
+T = TypeVar("T")
 
 
 def test_a_sqlite_engine_never_makes_a_caller_wait_for_a_connection(tmp_path):
@@ -151,11 +153,11 @@ def test_writers_fall_back_to_sqlites_own_lock_when_the_turns_file_cannot_be_ope
 # -- the event loop's writers (models.db.WriterLock.on_loop) -------------------------------
 
 
-def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """``asyncio.run(main())`` in a thread of its own: a session's browser tests keep an event
     loop running in the main thread."""
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(lambda: asyncio.run(main())).result(30)
+        return pool.submit(lambda: asyncio.run(main())).result(30)
 
 
 def _loop_engine(tmp_path: Path):
@@ -301,8 +303,7 @@ def _where_it_writes(engine) -> str:
 
         return await run_write(engine, write)
 
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(main())).result(30)
+    return _run(main)
 
 
 def test_a_write_runs_on_the_loop_only_where_every_writer_takes_turns(tmp_path):
