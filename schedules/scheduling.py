@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -110,15 +111,22 @@ def schedule(
 
 
 def cancel_satisfied(
-    session: Session, facts: CaseFacts, policies: dict[str, Policy], now: datetime
+    session: Session,
+    facts: CaseFacts,
+    policies: dict[str, Policy],
+    now: datetime,
+    reminders: list[Reminder] | None = None,
 ) -> list[Reminder]:
-    """Cancel every open reminder of the case whose policy no longer wants it.
+    """Cancel every open reminder of the case (``reminders``, if the caller read them) whose
+    policy no longer wants it.
 
     Returns the reminders still open.
     """
     still_open = []
     ended: set[int] = set()
-    for reminder in open_reminders(session, facts.case.id):
+    if reminders is None:
+        reminders = open_reminders(session, facts.case.id)
+    for reminder in reminders:
         if reminder.id in ended:  # an escalation ended with its original
             continue
         policy = policies.get(reminder.kind)
@@ -129,10 +137,19 @@ def cancel_satisfied(
     return still_open
 
 
-def apply(session: Session, change: Change, policies: Iterable[Policy]) -> list[Reminder]:
-    """Bring the case's reminders up to date with ``change``; returns the open ones."""
+@dataclass(frozen=True)
+class Applied:
+    """The case's open reminders after a change, and whether the change ended or made any."""
+
+    still_open: list[Reminder]
+    moved: bool
+
+
+def apply(session: Session, change: Change, policies: Iterable[Policy]) -> Applied:
+    """Bring the case's reminders up to date with ``change``."""
     by_kind = {policy.kind: policy for policy in policies}
-    still_open = cancel_satisfied(session, change.facts, by_kind, change.now)
+    found = open_reminders(session, change.facts.case.id)
+    still_open = cancel_satisfied(session, change.facts, by_kind, change.now, found)
     for policy in by_kind.values():
         for event in policy.created_by:
             anchor = event.anchor(change)
@@ -142,7 +159,7 @@ def apply(session: Session, change: Change, policies: Iterable[Policy]) -> list[
                 schedule(
                     session, change.facts.case, policy, due_at, change.now, still_open, taper_id
                 )
-    return still_open
+    return Applied(still_open, moved=[r.id for r in still_open] != [r.id for r in found])
 
 
 def readdress(session: Session, case: Case, reminders: list[Reminder], now: datetime) -> None:
@@ -193,9 +210,9 @@ class ReminderListener:
         facts: CaseFacts,
     ) -> None:
         entered = case.state if case.state != from_state else None
-        still_open = apply(session, Change(facts=facts, now=now, entered=entered), self.policies)
-        readdress(session, case, still_open, now)
-        places.refresh(session, case, now, transitioned=True, open_reminders=still_open)
+        applied = apply(session, Change(facts=facts, now=now, entered=entered), self.policies)
+        readdress(session, case, applied.still_open, now)
+        places.refresh(session, case, now, transitioned=True, open_reminders=applied.still_open)
 
     def on_fact(
         self,
@@ -208,6 +225,9 @@ class ReminderListener:
         facts: CaseFacts,
     ) -> None:
         change = Change(facts=facts, now=now, fact=fact, record=record)
-        still_open = apply(session, change, self.policies)
-        readdress(session, case, still_open, now)
-        places.refresh(session, case, now, open_reminders=still_open)
+        applied = apply(session, change, self.policies)
+        readdress(session, case, applied.still_open, now)
+        # A fact moves a case on the worklist only through its reminders: its rank and sort
+        # time are theirs, its phase and state_since change with a transition alone.
+        if applied.moved:
+            places.refresh(session, case, now, open_reminders=applied.still_open)

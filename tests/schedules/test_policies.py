@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from models.db import session_scope
@@ -450,6 +451,29 @@ def test_a_sent_checkin_is_followed_weekly_then_every_12_days(clinic, reminders)
         dues.append(reminders.pending(case_id)["checkin_due"].due_at - first)
     # The one due at 40 days is sent late, at 56: the next skips the missed 52 for 64.
     assert dues == [14 * DAY, 21 * DAY, 28 * DAY, 40 * DAY, 64 * DAY]
+
+
+def test_a_fact_moves_the_worklist_only_when_it_makes_or_ends_a_reminder(clinic, reminders):
+    """A case's place is its open reminders' (and its state's): a fact that changes none of
+    them does not read or write ``work_items``; one that does moves the case."""
+    case_id = dosable(clinic)
+    touched: list[str] = []
+
+    def on_work_items(conn, cursor, statement, *args) -> None:
+        if "work_items" in statement:
+            touched.append(statement.split()[0])
+
+    event.listen(clinic.engine, "before_cursor_execute", on_work_items)
+    try:
+        clinic.vital(case_id)  # no reminder wants a vital
+        assert touched == []
+        clinic.dose(case_id)  # asks for its integration follow-up
+        assert "integration_followup" in reminders.pending(case_id)
+        assert touched
+    finally:
+        event.remove(clinic.engine, "before_cursor_execute", on_work_items)
+    with session_scope(clinic.engine) as session:
+        assert session.get_one(WorkItem, case_id).rank == places.REMINDED
 
 
 # -- hold_review -------------------------------------------------------------------

@@ -73,7 +73,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy import event, text
 from sqlalchemy import select as rows_of
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel, select
+from sqlmodel import Session, SQLModel, select
 
 from models.db import create_schema, make_engine, session_scope
 from models.facts import (
@@ -132,7 +132,17 @@ from tests.workflow.conftest import (
     MedicationStatus,
     body_for,
 )
-from workflow import cases, contacts, dosing, drugs, medications, patient, records, substance
+from workflow import (
+    cases,
+    contacts,
+    dosing,
+    drugs,
+    medications,
+    patient,
+    places,
+    records,
+    substance,
+)
 from workflow.casefacts import CaseFacts
 from workflow.definition import (
     ACTIVE_STATES,
@@ -346,6 +356,7 @@ SESSIONS = SQLModel.metadata.tables["care_sessions"]
 CLEARANCES = SQLModel.metadata.tables["dose_clearances"]
 ADVERSE = SQLModel.metadata.tables["adverse_events"]
 REMINDERS = SQLModel.metadata.tables["reminders"]
+WORK_ITEMS = SQLModel.metadata.tables["work_items"]
 DISPENSES = SQLModel.metadata.tables["dispenses"]
 COUNTS = SQLModel.metadata.tables["medication_counts"]
 RETURNS = SQLModel.metadata.tables["medication_returns"]
@@ -2103,6 +2114,7 @@ class CarepathMachine(RuleBasedStateMachine):
             self.check_case(case, trails[case.id])
             self.check_units(case, shown[case.id], by_rows[case.id])
         self.check_counts(counts, returns, misuse)
+        self.check_places(all_cases)
         open_refs = [c.patient_ref for c in all_cases if c.phase != "closed"]
         assert len(open_refs) == len(set(open_refs)), "two open cases for one patient"
         self.open_ids = [c.id for c in all_cases if c.phase != "closed"]
@@ -2132,6 +2144,20 @@ class CarepathMachine(RuleBasedStateMachine):
                 for r in reviews
             ), f"suicidal ideation #{si.id} has no safety review"
         self.tally["unresolved suicidal ideation checked"] += len(unresolved_si)
+
+    def check_places(self, all_cases: Sequence[Any]) -> None:
+        """Each case's place on the worklist is up to date, however the case got there: placing
+        it again from its open reminders and its state changes nothing (``workflow.places``)."""
+        with self.engine.begin() as conn:
+            before = conn.execute(rows_of(WORK_ITEMS).order_by(WORK_ITEMS.c.case_id)).all()
+        with Session(self.engine) as session:
+            for row in all_cases:
+                places.refresh(session, session.get_one(Case, row.id), self.now)
+            session.flush()
+            after = session.connection().execute(rows_of(WORK_ITEMS).order_by(WORK_ITEMS.c.case_id))
+            assert before == after.all(), "a case's place on the worklist is out of date"
+            session.rollback()
+        self.tally["places checked"] += len(before)
 
     def check_units(self, case: Any, shown: int, by_rows: int) -> None:
         """The case's units on hand, three ways; none on a case closed other than by
