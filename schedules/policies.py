@@ -5,7 +5,8 @@ Read a row as: a reminder of ``kind`` goes ``to`` a role; each event in
 is delivered again every ``repeat_after``, and ``escalate_after`` past due one
 escalation goes to ``escalate_to``. It is cancelled as soon as any condition in
 ``until`` (or ``done``) holds, and when the case closes, except the two
-reviews. A case that goes on hold leaves its state, so that state's reminder
+reviews. A fact's write checks only the reminders that fact can end (``ended_by``);
+a transition checks every one. A case that goes on hold leaves its state, so that state's reminder
 is cancelled; resuming enters the state again, which schedules it afresh; a
 hold cancels no other reminder. One open reminder per case and kind, except
 escalations (one per original) and ``taper_checkin`` (one per unconfirmed taper).
@@ -169,6 +170,7 @@ POLICIES: tuple[Policy, ...] = (
         done=taper_settled,
         recurs=True,
         per_taper=True,
+        ended_by=frozenset({"taper_confirm", "medication_update"}),
     ),
     Policy(
         "prescription_pending",
@@ -183,6 +185,7 @@ POLICIES: tuple[Policy, ...] = (
         escalate_to=CLINICIAN,
         # Not while a taper waits: its confirmation (the last one) makes it.
         until=(Left("delivery.awaiting_prescription"), a_taper_waits),
+        ended_by=frozenset({"taper"}),
     ),
     Policy(
         "shipment_pending",
@@ -213,6 +216,7 @@ POLICIES: tuple[Policy, ...] = (
         escalate_after=3 * DAY,
         escalate_to=CLINICIAN,
         until=(Left("integration"), preparation_recorded),
+        ended_by=frozenset({"session"}),
     ),
     Policy(
         "integration_followup",
@@ -223,6 +227,7 @@ POLICIES: tuple[Policy, ...] = (
         escalate_after=2 * DAY,
         escalate_to=CLINICIAN,
         until=(integrated_since_last_dose,),
+        ended_by=frozenset({"session"}),
     ),
     Policy(
         "checkin_due",
@@ -246,6 +251,7 @@ POLICIES: tuple[Policy, ...] = (
         escalate_after=3 * DAY,
         escalate_to=CLINICIAN,
         done=newer_screening,
+        ended_by=frozenset({"interaction_screening"}),
         restarts=True,
     ),
     Policy(
@@ -257,6 +263,7 @@ POLICIES: tuple[Policy, ...] = (
         escalate_after=3 * DAY,
         escalate_to=CLINICIAN,
         done=counted_since,
+        ended_by=frozenset({"medication_count"}),
         restarts=True,
     ),
     Policy(
@@ -279,6 +286,7 @@ POLICIES: tuple[Policy, ...] = (
         escalate_to=CLINICIAN,
         done=reviewed(opens(SAFETY_REVIEW)),
         outlives_close=True,
+        ended_by=frozenset({"adverse_event_resolve"}),
     ),
     Policy(
         EVENT_REVIEW,
@@ -290,6 +298,7 @@ POLICIES: tuple[Policy, ...] = (
         escalate_to=CLINICIAN,
         done=reviewed(opens(EVENT_REVIEW)),
         outlives_close=True,
+        ended_by=frozenset({"adverse_event_resolve"}),
     ),
     Policy(
         ESCALATION,

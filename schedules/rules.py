@@ -15,6 +15,7 @@ from models.reminders import Reminder
 from models.settings import Settings
 from models.tables import CLOSED_PHASE
 from workflow.casefacts import CaseFacts
+from workflow.definition import FACT_BY_NAME
 from workflow.guards import first_dosing_at
 from workflow.medications import washout_ends
 
@@ -213,7 +214,10 @@ class Policy:
     ``escalation`` goes to ``escalate_to``. All three durations are scaled by
     ``reminder_time_scale`` where they are used. ``per_taper``: one open
     reminder per taper (the record that created it) instead of one per case;
-    the reminder keeps its ``taper_id``.
+    the reminder keeps its ``taper_id``. ``ended_by``: the facts whose recording
+    can make ``until`` or ``done`` hold; a write of any other fact leaves an open
+    reminder of this kind alone, unread (a transition checks every reminder).
+    The stateful test checks after every step that no open reminder is done.
     """
 
     kind: str
@@ -229,6 +233,16 @@ class Policy:
     restarts: bool = False
     outlives_close: bool = False
     per_taper: bool = False
+    ended_by: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = self.ended_by - set(FACT_BY_NAME)
+        if unknown:
+            raise ValueError(f"{self.kind}: ended_by names no fact: {sorted(unknown)}")
+
+    def may_end(self, fact: str | None) -> bool:
+        """Whether recording ``fact`` (None: a transition) may end an open reminder of this kind."""
+        return fact is None or fact in self.ended_by
 
     def satisfied(self, facts: CaseFacts, reminder: Reminder | None = None) -> bool:
         """Whether the reminder is no longer wanted: done, out of its state, or the case closed."""

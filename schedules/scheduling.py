@@ -116,9 +116,10 @@ def cancel_satisfied(
     policies: dict[str, Policy],
     now: datetime,
     reminders: list[Reminder] | None = None,
+    fact: str | None = None,
 ) -> list[Reminder]:
     """Cancel every open reminder of the case (``reminders``, if the caller read them) whose
-    policy no longer wants it.
+    policy no longer wants it; after ``fact`` was recorded, only those it may end.
 
     Returns the reminders still open.
     """
@@ -130,7 +131,7 @@ def cancel_satisfied(
         if reminder.id in ended:  # an escalation ended with its original
             continue
         policy = policies.get(reminder.kind)
-        if policy is not None and policy.satisfied(facts, reminder):
+        if policy is not None and policy.may_end(fact) and policy.satisfied(facts, reminder):
             ended |= cancel(session, reminder, now)
         else:
             still_open.append(reminder)
@@ -149,7 +150,7 @@ def apply(session: Session, change: Change, policies: Iterable[Policy]) -> Appli
     """Bring the case's reminders up to date with ``change``."""
     by_kind = {policy.kind: policy for policy in policies}
     found = open_reminders(session, change.facts.case.id)
-    still_open = cancel_satisfied(session, change.facts, by_kind, change.now, found)
+    still_open = cancel_satisfied(session, change.facts, by_kind, change.now, found, change.fact)
     for policy in by_kind.values():
         for event in policy.created_by:
             anchor = event.anchor(change)

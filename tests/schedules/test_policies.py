@@ -3,6 +3,7 @@ right role, cancelled when done or when the case leaves the state, and never dup
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from models.schemas import CaseAssignment
 from models.settings import Settings
 from schedules import policies
 from schedules.policies import POLICIES, POLICY_BY_KIND
+from schedules.rules import Left
 from tests.conftest import add_user
 from tests.workflow.conftest import Clinic
 from workflow import cases, hooks, places, worklist
@@ -848,3 +850,18 @@ def test_a_whole_course_of_care_never_holds_two_pending_reminders_of_a_kind(clin
         reminders.dispatch(clinic.now + 10 * DAY)
         reminders.pending(case_id)  # asserts no kind is pending twice
     assert set(POLICY_BY_KIND) >= {r.kind for r in reminders.rows(case_id)}
+
+
+def test_a_policy_ended_by_what_a_fact_records_names_the_facts_that_end_it():
+    """A ``done`` or an ``until`` other than leaving a state reads facts: the policy names the
+    facts whose recording can end it, or a fact's write would never cancel its reminders."""
+    for policy in POLICIES:
+        reads_facts = policy.done is not None or any(
+            not isinstance(condition, Left) for condition in policy.until
+        )
+        assert bool(policy.ended_by) == reads_facts, policy.kind
+
+
+def test_ended_by_names_only_declared_facts():
+    with pytest.raises(ValueError, match="ended_by names no fact"):
+        replace(POLICY_BY_KIND["count_due"], ended_by=frozenset({"medication_counted"}))

@@ -124,6 +124,8 @@ from models.schemas import (
 from models.settings import settings as RULES
 from models.tables import Case
 from schedules import policies
+from schedules.policies import POLICY_BY_KIND
+from schedules.scheduling import open_reminders
 from tests.conftest import add_user, empty_tables
 from tests.workflow.conftest import (
     ELIGIBLE_HISTORY,
@@ -2115,6 +2117,7 @@ class CarepathMachine(RuleBasedStateMachine):
             self.check_units(case, shown[case.id], by_rows[case.id])
         self.check_counts(counts, returns, misuse)
         self.check_places(all_cases)
+        self.check_reminders_wanted(all_cases)
         open_refs = [c.patient_ref for c in all_cases if c.phase != "closed"]
         assert len(open_refs) == len(set(open_refs)), "two open cases for one patient"
         self.open_ids = [c.id for c in all_cases if c.phase != "closed"]
@@ -2158,6 +2161,20 @@ class CarepathMachine(RuleBasedStateMachine):
             assert before == after.all(), "a case's place on the worklist is out of date"
             session.rollback()
         self.tally["places checked"] += len(before)
+
+    def check_reminders_wanted(self, all_cases: Sequence[Any]) -> None:
+        """No reminder stays open once its policy no longer wants it: whatever ended it (a fact
+        or a transition) cancelled it in the same write."""
+        with Session(self.engine) as session:
+            for row in all_cases:
+                case = session.get_one(Case, row.id)
+                facts = CaseFacts(case=case, now=self.now, session=session)
+                for reminder in open_reminders(session, case.id):
+                    policy = POLICY_BY_KIND[reminder.kind]
+                    assert not policy.satisfied(facts, reminder), (
+                        f"case {case.id}: {reminder.kind} #{reminder.id} is open but done"
+                    )
+                    self.tally["open reminders checked"] += 1
 
     def check_units(self, case: Any, shown: int, by_rows: int) -> None:
         """The case's units on hand, three ways; none on a case closed other than by
