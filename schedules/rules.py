@@ -36,7 +36,12 @@ class Change:
 
 
 class Event(Protocol):
-    """Something that creates a reminder; ``anchor`` is when its delay starts, or None."""
+    """Something that creates a reminder; ``anchor`` is when its delay starts, or None.
+
+    ``facts``: the facts whose recording may make it (none: a transition alone)."""
+
+    @property
+    def facts(self) -> frozenset[str]: ...
 
     def anchor(self, change: Change) -> datetime | None: ...
 
@@ -57,6 +62,7 @@ class Entered:
     """The case enters ``state`` from another state (resuming into it counts)."""
 
     state: str
+    facts: frozenset[str] = frozenset()
 
     def anchor(self, change: Change) -> datetime | None:
         return change.now if change.entered == self.state else None
@@ -68,6 +74,10 @@ class Recorded:
 
     fact: str
     where: Callable[[Any, CaseFacts], bool] | None = None
+
+    @property
+    def facts(self) -> frozenset[str]:
+        return frozenset({self.fact})
 
     def anchor(self, change: Change) -> datetime | None:
         if change.fact != self.fact:
@@ -99,8 +109,10 @@ def checkins(facts: CaseFacts) -> list[Assessment]:
 class CheckedIn:
     """An assessment completes a check-in; the delay runs from the latest check-in."""
 
+    facts: frozenset[str] = frozenset({"assessment"})
+
     def anchor(self, change: Change) -> datetime | None:
-        if change.fact != "assessment":
+        if change.fact not in self.facts:
             return None
         done = checkins(change.facts)
         if not any(a.id == change.record.id for a in done):

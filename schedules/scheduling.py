@@ -163,6 +163,10 @@ def apply(session: Session, change: Change, policies: Iterable[Policy]) -> Appli
     return Applied(still_open, moved=[r.id for r in still_open] != [r.id for r in found])
 
 
+ASSIGNMENT_FACTS = frozenset({"assignment"})
+"""The facts that change a case's assignees (as ``approve`` may): its open reminders follow."""
+
+
 def readdress(session: Session, case: Case, reminders: list[Reminder], now: datetime) -> None:
     """Address each open reminder to the case's current assignee of its role.
 
@@ -199,6 +203,12 @@ class ReminderListener:
 
     def __init__(self, policies: Iterable[Policy]) -> None:
         self.policies = tuple(policies)
+        self.concerns = ASSIGNMENT_FACTS.union(
+            *(policy.ended_by for policy in self.policies),
+            *(event.facts for policy in self.policies for event in policy.created_by),
+        )
+        """The facts whose recording may make, end or readdress a reminder; the write of any
+        other fact leaves the case's reminders, and so its place on the worklist, alone."""
 
     def on_transition(
         self,
@@ -225,6 +235,8 @@ class ReminderListener:
         now: datetime,
         facts: CaseFacts,
     ) -> None:
+        if fact not in self.concerns:
+            return
         change = Change(facts=facts, now=now, fact=fact, record=record)
         applied = apply(session, change, self.policies)
         readdress(session, case, applied.still_open, now)

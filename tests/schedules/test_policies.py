@@ -469,6 +469,8 @@ def test_a_fact_moves_the_worklist_only_when_it_makes_or_ends_a_reminder(clinic,
     try:
         clinic.vital(case_id)  # no reminder wants a vital
         assert touched == []
+        clinic.assess(case_id, "gad7", 9)  # nor a GAD-7: the check-ins are a PHQ-9 and an ISI
+        assert touched == []
         clinic.dose(case_id)  # asks for its integration follow-up
         assert "integration_followup" in reminders.pending(case_id)
         assert touched
@@ -865,3 +867,24 @@ def test_a_policy_ended_by_what_a_fact_records_names_the_facts_that_end_it():
 def test_ended_by_names_only_declared_facts():
     with pytest.raises(ValueError, match="ended_by names no fact"):
         replace(POLICY_BY_KIND["count_due"], ended_by=frozenset({"medication_counted"}))
+
+
+def test_a_fact_no_policy_names_leaves_the_reminders_unread(clinic, reminders):
+    """Only a fact that can make, end or readdress a reminder reads the case's reminders."""
+    case_id = dosable(clinic)
+    read: list[str] = []
+
+    def on_reminders(conn, cursor, statement, *args) -> None:
+        if "FROM reminders" in statement:
+            read.append(statement)
+
+    assert "vital" not in policies.LISTENER.concerns
+    assert {"session", "assessment", "assignment", "medication_count"} <= policies.LISTENER.concerns
+    event.listen(clinic.engine, "before_cursor_execute", on_reminders)
+    try:
+        clinic.vital(case_id)
+        assert read == []
+        clinic.session(case_id, "integration")
+        assert read
+    finally:
+        event.remove(clinic.engine, "before_cursor_execute", on_reminders)

@@ -88,6 +88,7 @@ from models.facts import (
     Monitor,
     Taper,
 )
+from models.reminders import ESCALATION
 from models.schemas import (
     AdverseEventCreate,
     AdverseEventKind,
@@ -125,7 +126,7 @@ from models.settings import settings as RULES
 from models.tables import Case
 from schedules import policies
 from schedules.policies import POLICY_BY_KIND
-from schedules.scheduling import open_reminders
+from schedules.scheduling import assignee, open_reminders
 from tests.conftest import add_user, empty_tables
 from tests.workflow.conftest import (
     ELIGIBLE_HISTORY,
@@ -2164,7 +2165,8 @@ class CarepathMachine(RuleBasedStateMachine):
 
     def check_reminders_wanted(self, all_cases: Sequence[Any]) -> None:
         """No reminder stays open once its policy no longer wants it: whatever ended it (a fact
-        or a transition) cancelled it in the same write."""
+        or a transition) cancelled it in the same write. Each open one (but an escalation) is
+        for the case's current assignee of its role."""
         with Session(self.engine) as session:
             for row in all_cases:
                 case = session.get_one(Case, row.id)
@@ -2174,6 +2176,8 @@ class CarepathMachine(RuleBasedStateMachine):
                     assert not policy.satisfied(facts, reminder), (
                         f"case {case.id}: {reminder.kind} #{reminder.id} is open but done"
                     )
+                    if reminder.kind != ESCALATION:  # an escalation goes to a whole role
+                        assert reminder.recipient_id == assignee(case, reminder.recipient_role)
                     self.tally["open reminders checked"] += 1
 
     def check_units(self, case: Any, shown: int, by_rows: int) -> None:
