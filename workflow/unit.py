@@ -139,7 +139,10 @@ class CaseWrite:
             to_state=model.state,
             data=body.model_dump(exclude_none=True),
         )
-        self.facts.forget()
+        # The facts stay as the guards read them: a transition writes the case's row (the
+        # loaded case has its new values) and its audit event, and the facts read neither
+        # (test_the_facts_read_no_case_row_nor_audit_event). A write that follows (a void,
+        # ``then``) goes through ``record``, which forgets them.
         voiding.after_transition(self, definition.name)
         hooks.transition(
             self.session,

@@ -20,6 +20,7 @@ from schedules.policies import POLICIES, POLICY_BY_KIND
 from schedules.rules import Left
 from tests.conftest import add_user
 from tests.workflow.conftest import Clinic
+from tests.workflow.test_casefacts import loads_during
 from workflow import cases, hooks, places, worklist
 
 DAY = timedelta(days=1)
@@ -888,3 +889,17 @@ def test_a_fact_no_policy_names_leaves_the_reminders_unread(clinic, reminders):
         assert read
     finally:
         event.remove(clinic.engine, "before_cursor_execute", on_reminders)
+
+
+def test_a_transition_s_reminders_read_no_fact_again_that_its_guards_read(
+    clinic, reminders, monkeypatch
+):
+    """The guards' reads stay good after the transition (it writes only the case's row and its
+    audit event): the reminders it updates read each fact once, with the guards."""
+    case_id = clinic.case_in("delivery.awaiting_prescription")
+    clinic.screen(case_id)  # screened once approved: screening_due waits for the next one
+    assert {"screening_due", "prescription_pending"} <= set(reminders.pending(case_id))
+    loaded = loads_during(monkeypatch, lambda: clinic.fire(case_id, "prescribe"))
+    assert "latest_screening" in loaded  # a guard's, and screening_due's
+    assert len(loaded) == len(set(loaded)), loaded
+    assert "prescription_pending" not in reminders.pending(case_id)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import CompoundSelect, Select, text
 from sqlalchemy.engine import Row
+from sqlalchemy.sql.util import find_tables
 
 from models.db import session_scope
 from models.facts import Assessment, CareSession
 from models.tables import Case
 from tests.conftest import ON_POSTGRES
+from workflow import casefacts
 from workflow.casefacts import (
     ALL_LATEST,
     DOSES_SINCE,
@@ -79,6 +81,17 @@ def test_a_read_is_made_once_until_forgotten(clinic, monkeypatch):
         assert loads_during(monkeypatch, read_twice) == ["latest_vital"]
         facts.forget()
         assert "latest_vital" not in facts.preloaded
+
+
+def test_the_facts_read_no_case_row_nor_audit_event():
+    """What a transition writes (the case's row, its audit event) is nothing the facts read, so
+    the hooks after it see the facts as the guards read them (``CaseWrite.fire``)."""
+    statements = [
+        value for value in vars(casefacts).values() if isinstance(value, Select | CompoundSelect)
+    ]
+    read = {table.name for statement in statements for table in find_tables(statement)}
+    assert len(statements) > 20 and {"assessments", "care_sessions", "tapers"} <= read
+    assert not read & {"cases", "audit_events"}
 
 
 def test_latest_assessment_is_the_newest_taken_by_now(clinic):
