@@ -28,7 +28,7 @@ from typing import TypeVar
 import anyio.to_thread
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
 from models import facts, idempotency, reminders, tables  # noqa: F401  (registers every table)
@@ -144,14 +144,24 @@ def _sqlite_engine(url: str, **kwargs) -> Engine:
         if connection.get_execution_options().get(READ_ONLY):
             # WAL: a reader works on a snapshot; it never waits for the writer
             # and never holds it up.
-            connection.exec_driver_sql("BEGIN")
+            _begin(connection, "BEGIN")
             return
         # A deferred transaction that reads, then writes after another writer
         # committed, fails at once with SQLITE_BUSY_SNAPSHOT and never waits.
         # Taking the write lock up front makes writers queue on the busy timeout.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        _begin(connection, "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _begin(connection: Connection, statement: str) -> None:
+    """``statement`` on the driver's connection: every request's transaction begins here, and
+    SQLAlchemy's statement path (its events, its result) costs more than the BEGIN itself.
+    An error is SQLAlchemy's, as from any other statement (``database is locked`` is a 503)."""
+    try:
+        connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
 def _is_file_database(url: str) -> bool:

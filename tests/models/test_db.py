@@ -8,6 +8,7 @@ import fcntl
 import itertools
 import logging
 import os
+import sqlite3
 import stat
 import threading
 import time
@@ -22,11 +23,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
+from models import db as models_db
 from models import migrate
 from models.db import (
     SQLITE_POOL_SIZE,
     WRITERS_SUFFIX,
     make_engine,
+    read_only,
     run_write,
     sqlite_writer_lock,
     write_lock,
@@ -147,6 +150,30 @@ def test_writers_fall_back_to_sqlites_own_lock_when_the_turns_file_cannot_be_ope
     assert len(warnings) == 1
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 2
+    engine.dispose()
+
+
+def test_a_begin_refused_by_sqlites_lock_is_sqlalchemys_database_is_locked(tmp_path, monkeypatch):
+    """Each transaction's BEGIN runs on the driver's connection; past the busy timeout it fails
+    as any statement does (SQLAlchemy's OperationalError, a 503 in the API), and a reader's
+    plain BEGIN never waits for the writer."""
+    monkeypatch.setattr(models_db, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    database = tmp_path / "held.db"
+    engine = make_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a writer that takes no turn (another program)
+    try:
+        with pytest.raises(OperationalError, match="database is locked"), engine.begin():
+            pass
+        with read_only(engine).connect() as reader:
+            assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO t VALUES (1)"))
     engine.dispose()
 
 
