@@ -5,11 +5,12 @@ Read a row as: a reminder of ``kind`` goes ``to`` a role; each event in
 is delivered again every ``repeat_after``, and ``escalate_after`` past due one
 escalation goes to ``escalate_to``. It is cancelled as soon as any condition in
 ``until`` (or ``done``) holds, and when the case closes, except the two
-reviews. A fact's write checks only the reminders that fact can end (``ended_by``);
-a transition checks every one. A case that goes on hold leaves its state, so that state's reminder
-is cancelled; resuming enters the state again, which schedules it afresh; a
-hold cancels no other reminder. One open reminder per case and kind, except
-escalations (one per original) and ``taper_checkin`` (one per unconfirmed taper).
+reviews. A fact's write checks only the reminders that fact can end
+(``ended_by``); a transition checks every one. A case that goes on hold leaves
+its state, so that state's reminder is cancelled; resuming enters the state
+again, which schedules it afresh; a hold cancels no other reminder. One open
+reminder per case and kind, except escalations (one per original) and
+``taper_checkin`` (one per unconfirmed taper).
 A reminder goes to the case's assigned user of its role, and follows the
 assignment while it is open (``schedules.scheduling.readdress``).
 """
