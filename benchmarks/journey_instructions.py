@@ -37,54 +37,27 @@ def drive(journeys: int) -> None:
     """Run ``WARMUP`` journeys, then ``journeys`` more, in this process (valgrind counts it)."""
     from journey_bench import DEMO
 
-    os.environ.update(DEMO)
+    os.environ.update(DEMO)  # before anything reads the settings
     import asyncio
 
-    import httpx
     from cpu_profile import start_quietly, threads_inlined
     from harness import temp_dir
-    from journey_bench import Journeys, Token, journey_scenario
-    from load import Status
-    from seed import migrate
+    from journey_profile import drive as run_journeys
+    from journey_profile import migrated_staff
 
-    from api import auth
     from api.main import create_app
-    from models.db import make_engine, session_scope
-    from models.schemas import UserCreate
-    from models.types import utcnow
-
-    async def run(app: object, staff: tuple[Token, Token], count: int) -> None:
-        tally = Journeys()
-        scenario = journey_scenario(*staff, tally, "i", dispenses=True)(0)
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url="http://carepath") as client:
-            request = next(scenario)
-            while tally.done < count:
-                response = await client.request(
-                    request.method, request.path, json=request.json, headers=request.headers
-                )
-                status = Status(response.status_code)
-                status.response = response
-                request = scenario.send(status)
-                if tally.broken:
-                    raise SystemExit(f"unexpected: {tally.broken}")
+    from models.db import make_engine
 
     devnull = start_quietly()
     with temp_dir("carepath-instructions-") as tmp:
         engine = make_engine(f"sqlite:///{tmp / 'journey.db'}")
-        migrate(engine)
-        tokens = {}
-        with session_scope(engine) as session:
-            for role, states in (("coordinator", []), ("clinician", ["CA"])):
-                data = UserCreate(name=f"ir-{role}", role=role, license_states=states)
-                _, tokens[role] = auth.create_user(session, data=data, now=utcnow())
-        staff = (Token(tokens["coordinator"]), Token(tokens["clinician"]))
+        staff = migrated_staff(engine)
 
         async def main() -> None:
             app = create_app(engine)
             with threads_inlined():
-                await run(app, staff, WARMUP)
-                await run(app, staff, journeys)
+                await run_journeys(app, staff, WARMUP, None)
+                await run_journeys(app, staff, journeys, None)
 
         asyncio.run(main())
         engine.dispose()

@@ -97,6 +97,17 @@ async def run(args: argparse.Namespace, app: Any, staff: tuple[Token, Token]) ->
     print_profile(stats, int(requests * args.journeys), args.top)
 
 
+def migrated_staff(engine: Any) -> tuple[Token, Token]:
+    """Migrate ``engine``'s database; a coordinator's and a clinician's tokens on it."""
+    migrate(engine)
+    tokens = {}
+    with session_scope(engine) as session:
+        for role, states in (("coordinator", []), ("clinician", ["CA"])):
+            data = UserCreate(name=f"prof-{role}", role=role, license_states=states)
+            _, tokens[role] = auth.create_user(session, data=data, now=utcnow())
+    return Token(tokens["coordinator"]), Token(tokens["clinician"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--journeys", type=int, default=40)
@@ -107,13 +118,7 @@ def main() -> None:
     devnull = start_quietly()
     with temp_dir("carepath-journey-profile-") as tmp:
         engine = make_engine(f"sqlite:///{tmp / 'profile.db'}")
-        migrate(engine)
-        tokens = {}
-        with session_scope(engine) as session:
-            for role, states in (("coordinator", []), ("clinician", ["CA"])):
-                data = UserCreate(name=f"prof-{role}", role=role, license_states=states)
-                _, tokens[role] = auth.create_user(session, data=data, now=utcnow())
-        staff = (Token(tokens["coordinator"]), Token(tokens["clinician"]))
+        staff = migrated_staff(engine)
         try:
             asyncio.run(run(args, create_app(engine), staff))
         finally:

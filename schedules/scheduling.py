@@ -115,18 +115,16 @@ def cancel_satisfied(
     facts: CaseFacts,
     policies: dict[str, Policy],
     now: datetime,
-    reminders: list[Reminder] | None = None,
+    reminders: list[Reminder],
     fact: str | None = None,
 ) -> list[Reminder]:
-    """Cancel every open reminder of the case (``reminders``, if the caller read them) whose
-    policy no longer wants it; after ``fact`` was recorded, only those it may end.
+    """Cancel each of the case's open ``reminders`` whose policy no longer wants it; after
+    ``fact`` was recorded, only those it may end.
 
     Returns the reminders still open.
     """
     still_open = []
     ended: set[int] = set()
-    if reminders is None:
-        reminders = open_reminders(session, facts.case.id)
     for reminder in reminders:
         if reminder.id in ended:  # an escalation ended with its original
             continue
