@@ -83,8 +83,12 @@ def chromium() -> Iterator[object]:
             "(apt-get install -y chromium; .ci/run installs it when missing).",
             pytrace=False,
         )
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Waits a loaded CI machine can need: the docs page parses Swagger UI's 1.7 MB
+    # and renders a 270 KB schema that the server, in this process, builds first;
+    # one CI run found the title drawn just after Playwright's default 5 s.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
