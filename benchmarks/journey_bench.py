@@ -11,7 +11,10 @@ contact and a treatment monitor; a preparation session, a dose clearance, the
 dose record (with observation and the post-dose window set to 0, so that a
 dose needs no real two hours) and an integration session; ``start_monitoring``;
 a follow-up PHQ-9 and ISI; an adverse event and its resolution; ``discharge``.
-A journey counts when every step answered as expected.
+A journey counts when every step answered as expected and it ended after
+the warm-up. The clients start out of step, spread over most of the warm-up:
+started together, they would end their journeys together, and the count
+would move in steps of ``--connections``.
 
 A revision from before contract version 2 (no profile route: the code as the
 write-path issue found it, a0e8263) takes its patients through that
@@ -116,9 +119,14 @@ def iso(at: datetime) -> str:
 
 @dataclass
 class Journeys:
-    """Journeys completed by every worker, and the steps that answered unexpectedly."""
+    """Journeys completed by every worker, and the steps that answered unexpectedly.
+
+    Only a journey completed at ``counting_from`` (``time.perf_counter()``) or
+    later counts: not one completed during the warm-up.
+    """
 
     done: int = 0
+    counting_from: float = 0.0
     broken: list[str] = field(default_factory=list)
 
 
@@ -216,7 +224,7 @@ def journey_scenario(
                     )
                     ok = False
                     break
-            if ok:
+            if ok and time.perf_counter() >= tally.counting_from:
                 tally.done += 1
 
     return scenario
@@ -424,7 +432,8 @@ def main() -> None:
         for n in range(args.rounds):
             for target, server in zip(targets, servers, strict=True):
                 name, *_, staff, dispenses, contract = target
-                tally = Journeys()
+                # load.run counts from its start plus the warm-up; so do the journeys.
+                tally = Journeys(counting_from=time.perf_counter() + args.warmup)
                 run_id = f"{n}{secrets.token_hex(3)}"
                 sampling = profiling.maybe_sampled(
                     args.profile, server[0].pid, f"{n + 1}-{name}", gil=True
@@ -440,6 +449,8 @@ def main() -> None:
                         seconds=args.seconds,
                         warmup=args.warmup,
                         server_pid=[process.pid for process in server],
+                        # Out of step, so that journeys do not all end together.
+                        stagger=0.8 * args.warmup,
                     )
                 print(result.summary(), f"journeys {tally.done}", flush=True)
                 if samples is not None:

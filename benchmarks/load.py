@@ -99,12 +99,16 @@ async def drive(
     max_requests: int | None = None,
     timeout: float = 30.0,
     server_pid: int | Sequence[int] | None = None,
+    stagger: float = 0.0,
 ) -> LoadResult:
     """Run ``scenario`` on ``connections`` keep-alive connections and measure it.
 
     Several ``base_url``s are several processes of one server: the connections are
     dealt among them in turn, as a load balancer would, and ``server_pid`` lists them
-    all (their CPU is summed)."""
+    all (their CPU is summed). ``stagger``: worker ``i`` starts ``i / connections`` of
+    that many seconds late, so that workers running the same long scenario are not in
+    step (in step, they finish their rounds together, and a count of rounds moves in
+    steps of ``connections``)."""
     urls = [base_url] if isinstance(base_url, str) else list(base_url)
     result = LoadResult(name)
     # One single-connection client per worker, not one client with a pool of
@@ -125,6 +129,8 @@ async def drive(
     async def worker(index: int) -> None:
         nonlocal counted, last_done, cpu_from
         client = clients[index]
+        if stagger:
+            await asyncio.sleep(stagger * index / connections)
         requests = scenario(index)
         request = next(requests)
         while True:
