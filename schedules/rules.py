@@ -62,7 +62,10 @@ class Entered:
     """The case enters ``state`` from another state (resuming into it counts)."""
 
     state: str
-    facts: frozenset[str] = frozenset()
+
+    @property
+    def facts(self) -> frozenset[str]:
+        return frozenset()
 
     def anchor(self, change: Change) -> datetime | None:
         return change.now if change.entered == self.state else None
@@ -109,10 +112,12 @@ def checkins(facts: CaseFacts) -> list[Assessment]:
 class CheckedIn:
     """An assessment completes a check-in; the delay runs from the latest check-in."""
 
-    facts: frozenset[str] = frozenset({"assessment"})
+    @property
+    def facts(self) -> frozenset[str]:
+        return frozenset({"assessment"})
 
     def anchor(self, change: Change) -> datetime | None:
-        if change.fact not in self.facts:
+        if change.fact != "assessment":
             return None
         done = checkins(change.facts)
         if not any(a.id == change.record.id for a in done):
