@@ -1,6 +1,7 @@
 """Sampling a running server with py-spy, and reading the samples as a short table.
 
 Needs py-spy on the PATH: run the benchmark with ``uv run --with py-spy ...``.
+Run as a script, it reads a raw profile of ``journey_profile.py`` by package (own time).
 The samples are py-spy's collapsed stacks (``--format raw``); the summary
 gives, for each function, the share of busy samples it appears in
 (inclusive: a function counts once per sample however deep it recurses).
@@ -109,3 +110,69 @@ def print_summary(collapsed: Path, top: int = 30, match: str = "") -> None:
     )
     for name, share in rows:
         print(f"  {share:6.1%}  {name}")
+
+
+DRIVER_CALLS = frozenset({"DefaultDialect.do_execute", "DefaultDialect.do_commit"})
+"""SQLAlchemy's thin wrappers around the driver's ``execute`` and ``commit``: without
+``--native``, py-spy gives a C function's time to the Python frame that called it, so
+their time is the driver's (SQLite's statement and ``fsync``), not SQLAlchemy's."""
+
+OWNERS = {
+    "sqlalchemy": "SQLAlchemy and SQLModel",
+    "sqlmodel": "SQLAlchemy and SQLModel",
+    "fastapi": "FastAPI, Starlette, uvicorn",
+    "starlette": "FastAPI, Starlette, uvicorn",
+    "uvicorn": "FastAPI, Starlette, uvicorn",
+    "anyio": "FastAPI, Starlette, uvicorn",
+    "pydantic": "pydantic",
+    "pydantic_core": "pydantic",
+    "logging": "logging and json",
+    "json": "logging and json",
+    "workflow": "carepath: workflow/",
+    "schedules": "carepath: schedules/",
+    "models": "carepath: models/",
+    "api": "carepath: api/",
+    "transitions": "transitions (the state machine)",
+}
+
+
+def _owner(stack: list[str]) -> str:
+    """Who a sample's own time belongs to: the innermost frame of a known package."""
+    for frame in reversed(stack):
+        function, _, where = frame.partition(" (")
+        if function in DRIVER_CALLS:
+            return "the driver (SQLite's execute and commit)"
+        owner = OWNERS.get(where.split("/", 1)[0]) if "/" in where else None
+        if owner is not None:
+            return owner
+    return "other"
+
+
+def owners(collapsed: Path, match: str) -> list[tuple[str, float]]:
+    """Each owner's share of the own time of the samples whose stack has ``match``."""
+    counts: Counter[str] = Counter()
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if count.isdigit() and match in stack:
+            counts[_owner(stack.split(";"))] += int(count)
+    total = sum(counts.values())
+    return [(name, n / total) for name, n in counts.most_common()] if total else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="A py-spy raw profile's own time by package: where a request's time is spent."
+    )
+    parser.add_argument("samples", type=Path, help="py-spy record --format raw output")
+    parser.add_argument(
+        "--under",
+        default="Meter.__call__",
+        help="only samples whose stack has this (default: the app's call in journey_profile.py)",
+    )
+    args = parser.parse_args()
+    for name, share in owners(args.samples, args.under):
+        print(f"  {share:6.1%}  {name}")
+
+
+if __name__ == "__main__":
+    main()
