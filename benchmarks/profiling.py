@@ -86,17 +86,22 @@ def _frames(stack: str) -> list[str]:
     return names
 
 
+def _samples(collapsed: Path, match: str) -> Iterator[tuple[str, int]]:
+    """Each collapsed stack whose text has ``match``, with its count of samples."""
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if count.isdigit() and match in stack:
+            yield stack, int(count)
+
+
 def summary(collapsed: Path, top: int = 30, match: str = "") -> list[tuple[str, float]]:
     """The ``top`` functions by inclusive share of samples (of those whose stack has ``match``)."""
     counts: Counter[str] = Counter()
     total = 0
-    for line in collapsed.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit() or match not in stack:
-            continue
-        total += int(count)
+    for stack, count in _samples(collapsed, match):
+        total += count
         for name in set(_frames(stack)):
-            counts[name] += int(count)
+            counts[name] += count
     if not total:
         return []
     return [(name, n / total) for name, n in counts.most_common(top)]
@@ -151,10 +156,8 @@ def _owner(stack: list[str]) -> str:
 def owners(collapsed: Path, match: str) -> list[tuple[str, float]]:
     """Each owner's share of the own time of the samples whose stack has ``match``."""
     counts: Counter[str] = Counter()
-    for line in collapsed.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if count.isdigit() and match in stack:
-            counts[_owner(stack.split(";"))] += int(count)
+    for stack, count in _samples(collapsed, match):
+        counts[_owner(stack.split(";"))] += count
     total = sum(counts.values())
     return [(name, n / total) for name, n in counts.most_common()] if total else []
 

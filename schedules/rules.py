@@ -108,16 +108,20 @@ def checkins(facts: CaseFacts) -> list[Assessment]:
     return done
 
 
+CHECKIN_FACTS = frozenset({"assessment"})
+"""The facts whose recording may complete a check-in."""
+
+
 @dataclass(frozen=True)
 class CheckedIn:
     """An assessment completes a check-in; the delay runs from the latest check-in."""
 
     @property
     def facts(self) -> frozenset[str]:
-        return frozenset({"assessment"})
+        return CHECKIN_FACTS
 
     def anchor(self, change: Change) -> datetime | None:
-        if change.fact != "assessment":
+        if change.fact not in CHECKIN_FACTS:
             return None
         done = checkins(change.facts)
         if not any(a.id == change.record.id for a in done):
